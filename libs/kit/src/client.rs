@@ -1,0 +1,87 @@
+//! Channels to the other services. Every call carries the auth token, when one is configured,
+//! and the caller's trace context, so one invoice's delivery chain is one trace.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::Config;
+use crate::plugin::{BoxError, ServiceName};
+
+/// A channel with the outgoing interceptor applied; generated clients wrap it.
+pub type GrpcChannel = InterceptedService<Channel, OutgoingInterceptor>;
+
+/// Adds the bearer token and the current trace context to every outgoing request.
+#[derive(Clone)]
+pub struct OutgoingInterceptor {
+    authorization: Option<AsciiMetadataValue>,
+}
+
+impl OutgoingInterceptor {
+    pub fn new(auth_token: Option<&str>) -> Result<Self, BoxError> {
+        let authorization = match auth_token {
+            Some(token) => Some(
+                MetadataValue::try_from(format!("Bearer {token}"))
+                    .map_err(|_| "auth token contains characters not allowed in a header")?,
+            ),
+            None => None,
+        };
+        Ok(OutgoingInterceptor { authorization })
+    }
+}
+
+impl Interceptor for OutgoingInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.authorization {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        invoicer_telemetry::inject_context(request.metadata_mut());
+        Ok(request)
+    }
+}
+
+/// Lazily connecting channels, one per service.
+#[derive(Clone)]
+pub struct Channels {
+    channels: Arc<HashMap<ServiceName, Channel>>,
+    interceptor: OutgoingInterceptor,
+}
+
+impl Channels {
+    /// Builds a channel for every service: its configured endpoint, or `local` (the address
+    /// this process serves on) when none is configured.
+    pub fn new(config: &Config, local: Option<SocketAddr>) -> Result<Channels, BoxError> {
+        let mut channels = HashMap::new();
+        for name in ServiceName::ALL {
+            let url = match (config.endpoints.get(name), local) {
+                (Some(url), _) => url.to_owned(),
+                (None, Some(addr)) => format!("http://{addr}"),
+                (None, None) => config.client.endpoint.clone(),
+            };
+            channels.insert(name, lazy_channel(&url).map_err(|e| format!("endpoint of {name}: {e}"))?);
+        }
+        let interceptor = OutgoingInterceptor::new(config.server.auth_token.as_deref())?;
+        Ok(Channels { channels: Arc::new(channels), interceptor })
+    }
+
+    pub fn get(&self, name: ServiceName) -> GrpcChannel {
+        let channel = self.channels[&name].clone();
+        InterceptedService::new(channel, self.interceptor.clone())
+    }
+}
+
+/// A channel that connects on first use and reconnects after failures.
+pub fn lazy_channel(url: &str) -> Result<Channel, BoxError> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("invalid endpoint {url:?}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30));
+    Ok(endpoint.connect_lazy())
+}

@@ -1,0 +1,13 @@
+//! The host side of every invoicer service: the plugin trait each service implements, the
+//! gRPC server bootstrap (health, reflection, auth, trace propagation, graceful shutdown), the
+//! client channels services use to call each other, and configuration loading.
+
+pub mod client;
+pub mod config;
+pub mod plugin;
+pub mod server;
+pub mod status;
+
+pub use client::{Channels, GrpcChannel};
+pub use config::Config;
+pub use plugin::{BoxError, ServiceContext, ServiceName, ServicePlugin, Shutdown};
