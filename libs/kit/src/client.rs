@@ -37,9 +37,14 @@ impl OutgoingInterceptor {
 }
 
 impl Interceptor for OutgoingInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.authorization {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         invoicer_telemetry::inject_context(request.metadata_mut());
         Ok(request)
@@ -64,10 +69,16 @@ impl Channels {
                 (None, Some(addr)) => format!("http://{addr}"),
                 (None, None) => config.client.endpoint.clone(),
             };
-            channels.insert(name, lazy_channel(&url).map_err(|e| format!("endpoint of {name}: {e}"))?);
+            channels.insert(
+                name,
+                lazy_channel(&url, None).map_err(|e| format!("endpoint of {name}: {e}"))?,
+            );
         }
         let interceptor = OutgoingInterceptor::new(config.server.auth_token.as_deref())?;
-        Ok(Channels { channels: Arc::new(channels), interceptor })
+        Ok(Channels {
+            channels: Arc::new(channels),
+            interceptor,
+        })
     }
 
     pub fn get(&self, name: ServiceName) -> GrpcChannel {
@@ -76,12 +87,16 @@ impl Channels {
     }
 }
 
-/// A channel that connects on first use and reconnects after failures.
-pub fn lazy_channel(url: &str) -> Result<Channel, BoxError> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
+/// A channel that connects on first use and reconnects after failures. `request_timeout`
+/// bounds each call; services leave it unset and rely on their callers' deadlines.
+pub fn lazy_channel(url: &str, request_timeout: Option<Duration>) -> Result<Channel, BoxError> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| format!("invalid endpoint {url:?}: {e}"))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30));
+    if let Some(timeout) = request_timeout {
+        endpoint = endpoint.timeout(timeout);
+    }
     Ok(endpoint.connect_lazy())
 }

@@ -11,11 +11,21 @@ use crate::plugin::ServiceName;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     #[error("invalid environment variable {name}={value:?}: {message}")]
-    Env { name: &'static str, value: String, message: String },
+    Env {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +145,8 @@ pub struct ScheduleConfig {
     pub cron: String,
     /// IANA timezone of the cron expression; unset uses `company.timezone`.
     pub timezone: Option<String>,
+    /// At start-up after downtime, run the latest missed scheduled batch once.
+    pub catch_up: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,7 +190,10 @@ impl Default for ServerConfig {
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        ClientConfig { endpoint: "http://127.0.0.1:50051".to_owned(), timeout_secs: 300 }
+        ClientConfig {
+            endpoint: "http://127.0.0.1:50051".to_owned(),
+            timeout_secs: 300,
+        }
     }
 }
 
@@ -223,7 +238,12 @@ impl Default for BatchConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        ScheduleConfig { enabled: true, cron: "0 2 * * *".to_owned(), timezone: None }
+        ScheduleConfig {
+            enabled: true,
+            cron: "0 2 * * *".to_owned(),
+            timezone: None,
+            catch_up: true,
+        }
     }
 }
 
@@ -249,10 +269,14 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
     }
 
     /// Applies the `INVOICER_*` overrides; `lookup` reads one variable.
@@ -291,17 +315,26 @@ impl Config {
         if let Some(url) = &self.database_url {
             return url.clone();
         }
-        let path = self.data_dir.join(format!("{}.db", service.database_stem()));
+        let path = self
+            .data_dir
+            .join(format!("{}.db", service.database_stem()));
         format!("sqlite://{}?mode=rwc", path.display())
     }
 
     pub fn outbox_dir(&self) -> PathBuf {
-        self.mail.outbox_dir.clone().unwrap_or_else(|| self.data_dir.join("outbox"))
+        self.mail
+            .outbox_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("outbox"))
     }
 
     /// The timezone of the schedule: its own, or the company's.
     pub fn schedule_timezone(&self) -> &str {
-        self.batch.schedule.timezone.as_deref().unwrap_or(&self.company.timezone)
+        self.batch
+            .schedule
+            .timezone
+            .as_deref()
+            .unwrap_or(&self.company.timezone)
     }
 }
 
@@ -328,7 +361,10 @@ mod tests {
             .unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/srv/env"));
         assert_eq!(config.server.listen.port(), 6000);
-        assert_eq!(config.mail.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
+        assert_eq!(
+            config.mail.smtp_url.as_deref(),
+            Some("smtp://127.0.0.1:2525")
+        );
     }
 
     #[test]
@@ -337,7 +373,10 @@ mod tests {
         let error = config
             .apply_env(|name| (name == "INVOICER_LISTEN").then(|| "localhost".to_owned()))
             .unwrap_err();
-        assert!(error.to_string().contains("INVOICER_LISTEN=\"localhost\""), "{error}");
+        assert!(
+            error.to_string().contains("INVOICER_LISTEN=\"localhost\""),
+            "{error}"
+        );
     }
 
     #[test]
@@ -348,7 +387,10 @@ mod tests {
 
     #[test]
     fn sqlite_url_per_service_without_database_url() {
-        let config = Config { data_dir: PathBuf::from("/d"), ..Config::default() };
+        let config = Config {
+            data_dir: PathBuf::from("/d"),
+            ..Config::default()
+        };
         assert_eq!(
             config.database_url_for(ServiceName::AuditLog),
             "sqlite:///d/audit_log.db?mode=rwc"

@@ -90,10 +90,16 @@ impl FromStr for ServiceName {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|name| name.as_str() == s).ok_or_else(|| {
-            let known: Vec<&str> = Self::ALL.iter().map(|n| n.as_str()).collect();
-            format!("unknown service {s:?}: expected `all` or a comma-separated list of {}", known.join(", "))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|name| name.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|n| n.as_str()).collect();
+                format!(
+                    "unknown service {s:?}: expected `all` or a comma-separated list of {}",
+                    known.join(", ")
+                )
+            })
     }
 }
 

@@ -54,7 +54,9 @@ pub async fn start(
             .start(context.clone(), &mut routes)
             .await
             .map_err(|e| format!("cannot start {name}: {e}"))?;
-        health_reporter.set_service_status(name.grpc_service(), tonic_health::ServingStatus::Serving).await;
+        health_reporter
+            .set_service_status(name.grpc_service(), tonic_health::ServingStatus::Serving)
+            .await;
         services.push(name);
     }
     add_reflection(&mut routes)?;
@@ -65,10 +67,11 @@ pub async fn start(
     let router = tonic::transport::Server::builder()
         .layer(RequestLayer { auth })
         .add_routes(routes.routes());
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async move { stop_signal.triggered().await },
-    ));
+    let task = tokio::spawn(
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            stop_signal.triggered().await
+        }),
+    );
 
     let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
     tracing::info!(
@@ -114,7 +117,11 @@ impl RunningServer {
     /// Stops accepting requests, waits for in-flight ones up to the grace period, and stops
     /// the plugins' background work.
     pub async fn shutdown(self, reason: &str) -> Result<(), BoxError> {
-        tracing::info!(reason, grace_secs = self.grace.as_secs(), "server stopping, draining requests");
+        tracing::info!(
+            reason,
+            grace_secs = self.grace.as_secs(),
+            "server stopping, draining requests"
+        );
         let _ = self.stop.send(true);
         let mut task = self.task;
         match tokio::time::timeout(self.grace, &mut task).await {
@@ -178,7 +185,10 @@ impl<S> tower::Layer<S> for RequestLayer {
     type Service = RequestService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestService { inner, auth: self.auth.clone() }
+        RequestService {
+            inner,
+            auth: self.auth.clone(),
+        }
     }
 }
 

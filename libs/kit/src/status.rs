@@ -7,7 +7,11 @@ use tonic_types::{ErrorDetails, StatusExt};
 pub fn invalid_argument(field: &str, message: impl Into<String>) -> Status {
     let message = message.into();
     let details = ErrorDetails::with_bad_request_violation(field, message.clone());
-    Status::with_error_details(Code::InvalidArgument, format!("{field}: {message}"), details)
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {message}"),
+        details,
+    )
 }
 
 /// `Internal` with a generic message; the caller logs the details, the client never sees them.

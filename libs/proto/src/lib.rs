@@ -57,7 +57,9 @@ mod tests {
             .iter()
             .flat_map(|file| {
                 let package = file.package().to_owned();
-                file.service.iter().map(move |s| format!("{package}.{}", s.name()))
+                file.service
+                    .iter()
+                    .map(move |s| format!("{package}.{}", s.name()))
             })
             .collect();
         for expected in [
@@ -67,7 +69,10 @@ mod tests {
             "invoicer.audit_log.v1.AuditLogService",
             "invoicer.orchestrator.v1.OrchestratorService",
         ] {
-            assert!(services.iter().any(|s| s == expected), "{expected} missing: {services:?}");
+            assert!(
+                services.iter().any(|s| s == expected),
+                "{expected} missing: {services:?}"
+            );
         }
     }
 }

@@ -52,25 +52,33 @@ pub fn init(options: &TelemetryOptions<'_>) -> Result<TelemetryGuard, TelemetryE
         Ok(value) if !value.trim().is_empty() => value,
         _ => options.log_filter.to_owned(),
     };
-    let env_filter = EnvFilter::try_new(&filter)
-        .map_err(|e| TelemetryError::Filter { filter: filter.clone(), message: e.to_string() })?;
+    let env_filter = EnvFilter::try_new(&filter).map_err(|e| TelemetryError::Filter {
+        filter: filter.clone(),
+        message: e.to_string(),
+    })?;
 
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = match options.otlp_endpoint {
         Some(endpoint) => Some(otlp_provider(endpoint, options.service_name)?),
         None => None,
     };
-    let otel_layer = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("invoicer"))
-    });
+    let otel_layer = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("invoicer")));
 
-    let registry = tracing_subscriber::registry().with(env_filter).with(otel_layer);
+    let registry = tracing_subscriber::registry()
+        .with(env_filter)
+        .with(otel_layer);
     let result = match options.log_format {
         "text" => registry
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
             .try_init(),
         "json" => registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         other => return Err(TelemetryError::Format(other.to_owned())),
     };
@@ -85,12 +93,21 @@ fn otlp_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider
         .with_tonic()
         .with_endpoint(endpoint)
         .build()
-        .map_err(|e| TelemetryError::Otlp { endpoint: endpoint.to_owned(), message: e.to_string() })?;
+        .map_err(|e| TelemetryError::Otlp {
+            endpoint: endpoint.to_owned(),
+            message: e.to_string(),
+        })?;
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(service_name.to_owned())
-        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
         .build();
-    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }
 
 /// Writes the current span's trace context into outgoing gRPC metadata (`traceparent`).
@@ -111,15 +128,23 @@ pub fn current_trace_id() -> String {
 
     let context = tracing::Span::current().context();
     let span_context = context.span().span_context().clone();
-    if span_context.is_valid() { span_context.trace_id().to_string() } else { String::new() }
+    if span_context.is_valid() {
+        span_context.trace_id().to_string()
+    } else {
+        String::new()
+    }
 }
 
 struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
 
 impl Injector for MetadataInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        let Ok(key) = tonic::metadata::MetadataKey::from_bytes(key.as_bytes()) else { return };
-        let Ok(value) = tonic::metadata::MetadataValue::try_from(value.as_str()) else { return };
+        let Ok(key) = tonic::metadata::MetadataKey::from_bytes(key.as_bytes()) else {
+            return;
+        };
+        let Ok(value) = tonic::metadata::MetadataValue::try_from(value.as_str()) else {
+            return;
+        };
         self.0.insert(key, value);
     }
 }

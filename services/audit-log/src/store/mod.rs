@@ -1,0 +1,277 @@
+//! Storage of the log with sea-orm, on SQLite or PostgreSQL. The only module that touches
+//! entities, SQL and migrations. It offers no update and no delete.
+
+// sea-orm's derive macros declare `pub` items in these private modules.
+#[allow(unreachable_pub)]
+mod entries;
+mod migration;
+#[allow(unreachable_pub)]
+mod recipients;
+mod rows;
+
+use std::path::PathBuf;
+
+use sea_orm::sea_query::Query;
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
+
+use crate::chain::GENESIS_PREV_HASH;
+use crate::entry::Entry;
+use crate::error::Error;
+use crate::query::PageQuery;
+
+/// Key of the PostgreSQL advisory lock that serializes appends across processes: the ASCII
+/// bytes of `al_entry` read as a big-endian integer.
+const APPEND_LOCK_KEY: i64 = 0x616c_5f65_6e74_7279;
+
+/// Attempts at an append whose sequence another writer took in the meantime.
+const MAX_APPEND_ATTEMPTS: u32 = 5;
+
+/// Position of the next entry: its sequence and the `entry_hash` it links to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChainTip {
+    pub(crate) next_sequence: u64,
+    pub(crate) prev_hash: String,
+}
+
+/// The log's database.
+pub(crate) struct Store {
+    db: DatabaseConnection,
+    /// Lock that serializes appends within this process. The database serializes them across
+    /// processes.
+    append_lock: tokio::sync::Mutex<()>,
+}
+
+impl Store {
+    /// Connects to `url`, creating the folder of a SQLite file when it is missing.
+    pub(crate) async fn connect(url: &str) -> Result<Store, Error> {
+        if let Some(folder) = sqlite_folder(url) {
+            std::fs::create_dir_all(&folder).map_err(|source| Error::DataDir {
+                path: folder.display().to_string(),
+                source,
+            })?;
+        }
+        let mut options = ConnectOptions::new(url);
+        options.sqlx_logging(false);
+        // WAL lets readers go on while an append commits.
+        options.map_sqlx_sqlite_opts(|sqlite| sqlite.journal_mode(SqliteJournalMode::Wal));
+        let db = Database::connect(options).await.map_err(Error::Connect)?;
+        Ok(Store {
+            db,
+            append_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Applies the pending migrations.
+    pub(crate) async fn migrate(&self) -> Result<(), Error> {
+        migration::Migrator::up(&self.db, None)
+            .await
+            .map_err(Error::Migrate)
+    }
+
+    /// `sqlite` or `postgres`, for the start-up log.
+    pub(crate) fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            _ => "other",
+        }
+    }
+
+    /// Appends the entry that `seal` builds for the current chain tip. Appends run one at a
+    /// time, so no two entries get the same sequence and the chain never forks.
+    pub(crate) async fn append(
+        &self,
+        seal: impl Fn(ChainTip) -> Entry + Sync,
+    ) -> Result<Entry, Error> {
+        let _serialized = self.append_lock.lock().await;
+        for attempt in 1..=MAX_APPEND_ATTEMPTS {
+            match self.try_append(&seal).await {
+                Ok(entry) => return Ok(entry),
+                Err(error) if is_unique_violation(&error) => {
+                    tracing::debug!(attempt, %error, "next sequence taken by another writer, retrying append");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        tracing::warn!(
+            attempts = MAX_APPEND_ATTEMPTS,
+            "append gave up: the next sequence was taken each time"
+        );
+        Err(Error::AppendConflict {
+            attempts: MAX_APPEND_ATTEMPTS,
+        })
+    }
+
+    async fn try_append(&self, seal: &(impl Fn(ChainTip) -> Entry + Sync)) -> Result<Entry, DbErr> {
+        let transaction = self.begin_append().await?;
+        let tip = chain_tip(&transaction).await?;
+        let entry = seal(tip);
+        entries::Entity::insert(rows::entry_row(&entry))
+            .exec_without_returning(&transaction)
+            .await?;
+        recipients::Entity::insert_many(rows::recipient_rows(&entry))
+            .exec_without_returning(&transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(entry)
+    }
+
+    /// Opens the append transaction with the database's write lock already held: `BEGIN
+    /// IMMEDIATE` on SQLite, a transaction-scoped advisory lock on PostgreSQL.
+    async fn begin_append(&self) -> Result<DatabaseTransaction, DbErr> {
+        let backend = self.db.get_database_backend();
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (backend == DbBackend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        let transaction = self.db.begin_with_options(options).await?;
+        if backend == DbBackend::Postgres {
+            let lock = Statement::from_sql_and_values(
+                backend,
+                "SELECT pg_advisory_xact_lock($1)",
+                [APPEND_LOCK_KEY.into()],
+            );
+            transaction.execute_raw(lock).await?;
+        }
+        Ok(transaction)
+    }
+
+    /// Reads one page of entries matching `query.filter`, newest first, at most `limit` of them.
+    pub(crate) async fn list(&self, query: &PageQuery, limit: u64) -> Result<Vec<Entry>, Error> {
+        let filter = &query.filter;
+        let mut select = entries::Entity::find();
+        if let Some(number) = &filter.invoice_number {
+            select = select.filter(entries::Column::InvoiceNumber.eq(number));
+        }
+        if let Some(code) = &filter.customer_code {
+            select = select.filter(entries::Column::CustomerCode.eq(code));
+        }
+        if let Some(batch_id) = &filter.batch_id {
+            select = select.filter(entries::Column::BatchId.eq(batch_id));
+        }
+        if let Some(since) = filter.since_unix_ms {
+            select = select.filter(entries::Column::AtUnixMs.gte(since));
+        }
+        if let Some(until) = filter.until_unix_ms {
+            select = select.filter(entries::Column::AtUnixMs.lt(until));
+        }
+        if let Some(address) = &filter.recipient {
+            let sequences = Query::select()
+                .column(recipients::Column::EntrySequence)
+                .from(recipients::Entity)
+                .and_where(recipients::Column::AddressLowercase.eq(address))
+                .to_owned();
+            select = select.filter(entries::Column::Sequence.in_subquery(sequences));
+        }
+        if let Some(before) = query.before_sequence {
+            let before = i64::try_from(before).unwrap_or(i64::MAX);
+            select = select.filter(entries::Column::Sequence.lt(before));
+        }
+        let models = select
+            .order_by_desc(entries::Column::Sequence)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        models.into_iter().map(rows::entry_from_row).collect()
+    }
+
+    pub(crate) async fn get(&self, id: Uuid) -> Result<Option<Entry>, Error> {
+        let model = entries::Entity::find()
+            .filter(entries::Column::Id.eq(id.hyphenated().to_string()))
+            .one(&self.db)
+            .await?;
+        model.map(rows::entry_from_row).transpose()
+    }
+
+    /// Reads up to `limit` entries after `after_sequence` in chain order, each decoded on its own
+    /// so one unreadable row does not hide the others.
+    pub(crate) async fn entries_after(
+        &self,
+        after_sequence: u64,
+        limit: u64,
+    ) -> Result<Vec<Result<Entry, Error>>, Error> {
+        let after = i64::try_from(after_sequence).unwrap_or(i64::MAX);
+        let models = entries::Entity::find()
+            .filter(entries::Column::Sequence.gt(after))
+            .order_by_asc(entries::Column::Sequence)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok(models.into_iter().map(rows::entry_from_row).collect())
+    }
+}
+
+async fn chain_tip(transaction: &DatabaseTransaction) -> Result<ChainTip, DbErr> {
+    let last: Option<(i64, String)> = entries::Entity::find()
+        .select_only()
+        .column(entries::Column::Sequence)
+        .column(entries::Column::EntryHash)
+        .order_by_desc(entries::Column::Sequence)
+        .into_tuple()
+        .one(transaction)
+        .await?;
+    let tip = match last {
+        Some((sequence, entry_hash)) => ChainTip {
+            next_sequence: u64::try_from(sequence).unwrap_or(0) + 1,
+            prev_hash: entry_hash,
+        },
+        None => ChainTip {
+            next_sequence: 1,
+            prev_hash: GENESIS_PREV_HASH.to_owned(),
+        },
+    };
+    Ok(tip)
+}
+
+fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Returns the folder of a `sqlite://` file URL, or `None` for other URLs, in-memory databases
+/// and files in the working directory.
+fn sqlite_folder(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let folder = PathBuf::from(path).parent()?.to_path_buf();
+    (!folder.as_os_str().is_empty()).then_some(folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_folder_of_absolute_file() {
+        let folder = sqlite_folder("sqlite:///srv/invoicer/audit_log.db?mode=rwc");
+        assert_eq!(folder, Some(PathBuf::from("/srv/invoicer")));
+    }
+
+    #[test]
+    fn sqlite_folder_of_relative_file() {
+        let folder = sqlite_folder("sqlite://invoicer-data/audit_log.db?mode=rwc");
+        assert_eq!(folder, Some(PathBuf::from("invoicer-data")));
+    }
+
+    #[test]
+    fn sqlite_folder_skips_other_urls() {
+        assert_eq!(sqlite_folder("sqlite::memory:"), None);
+        assert_eq!(sqlite_folder("sqlite://audit_log.db"), None);
+        assert_eq!(
+            sqlite_folder("postgres://postgres@127.0.0.1:5432/test"),
+            None
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Storage of customers, contacts and invoice revisions with sea-orm, on SQLite or PostgreSQL.
+//! The only module that touches sea-orm entities and migrations.
+
+mod customers;
+mod entities;
+mod invoices;
+mod migration;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
+use sea_orm_migration::MigratorTrait;
+
+pub(crate) use invoices::{InvoiceUpsert, ListQuery};
+
+/// How long a SQLite connection waits for another writer before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    #[error("cannot create the data folder {path}: {source}")]
+    CreateDataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    #[error("stored {subject} cannot be read: {reason}")]
+    Corrupt { subject: String, reason: String },
+    #[error("cannot encode {subject} as JSON: {source}")]
+    Encode {
+        subject: String,
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    /// Checks whether the error is a unique-key violation. A concurrent insert of the same key
+    /// causes one, and a retry then finds the other row.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        let StoreError::Database(error) = self else {
+            return false;
+        };
+        matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+    }
+}
+
+/// Whether an upsert created, changed or kept a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// The invoice-query database.
+#[derive(Clone)]
+pub(crate) struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `url` and runs pending migrations. For SQLite the file's folder is created
+    /// first, because SQLite creates the file but not its folder.
+    pub(crate) async fn connect(url: &str) -> Result<Store, StoreError> {
+        if let Some(folder) = sqlite_folder(url) {
+            std::fs::create_dir_all(&folder).map_err(|source| StoreError::CreateDataDir {
+                path: folder.clone(),
+                source,
+            })?;
+        }
+        let mut options = ConnectOptions::new(url);
+        options.sqlx_logging(false).map_sqlx_sqlite_opts(|sqlite| {
+            // WAL lets GetInvoice and ListInvoicesToNotify read while an import writes.
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        });
+        let db = Database::connect(options).await?;
+        migration::Migrator::up(&db, None).await?;
+        Ok(Store { db })
+    }
+
+    /// `sqlite` or `postgres`, for logs.
+    pub(crate) fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            DbBackend::MySql => "mysql",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Extracts the folder of a SQLite file URL such as `sqlite://data/invoice_query.db?mode=rwc`.
+/// Returns `None` for other databases and for in-memory SQLite.
+fn sqlite_folder(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let folder = Path::new(path).parent()?;
+    (!folder.as_os_str().is_empty()).then(|| folder.to_owned())
+}
+
+fn encode_json<T: serde::Serialize>(subject: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Encode {
+        subject: subject.to_owned(),
+        source,
+    })
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(subject: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+        subject: subject.to_owned(),
+        reason: error.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_folder_of_file_url() {
+        assert_eq!(
+            sqlite_folder("sqlite:///srv/data/invoice_query.db?mode=rwc"),
+            Some(PathBuf::from("/srv/data"))
+        );
+        assert_eq!(
+            sqlite_folder("sqlite://data/iq.db"),
+            Some(PathBuf::from("data"))
+        );
+    }
+
+    #[test]
+    fn sqlite_folder_none_for_other_urls() {
+        assert_eq!(sqlite_folder("sqlite::memory:"), None);
+        assert_eq!(sqlite_folder("sqlite://iq.db?mode=rwc"), None);
+        assert_eq!(sqlite_folder("postgres://postgres@127.0.0.1/test"), None);
+    }
+}

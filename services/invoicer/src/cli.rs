@@ -1,0 +1,277 @@
+//! Command-line flags, defined as data with their help text, and the dispatch to commands.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use invoicer_kit::Config;
+
+use crate::commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "invoicer",
+    version,
+    about = "Emails every posted invoice to the customer's billing contacts, once, with proof"
+)]
+pub struct Cli {
+    /// TOML configuration file; environment variables (INVOICER_*) override its values.
+    #[arg(long, global = true, env = "INVOICER_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Server the client commands dial [env: INVOICER_ENDPOINT] [default: client.endpoint].
+    #[arg(long, global = true)]
+    pub endpoint: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the embedded default end to end: sample data, tonight's batch, file outbox, log.
+    Demo(DemoArgs),
+    /// Serves the chosen services until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+    /// Imports an ERP export file (JSON document or JSON Lines).
+    Import(ImportArgs),
+    /// Runs, lists and inspects batches.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// Sends one invoice again, to its contacts or to other addresses.
+    Resend(ResendArgs),
+    /// Renders an invoice to a PDF file without sending it.
+    Preview(PreviewArgs),
+    /// Prints the email log, newest first.
+    Log(LogArgs),
+    /// Checks the email log's hash chain.
+    VerifyLog,
+    /// Shows when the schedule fires.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the demo's databases and outbox [default: ./invoicer-demo].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// How far back the demo batch looks; the default covers the whole five-year sample.
+    #[arg(long, default_value = "3650d")]
+    pub lookback: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// `all` or a comma-separated list of invoice-query, pdf-render, mail-delivery, audit-log,
+    /// orchestrator [default: server.services].
+    #[arg(long)]
+    pub services: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The export file; `-` reads standard input.
+    pub file: PathBuf,
+    /// Prints the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Runs a batch now and prints each invoice's outcome and the counts.
+    Run(BatchRunArgs),
+    /// Shows one batch with every invoice's outcome.
+    Status(BatchStatusArgs),
+    /// Lists batches, newest first.
+    List(BatchListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BatchRunArgs {
+    /// Only invoices issued before this RFC 3339 instant [default: now].
+    #[arg(long)]
+    pub cutoff: Option<String>,
+    /// How far back from the cutoff, such as `30d` or `36h` [default: batch.lookback].
+    #[arg(long)]
+    pub lookback: Option<String>,
+    /// Shows what would be sent, and what not and why, without writing or sending anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Prints one JSON object per invoice, then one with the counts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchStatusArgs {
+    pub id: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchListArgs {
+    /// Number of batches to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResendArgs {
+    /// The invoice number.
+    pub number: String,
+    /// Send to this address instead of the contacts (repeatable; replaces all contacts).
+    #[arg(long)]
+    pub to: Vec<String>,
+    /// Cc address (repeatable).
+    #[arg(long)]
+    pub cc: Vec<String>,
+    /// Bcc address (repeatable).
+    #[arg(long)]
+    pub bcc: Vec<String>,
+    /// Why the invoice is sent again; kept in the email log.
+    #[arg(long)]
+    pub reason: String,
+    /// Your id for this request; repeating it returns the first result and sends nothing
+    /// [default: a new id].
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Revision whose frozen PDF to send [default: the latest].
+    #[arg(long, default_value_t = 0)]
+    pub revision: u32,
+    /// Who asks, kept in the email log [default: $USER].
+    #[arg(long)]
+    pub actor: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The invoice number.
+    pub number: String,
+    /// Output file [default: <invoice number>.pdf in the current folder].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Revision [default: the latest].
+    #[arg(long, default_value_t = 0)]
+    pub revision: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    #[arg(long)]
+    pub invoice: Option<String>,
+    /// Customer code.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// An address in To, Cc or Bcc.
+    #[arg(long)]
+    pub recipient: Option<String>,
+    /// Entries at or after this RFC 3339 instant.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Entries before this RFC 3339 instant.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Entries of this batch.
+    #[arg(long)]
+    pub batch: Option<String>,
+    /// Maximum number of entries [default: all].
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Prints one JSON object per entry.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Prints the next fire instants in UTC and local time, with each one's business date.
+    Next(ScheduleNextArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleNextArgs {
+    /// Number of instants.
+    #[arg(long, default_value_t = 5)]
+    pub count: usize,
+    /// Start after this RFC 3339 instant [default: now].
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Cron expression to try instead of batch.schedule.cron.
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// IANA timezone to try instead of the configured one.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command line `args` (program name first), writing its output to `out`.
+pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 2 } else { 0 };
+            error.print().context("cannot print usage")?;
+            return Ok(ExitCode::from(code));
+        }
+    };
+    let config = Config::load(cli.config.as_deref())?;
+    let long_running = matches!(cli.command, Command::Serve(_) | Command::Demo(_));
+    let _telemetry = init_telemetry(&config, long_running)?;
+    let endpoint = cli
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| config.client.endpoint.clone());
+    match cli.command {
+        Command::Demo(args) => commands::demo::run(config, args, out).await,
+        Command::Serve(args) => commands::serve::run(config, args).await,
+        Command::Import(args) => commands::import::run(&config, &endpoint, args, out).await,
+        Command::Batch(command) => commands::batch::run(&config, &endpoint, command, out).await,
+        Command::Resend(args) => commands::resend::run(&config, &endpoint, args, out).await,
+        Command::Preview(args) => commands::preview::run(&config, &endpoint, args, out).await,
+        Command::Log(args) => commands::log::run(&config, &endpoint, args, out).await,
+        Command::VerifyLog => commands::log::verify(&config, &endpoint, out).await,
+        Command::Schedule(ScheduleCommand::Next(args)) => {
+            commands::schedule::next(&config, args, out)
+        }
+    }
+}
+
+/// Logs go to stderr: at the configured level for the server and the demo, warnings only for
+/// client commands so their output stays readable. A subscriber set earlier in this process
+/// (as in tests that call `run` repeatedly) is kept.
+fn init_telemetry(
+    config: &Config,
+    long_running: bool,
+) -> anyhow::Result<Option<invoicer_telemetry::TelemetryGuard>> {
+    let telemetry = &config.telemetry;
+    let options = invoicer_telemetry::TelemetryOptions {
+        service_name: "invoicer",
+        log_format: &telemetry.log_format,
+        log_filter: if long_running {
+            &telemetry.log_filter
+        } else {
+            "warn"
+        },
+        otlp_endpoint: if long_running {
+            telemetry.otlp_endpoint.as_deref()
+        } else {
+            None
+        },
+    };
+    match invoicer_telemetry::init(&options) {
+        Ok(guard) => Ok(Some(guard)),
+        Err(invoicer_telemetry::TelemetryError::AlreadySet) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}

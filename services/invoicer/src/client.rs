@@ -1,0 +1,50 @@
+//! gRPC clients the CLI commands use, dialing `client.endpoint`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use invoicer_kit::client::{OutgoingInterceptor, lazy_channel};
+use invoicer_kit::{Config, GrpcChannel};
+use invoicer_proto::audit_log::v1::audit_log_service_client::AuditLogServiceClient;
+use invoicer_proto::invoice_query::v1::invoice_query_service_client::InvoiceQueryServiceClient;
+use invoicer_proto::orchestrator::v1::orchestrator_service_client::OrchestratorServiceClient;
+use tonic::service::interceptor::InterceptedService;
+
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+pub(crate) struct Clients {
+    pub(crate) invoices: InvoiceQueryServiceClient<GrpcChannel>,
+    pub(crate) orchestrator: OrchestratorServiceClient<GrpcChannel>,
+    pub(crate) audit: AuditLogServiceClient<GrpcChannel>,
+    pub(crate) endpoint: String,
+}
+
+impl Clients {
+    pub(crate) fn new(config: &Config, endpoint: &str) -> anyhow::Result<Clients> {
+        let timeout = Duration::from_secs(config.client.timeout_secs);
+        let channel = lazy_channel(endpoint, Some(timeout))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("invalid endpoint {endpoint:?}; set INVOICER_ENDPOINT to a URL such as http://127.0.0.1:50051"))?;
+        let interceptor = OutgoingInterceptor::new(config.server.auth_token.as_deref())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let channel = InterceptedService::new(channel, interceptor);
+        Ok(Clients {
+            invoices: InvoiceQueryServiceClient::new(channel.clone()),
+            orchestrator: OrchestratorServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            audit: AuditLogServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            endpoint: endpoint.to_owned(),
+        })
+    }
+}
+
+/// Turns a gRPC error into a message for the operator, naming the endpoint when it is down.
+pub(crate) fn describe(endpoint: &str, status: tonic::Status) -> anyhow::Error {
+    match status.code() {
+        tonic::Code::Unavailable => anyhow::anyhow!(
+            "cannot reach invoicer at {endpoint}: {}; start it with `invoicer serve` or set INVOICER_ENDPOINT",
+            status.message()
+        ),
+        code => anyhow::anyhow!("{} ({code:?})", status.message()),
+    }
+}

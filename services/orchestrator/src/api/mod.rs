@@ -1,0 +1,9 @@
+//! The only module that touches generated proto types: the gRPC server and the calls to the
+//! other services.
+
+mod convert;
+mod server;
+mod upstream;
+
+pub(crate) use server::OrchestratorApi;
+pub(crate) use upstream::{RawInvoice, Upstream};

@@ -1,0 +1,294 @@
+//! The OrchestratorService gRPC server.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use invoicer_kit::status::{internal, invalid_argument};
+use invoicer_proto::orchestrator::v1 as pb;
+use invoicer_proto::orchestrator::v1::orchestrator_service_server::OrchestratorService;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::batch::BatchRequest;
+use crate::engine::{Engine, Progress, parse_lookback};
+use crate::error::OrchestratorError;
+use crate::model::{BatchCounts, BatchTrigger};
+use crate::resend::ResendRequest;
+
+const MAX_BATCH_PAGE: u32 = 100;
+const DEFAULT_BATCH_PAGE: u32 = 20;
+
+pub(crate) struct OrchestratorApi {
+    engine: Arc<Engine>,
+}
+
+impl OrchestratorApi {
+    pub(crate) fn new(engine: Arc<Engine>) -> OrchestratorApi {
+        OrchestratorApi { engine }
+    }
+}
+
+fn to_status(error: OrchestratorError) -> Status {
+    match error {
+        OrchestratorError::InvalidArgument { field, message } => invalid_argument(field, message),
+        OrchestratorError::NotFound(message) => Status::not_found(message),
+        OrchestratorError::FailedPrecondition(message) => Status::failed_precondition(message),
+        error @ OrchestratorError::BatchRunning { .. } => Status::aborted(error.to_string()),
+        OrchestratorError::Upstream(error) => {
+            tracing::error!(%error, "call to another service failed");
+            match error.code {
+                tonic::Code::Unavailable => Status::unavailable(format!(
+                    "{} is unavailable; try again later",
+                    error.service
+                )),
+                _ => Status::internal(format!(
+                    "{} {} failed; the server log has the details",
+                    error.service, error.operation
+                )),
+            }
+        }
+        OrchestratorError::Store(error) => {
+            tracing::error!(%error, "orchestrator store failed");
+            internal("orchestrator database access")
+        }
+        OrchestratorError::Schedule(error) => Status::failed_precondition(error.to_string()),
+        OrchestratorError::Message(error) => {
+            tracing::error!(%error, "email template failed");
+            internal("rendering the email template")
+        }
+    }
+}
+
+fn parse_instant(field: &'static str, value: &str) -> Result<Option<DateTime<Utc>>, Status> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| Some(t.with_timezone(&Utc)))
+        .map_err(|_| {
+            invalid_argument(
+                field,
+                format!(
+                    "invalid RFC 3339 instant {value:?}; use a form such as 2026-12-04T02:00:00Z"
+                ),
+            )
+        })
+}
+
+fn progress_message(progress: &Progress) -> pb::BatchProgress {
+    pb::BatchProgress {
+        batch_id: progress.batch_id.clone(),
+        status: convert::batch_status(progress.status).into(),
+        counts: Some(convert::counts(&progress.counts)),
+        done: progress.done,
+        delivery: progress.delivery.as_ref().map(convert::delivery),
+    }
+}
+
+type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::BatchProgress, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl OrchestratorService for OrchestratorApi {
+    async fn run_batch(
+        &self,
+        request: Request<pb::RunBatchRequest>,
+    ) -> Result<Response<pb::RunBatchResponse>, Status> {
+        let request = request.into_inner();
+        let cutoff = parse_instant("cutoff", &request.cutoff)?.unwrap_or_else(Utc::now);
+        let lookback = if request.lookback.trim().is_empty() {
+            self.engine.settings.lookback
+        } else {
+            parse_lookback("lookback", &request.lookback).map_err(to_status)?
+        };
+        let business_date = cutoff
+            .with_timezone(&self.engine.settings.timezone)
+            .date_naive();
+        let batch_request = BatchRequest {
+            cutoff,
+            lookback,
+            dry_run: request.dry_run,
+            trigger: BatchTrigger::Manual,
+            business_date,
+        };
+        let report = self
+            .engine
+            .run_batch(batch_request)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RunBatchResponse {
+            batch: Some(convert::batch(&report.batch, &report.items, true)),
+        }))
+    }
+
+    type WatchBatchStream = ProgressStream;
+
+    async fn watch_batch(
+        &self,
+        request: Request<pb::WatchBatchRequest>,
+    ) -> Result<Response<Self::WatchBatchStream>, Status> {
+        let batch_id = request.into_inner().batch_id;
+        if let Some(receiver) = self.engine.subscribe(&batch_id) {
+            let stream = BroadcastStream::new(receiver)
+                .filter_map(|event| event.ok().map(|p| Ok(progress_message(&p))));
+            return Ok(Response::new(Box::pin(stream)));
+        }
+        // Not running here: one message with the final state.
+        let batch = self
+            .engine
+            .store
+            .get_batch(&batch_id)
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        let Some(batch) = batch else {
+            return Err(Status::not_found(format!(
+                "batch {batch_id:?} not found; `invoicer batch list` shows the batches"
+            )));
+        };
+        let items = self
+            .engine
+            .store
+            .batch_items(&batch.id)
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        let counts = BatchCounts::from_states(items.iter().map(|i| i.state));
+        let last = Progress {
+            batch_id: batch.id.clone(),
+            status: batch.status,
+            counts,
+            done: counts.eligible,
+            delivery: None,
+        };
+        let stream = tokio_stream::once(Ok(progress_message(&last)));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_batch(
+        &self,
+        request: Request<pb::GetBatchRequest>,
+    ) -> Result<Response<pb::GetBatchResponse>, Status> {
+        let id = request.into_inner().id;
+        let store = &self.engine.store;
+        let batch = store
+            .get_batch(&id)
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        let Some(batch) = batch else {
+            return Err(Status::not_found(format!(
+                "batch {id:?} not found; `invoicer batch list` shows the batches"
+            )));
+        };
+        let items = store
+            .batch_items(&batch.id)
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        Ok(Response::new(pb::GetBatchResponse {
+            batch: Some(convert::batch(&batch, &items, true)),
+        }))
+    }
+
+    async fn list_batches(
+        &self,
+        request: Request<pb::ListBatchesRequest>,
+    ) -> Result<Response<pb::ListBatchesResponse>, Status> {
+        let request = request.into_inner();
+        let page_size = match request.page_size {
+            0 => DEFAULT_BATCH_PAGE,
+            n => n.min(MAX_BATCH_PAGE),
+        };
+        let offset = if request.page_token.is_empty() {
+            0
+        } else {
+            request.page_token.parse::<u64>().map_err(|_| {
+                invalid_argument(
+                    "page_token",
+                    format!(
+                        "invalid page token {:?}; pass the next_page_token of the previous page",
+                        request.page_token
+                    ),
+                )
+            })?
+        };
+        let store = &self.engine.store;
+        let batches = store
+            .list_batches(offset, u64::from(page_size) + 1)
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        let has_more = batches.len() > page_size as usize;
+        let mut converted = Vec::new();
+        for batch in batches.iter().take(page_size as usize) {
+            let items = store
+                .batch_items(&batch.id)
+                .await
+                .map_err(|e| to_status(e.into()))?;
+            converted.push(convert::batch(batch, &items, false));
+        }
+        let next_page_token = if has_more {
+            (offset + u64::from(page_size)).to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListBatchesResponse {
+            batches: converted,
+            next_page_token,
+        }))
+    }
+
+    async fn resend_invoice(
+        &self,
+        request: Request<pb::ResendInvoiceRequest>,
+    ) -> Result<Response<pb::ResendInvoiceResponse>, Status> {
+        let request = request.into_inner();
+        let resend = ResendRequest {
+            invoice_number: request.invoice_number,
+            revision: request.revision,
+            to: request.to,
+            cc: request.cc,
+            bcc: request.bcc,
+            reason: request.reason,
+            request_id: request.request_id,
+            actor: request.actor,
+        };
+        let result = self.engine.resend(resend).await.map_err(to_status)?;
+        Ok(Response::new(pb::ResendInvoiceResponse {
+            delivery: Some(convert::delivery(&result.delivery)),
+            replayed: result.replayed,
+        }))
+    }
+
+    async fn preview_invoice(
+        &self,
+        request: Request<pb::PreviewInvoiceRequest>,
+    ) -> Result<Response<pb::PreviewInvoiceResponse>, Status> {
+        let request = request.into_inner();
+        if request.invoice_number.trim().is_empty() {
+            return Err(invalid_argument(
+                "invoice_number",
+                "the invoice number is missing",
+            ));
+        }
+        let preview = self
+            .engine
+            .preview(&request.invoice_number, request.revision)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PreviewInvoiceResponse {
+            pdf: preview.document.content,
+            sha256: preview.document.sha256,
+            page_count: preview.document.page_count,
+            file_name: preview.document.file_name,
+            subject: preview.subject,
+            to: preview.recipients.to.iter().map(convert::mailbox).collect(),
+            cc: preview.recipients.cc.iter().map(convert::mailbox).collect(),
+            bcc: preview
+                .recipients
+                .bcc
+                .iter()
+                .map(convert::mailbox)
+                .collect(),
+        }))
+    }
+}

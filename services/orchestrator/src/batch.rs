@@ -1,0 +1,337 @@
+//! The batch: find every invoice due for notifying, make or claim its delivery, deliver them
+//! concurrently and reconcile the counts.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use tokio::sync::broadcast;
+
+use crate::engine::{Engine, Progress, RunningBatch};
+use crate::error::OrchestratorError;
+use crate::model::{
+    Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose,
+};
+use crate::recipients;
+use crate::upstream::InvoiceSummary;
+
+/// What to run: the window and whether to write anything.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchRequest {
+    pub cutoff: DateTime<Utc>,
+    pub lookback: chrono::Duration,
+    pub dry_run: bool,
+    pub trigger: BatchTrigger,
+    pub business_date: NaiveDate,
+}
+
+/// A batch with the outcome of each of its invoices.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchReport {
+    pub batch: Batch,
+    pub items: Vec<BatchItem>,
+}
+
+impl BatchReport {
+    pub(crate) fn counts(&self) -> BatchCounts {
+        BatchCounts::from_states(self.items.iter().map(|item| item.state))
+    }
+}
+
+/// What the batch does with one invoice it found.
+enum Plan {
+    /// Sent, failed for good or maybe delivered: not eligible again.
+    Settled,
+    /// Deferred with a retry time still ahead: counted, not attempted.
+    Waiting(Delivery),
+    /// Claimed by this batch: deliver it.
+    Deliver(Delivery),
+}
+
+impl Engine {
+    pub(crate) async fn run_batch(
+        &self,
+        request: BatchRequest,
+    ) -> Result<BatchReport, OrchestratorError> {
+        if request.dry_run {
+            return self.plan_batch(&request).await;
+        }
+        let _work = self
+            .work_lock
+            .try_lock()
+            .map_err(|_| self.already_running())?;
+        let batch = Batch {
+            id: uuid::Uuid::now_v7().to_string(),
+            business_date: request.business_date,
+            trigger: request.trigger,
+            status: BatchStatus::Running,
+            cutoff: request.cutoff,
+            window_start: request.cutoff - request.lookback,
+            started_at: Utc::now(),
+            finished_at: None,
+            error: None,
+        };
+        if !self.store.insert_batch(&batch).await? {
+            // A scheduled batch for this business date exists: a second trigger sends nothing.
+            let existing = self.store.scheduled_batch(request.business_date).await?;
+            let existing = existing.ok_or_else(|| {
+                OrchestratorError::FailedPrecondition(format!(
+                    "batch {} could not be stored",
+                    batch.id
+                ))
+            })?;
+            tracing::info!(batch_id = %existing.id, business_date = %request.business_date, "scheduled batch already exists; nothing to do");
+            let items = self.store.batch_items(&existing.id).await?;
+            return Ok(BatchReport {
+                batch: existing,
+                items,
+            });
+        }
+        tracing::info!(batch_id = %batch.id, business_date = %batch.business_date, trigger = batch.trigger.as_str(), cutoff = %batch.cutoff, window_start = %batch.window_start, "batch started");
+
+        let progress = self.register_running(&batch);
+        let outcome = self.execute(&batch, &progress).await;
+        self.unregister_running(&batch.id);
+
+        let (status, error) = match &outcome {
+            Ok(()) => (BatchStatus::Completed, None),
+            Err(error) => (BatchStatus::Failed, Some(error.to_string())),
+        };
+        self.store
+            .finish_batch(&batch.id, status, error.clone())
+            .await?;
+        let batch = self.store.get_batch(&batch.id).await?.unwrap_or(batch);
+        let items = self.store.batch_items(&batch.id).await?;
+        let report = BatchReport { batch, items };
+        let counts = report.counts();
+        let _ = progress.send(Progress {
+            batch_id: report.batch.id.clone(),
+            status,
+            counts,
+            done: counts.eligible,
+            delivery: None,
+        });
+        match &error {
+            None => {
+                tracing::info!(batch_id = %report.batch.id, eligible = counts.eligible, sent = counts.sent, skipped = counts.skipped, failed = counts.failed, deferred = counts.deferred, unknown = counts.unknown, "batch completed")
+            }
+            Some(error) => {
+                tracing::error!(batch_id = %report.batch.id, %error, sent = counts.sent, "batch failed")
+            }
+        }
+        Ok(report)
+    }
+
+    fn already_running(&self) -> OrchestratorError {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.as_ref() {
+            Some(batch) => OrchestratorError::BatchRunning {
+                batch_id: batch.id.clone(),
+                business_date: batch.business_date.clone(),
+            },
+            None => OrchestratorError::FailedPrecondition(
+                "deferred deliveries are being retried right now; run the batch again in a minute"
+                    .to_owned(),
+            ),
+        }
+    }
+
+    fn register_running(&self, batch: &Batch) -> broadcast::Sender<Progress> {
+        let (sender, _) = broadcast::channel(1024);
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(RunningBatch {
+            id: batch.id.clone(),
+            business_date: batch.business_date.to_string(),
+        });
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(batch.id.clone(), sender.clone());
+        sender
+    }
+
+    fn unregister_running(&self, batch_id: &str) {
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(batch_id);
+    }
+
+    async fn execute(
+        &self,
+        batch: &Batch,
+        progress: &broadcast::Sender<Progress>,
+    ) -> Result<(), OrchestratorError> {
+        let summaries = self
+            .upstream
+            .list_invoices(batch.cutoff, batch.window_start)
+            .await?;
+        let mut to_deliver = Vec::new();
+        let mut counts = BatchCounts::default();
+        for summary in &summaries {
+            match self.plan(summary, &batch.id).await? {
+                Plan::Settled => {}
+                Plan::Waiting(delivery) => {
+                    self.store.record_batch_item(&batch.id, &delivery).await?;
+                    counts.add(delivery.state);
+                }
+                Plan::Deliver(delivery) => {
+                    self.store.record_batch_item(&batch.id, &delivery).await?;
+                    to_deliver.push(delivery);
+                }
+            }
+        }
+        let total = counts.eligible + to_deliver.len() as u32;
+        let _ = progress.send(Progress {
+            batch_id: batch.id.clone(),
+            status: BatchStatus::Running,
+            counts,
+            done: counts.eligible,
+            delivery: None,
+        });
+        tracing::info!(batch_id = %batch.id, found = summaries.len(), eligible = total, "batch planned");
+
+        // Each future records its own batch item: awaiting the database between polls of the
+        // stream would starve the in-flight deliveries that hold the SQLite connection.
+        let mut results = futures::stream::iter(to_deliver)
+            .map(|delivery| async move {
+                let delivery = self.deliver(delivery).await?;
+                self.store.record_batch_item(&batch.id, &delivery).await?;
+                Ok::<_, OrchestratorError>(delivery)
+            })
+            .buffer_unordered(self.settings.concurrency);
+        while let Some(result) = results.next().await {
+            let delivery = result?;
+            counts.add(delivery.state);
+            let _ = progress.send(Progress {
+                batch_id: batch.id.clone(),
+                status: BatchStatus::Running,
+                counts,
+                done: counts.eligible,
+                delivery: Some(delivery),
+            });
+        }
+        Ok(())
+    }
+
+    /// Finds or creates the invoice's batch delivery and claims it for this batch.
+    async fn plan(
+        &self,
+        summary: &InvoiceSummary,
+        batch_id: &str,
+    ) -> Result<Plan, OrchestratorError> {
+        let key = Delivery::batch_key(&summary.number, summary.revision);
+        let existing = match self.store.delivery_by_key(&key).await? {
+            Some(existing) => existing,
+            None => {
+                let mut fresh = Delivery::new(
+                    key.clone(),
+                    &summary.number,
+                    summary.revision,
+                    &summary.customer_code,
+                    Purpose::Batch,
+                );
+                fresh.batch_id = Some(batch_id.to_owned());
+                if self.store.insert_delivery(&fresh).await? {
+                    return Ok(Plan::Deliver(fresh));
+                }
+                // Another runner inserted it between our read and our insert.
+                match self.store.delivery_by_key(&key).await? {
+                    Some(existing) => existing,
+                    None => return Ok(Plan::Settled),
+                }
+            }
+        };
+        if existing.state.is_settled() {
+            return Ok(Plan::Settled);
+        }
+        let due = existing.next_attempt_at.is_none_or(|at| at <= Utc::now());
+        if existing.state == DeliveryState::Deferred && !due {
+            return Ok(Plan::Waiting(existing));
+        }
+        let claimable = [DeliveryState::Skipped, DeliveryState::Deferred];
+        if !self
+            .store
+            .claim_delivery(&existing.id, &claimable, Some(batch_id))
+            .await?
+        {
+            // Someone else is working on it right now.
+            return Ok(Plan::Settled);
+        }
+        let claimed = self.store.get_delivery(&existing.id).await?;
+        Ok(claimed.map_or(Plan::Settled, Plan::Deliver))
+    }
+
+    /// A dry run: what a batch would do now, with nothing written and nothing sent.
+    async fn plan_batch(&self, request: &BatchRequest) -> Result<BatchReport, OrchestratorError> {
+        let window_start = request.cutoff - request.lookback;
+        let summaries = self
+            .upstream
+            .list_invoices(request.cutoff, window_start)
+            .await?;
+        let mut items = Vec::new();
+        for summary in summaries {
+            let key = Delivery::batch_key(&summary.number, summary.revision);
+            let mut delivery = match self.store.delivery_by_key(&key).await? {
+                Some(existing) if existing.state.is_settled() => continue,
+                Some(existing) => existing,
+                None => Delivery::new(
+                    key,
+                    &summary.number,
+                    summary.revision,
+                    &summary.customer_code,
+                    Purpose::Batch,
+                ),
+            };
+            let (state, reason) = self.planned_outcome(&mut delivery).await?;
+            items.push(BatchItem {
+                delivery,
+                state,
+                reason,
+            });
+        }
+        let batch = Batch {
+            id: String::new(),
+            business_date: request.business_date,
+            trigger: request.trigger,
+            status: BatchStatus::Planned,
+            cutoff: request.cutoff,
+            window_start,
+            started_at: Utc::now(),
+            finished_at: None,
+            error: None,
+        };
+        Ok(BatchReport { batch, items })
+    }
+
+    async fn planned_outcome(
+        &self,
+        delivery: &mut Delivery,
+    ) -> Result<(DeliveryState, String), OrchestratorError> {
+        if delivery.state == DeliveryState::Deferred
+            && delivery.next_attempt_at.is_some_and(|at| at > Utc::now())
+        {
+            return Ok((DeliveryState::Deferred, delivery.reason.clone()));
+        }
+        let invoice = self.upstream.get_invoice(&delivery.invoice_number).await?;
+        if invoice.notify_opt_out {
+            return Ok((
+                DeliveryState::Skipped,
+                "opted out: the ERP marked this invoice as not to be emailed".to_owned(),
+            ));
+        }
+        let resolved = recipients::from_contacts(&invoice.customer.contacts);
+        if let Some(reason) = resolved.unusable_reason() {
+            return Ok((DeliveryState::Skipped, reason));
+        }
+        delivery.to = resolved.to;
+        delivery.cc = resolved.cc;
+        delivery.bcc = resolved.bcc;
+        delivery.attachment_name = crate::resend::attachment_name(&invoice.number);
+        let message = self.templates.compose(
+            &invoice,
+            &self.config.company.name,
+            &self.config.company.email,
+        )?;
+        delivery.subject = message.subject;
+        Ok((DeliveryState::Planned, resolved.problems.join("; ")))
+    }
+}

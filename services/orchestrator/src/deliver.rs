@@ -1,0 +1,282 @@
+//! Delivering one claimed delivery: resolve recipients, freeze the PDF, persist the attempt,
+//! submit it to mail-delivery, record the outcome and write the email log.
+
+use tracing::Instrument;
+
+use crate::engine::Engine;
+use crate::error::OrchestratorError;
+use crate::log::LogRecord;
+use crate::model::{Delivery, DeliveryState, Document, Purpose};
+use crate::recipients;
+use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
+
+impl Engine {
+    /// Takes a delivery this caller claimed (state `pending`) to an end state and returns it.
+    /// Only a storage failure returns an error; every other failure ends in a state with a
+    /// reason. Each delivery is the root of its own trace.
+    pub(crate) async fn deliver(&self, delivery: Delivery) -> Result<Delivery, OrchestratorError> {
+        let span = tracing::info_span!(
+            parent: None,
+            "invoice.deliver",
+            invoice = %delivery.invoice_number,
+            revision = delivery.invoice_revision,
+            delivery_id = %delivery.id,
+            purpose = delivery.purpose.as_str(),
+            batch_id = delivery.batch_id.as_deref().unwrap_or(""),
+        );
+        self.deliver_in_span(delivery).instrument(span).await
+    }
+
+    async fn deliver_in_span(&self, mut delivery: Delivery) -> Result<Delivery, OrchestratorError> {
+        delivery.trace_id = invoicer_telemetry::current_trace_id();
+        delivery.reason.clear();
+
+        let invoice = match self.upstream.get_invoice(&delivery.invoice_number).await {
+            Ok(invoice) => invoice,
+            Err(error) => {
+                return self
+                    .end_before_send(delivery, &error, "reading the invoice")
+                    .await;
+            }
+        };
+        if delivery.purpose == Purpose::Batch
+            && let Some(reason) = self.batch_skip_reason(&mut delivery, &invoice)
+        {
+            return self.skip(delivery, reason).await;
+        }
+
+        let document = match self.frozen_document(&delivery, &invoice).await? {
+            Ok(document) => document,
+            Err(error) => {
+                return self
+                    .end_before_send(delivery, &error, "rendering the PDF")
+                    .await;
+            }
+        };
+        delivery.pdf_sha256 = document.sha256.clone();
+        delivery.attachment_name = document.file_name.clone();
+        delivery.state = DeliveryState::Rendered;
+        self.store.save_delivery(&delivery).await?;
+
+        self.submit(delivery, &invoice, &document).await
+    }
+
+    /// For batch deliveries: sets the recipients from the contacts, or says why not to send.
+    fn batch_skip_reason(&self, delivery: &mut Delivery, invoice: &Invoice) -> Option<String> {
+        if invoice.revision != delivery.invoice_revision {
+            return Some(format!(
+                "revision {} was replaced by revision {}; the next batch sends the new one",
+                delivery.invoice_revision, invoice.revision
+            ));
+        }
+        if invoice.notify_opt_out {
+            return Some("opted out: the ERP marked this invoice as not to be emailed".to_owned());
+        }
+        let resolved = recipients::from_contacts(&invoice.customer.contacts);
+        if let Some(reason) = resolved.unusable_reason() {
+            return Some(reason);
+        }
+        for problem in &resolved.problems {
+            tracing::warn!(invoice = %invoice.number, customer = %invoice.customer.code, problem = %problem, "recipient left out");
+        }
+        delivery.to = resolved.to;
+        delivery.cc = resolved.cc;
+        delivery.bcc = resolved.bcc;
+        None
+    }
+
+    /// The revision's frozen PDF, rendering and freezing it on first use.
+    async fn frozen_document(
+        &self,
+        delivery: &Delivery,
+        invoice: &Invoice,
+    ) -> Result<Result<Document, UpstreamError>, OrchestratorError> {
+        if let Some(document) = self
+            .store
+            .document(&delivery.invoice_number, delivery.invoice_revision)
+            .await?
+        {
+            return Ok(Ok(document));
+        }
+        if invoice.revision != delivery.invoice_revision {
+            return Err(OrchestratorError::FailedPrecondition(format!(
+                "invoice {} revision {} was never rendered and invoice-query now has revision {}; send the latest revision",
+                delivery.invoice_number, delivery.invoice_revision, invoice.revision
+            )));
+        }
+        let rendered = match self.upstream.render(invoice, &self.config.company).await {
+            Ok(rendered) => rendered,
+            Err(error) => return Ok(Err(error)),
+        };
+        Ok(Ok(self.store.freeze_document(&rendered).await?))
+    }
+
+    async fn submit(
+        &self,
+        mut delivery: Delivery,
+        invoice: &Invoice,
+        document: &Document,
+    ) -> Result<Delivery, OrchestratorError> {
+        let message = self.templates.compose(
+            invoice,
+            &self.config.company.name,
+            &self.config.company.email,
+        )?;
+        delivery.subject = message.subject.clone();
+        delivery.message_id = self.message_id(&delivery);
+        delivery.attempts += 1;
+        delivery.state = DeliveryState::Submitting;
+        // Persisted before any byte goes to the mail server: a crash from here on leaves the
+        // delivery `submitting`, which start-up turns into `unknown`, never into a resend.
+        self.store.save_delivery(&delivery).await?;
+
+        let email = OutgoingEmail {
+            from: &self.settings.from,
+            reply_to: self.settings.reply_to.as_ref(),
+            to: &delivery.to,
+            cc: &delivery.cc,
+            bcc: &delivery.bcc,
+            subject: &message.subject,
+            text_body: &message.text_body,
+            html_body: &message.html_body,
+            attachment_name: &document.file_name,
+            attachment: &document.content,
+            message_id: &delivery.message_id,
+            delivery_key: &delivery.key,
+        };
+        let result = match self.upstream.send(&email).await {
+            Ok(outcome) => {
+                delivery.recipients = outcome.recipients;
+                delivery.server_reply = outcome.server_reply;
+                delivery.destination = outcome.destination;
+                delivery.reason = outcome.error;
+                outcome.result
+            }
+            Err(error) => {
+                delivery.reason = error.to_string();
+                send_error_result(&error)
+            }
+        };
+        self.apply_send_result(&mut delivery, result);
+        self.store.save_delivery(&delivery).await?;
+        tracing::info!(
+            invoice = %delivery.invoice_number,
+            delivery_id = %delivery.id,
+            message_id = %delivery.message_id,
+            state = delivery.state.as_str(),
+            attempt = delivery.attempts,
+            reason = %delivery.reason,
+            "delivery attempt ended"
+        );
+        self.write_log(&delivery, result, document.content.len() as u64)
+            .await;
+        Ok(delivery)
+    }
+
+    fn apply_send_result(&self, delivery: &mut Delivery, result: SendResult) {
+        delivery.next_attempt_at = None;
+        delivery.state = match result {
+            SendResult::Sent | SendResult::PartiallySent => DeliveryState::Sent,
+            SendResult::Failed => DeliveryState::Failed,
+            SendResult::Unknown => DeliveryState::Unknown,
+            SendResult::Deferred if delivery.attempts >= self.settings.max_attempts => {
+                delivery.reason = format!(
+                    "gave up after {} attempts: {}",
+                    delivery.attempts, delivery.reason
+                );
+                DeliveryState::Failed
+            }
+            SendResult::Deferred => {
+                delivery.next_attempt_at = Some(self.next_attempt_at(delivery.attempts));
+                DeliveryState::Deferred
+            }
+        };
+        if result == SendResult::PartiallySent {
+            let rejected: Vec<String> = delivery
+                .recipients
+                .iter()
+                .filter(|r| !r.accepted)
+                .map(|r| format!("{} ({} {})", r.address, r.reply_code, r.reply_text))
+                .collect();
+            delivery.reason = format!("rejected recipients: {}", rejected.join(", "));
+        }
+    }
+
+    /// Appends the attempt's outcome to the email log. A failure leaves `logged` false, and
+    /// the retry loop appends it later.
+    pub(crate) async fn write_log(
+        &self,
+        delivery: &Delivery,
+        result: SendResult,
+        attachment_size: u64,
+    ) {
+        let record = LogRecord {
+            delivery,
+            from: &self.settings.from,
+            outcome: result,
+            attachment_size,
+        };
+        match self.upstream.append_log(&record).await {
+            Ok(()) => {
+                if let Err(error) = self.store.mark_logged(&delivery.id).await {
+                    tracing::error!(delivery_id = %delivery.id, %error, "cannot mark delivery as logged");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, %error, "email log append failed; retrying later");
+            }
+        }
+    }
+
+    /// A failure before anything went to the mail server: deferred when it may pass, failed
+    /// when it will not.
+    async fn end_before_send(
+        &self,
+        mut delivery: Delivery,
+        error: &UpstreamError,
+        step: &str,
+    ) -> Result<Delivery, OrchestratorError> {
+        delivery.reason = format!("{step} failed: {error}");
+        let permanent = error.is_not_found()
+            || matches!(
+                error.code,
+                tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+            );
+        if permanent {
+            delivery.state = DeliveryState::Failed;
+            delivery.next_attempt_at = None;
+        } else {
+            delivery.attempts += 1;
+            self.apply_send_result(&mut delivery, SendResult::Deferred);
+        }
+        tracing::warn!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, state = delivery.state.as_str(), reason = %delivery.reason, "delivery stopped before sending");
+        self.store.save_delivery(&delivery).await?;
+        Ok(delivery)
+    }
+
+    async fn skip(
+        &self,
+        mut delivery: Delivery,
+        reason: String,
+    ) -> Result<Delivery, OrchestratorError> {
+        tracing::info!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, reason = %reason, "delivery skipped");
+        delivery.state = DeliveryState::Skipped;
+        delivery.reason = reason;
+        delivery.next_attempt_at = None;
+        self.store.save_delivery(&delivery).await?;
+        Ok(delivery)
+    }
+}
+
+/// Whether a failed SendEmail call may have sent the message. Only a failure to connect
+/// proves that mail-delivery never got the request; any other error might have come after
+/// the message went out.
+fn send_error_result(error: &UpstreamError) -> SendResult {
+    let never_reached =
+        error.is_unavailable() && error.message.to_ascii_lowercase().contains("connect");
+    if never_reached {
+        SendResult::Deferred
+    } else {
+        SendResult::Unknown
+    }
+}

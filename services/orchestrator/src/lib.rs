@@ -1,0 +1,70 @@
+//! orchestrator: the nightly batch, deliveries and their frozen PDFs, resends and previews.
+
+mod api;
+mod batch;
+mod deliver;
+mod engine;
+mod error;
+mod log;
+mod message;
+mod model;
+mod recipients;
+mod resend;
+mod schedule;
+mod scheduler;
+mod store;
+mod upstream;
+
+use std::sync::Arc;
+
+use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
+use invoicer_proto::orchestrator::v1::orchestrator_service_server::OrchestratorServiceServer;
+use tonic::service::RoutesBuilder;
+
+pub use schedule::{FireInstant, Schedule, ScheduleError};
+
+/// Largest response the server sends: previews carry whole PDFs.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The orchestrator as a host plugin.
+pub struct OrchestratorPlugin;
+
+#[tonic::async_trait]
+impl ServicePlugin for OrchestratorPlugin {
+    fn name(&self) -> ServiceName {
+        ServiceName::Orchestrator
+    }
+
+    async fn start(&self, ctx: ServiceContext, routes: &mut RoutesBuilder) -> Result<(), BoxError> {
+        let config = ctx.config.clone();
+        let url = config.database_url_for(ServiceName::Orchestrator);
+        let store = store::Store::open(&url).await?;
+        let upstream = api::Upstream::new(&ctx.channels);
+        let engine = Arc::new(engine::Engine::new(config.clone(), store, upstream)?);
+        engine.recover().await?;
+
+        let schedule_config = &config.batch.schedule;
+        let schedule = Schedule::new(&schedule_config.cron, config.schedule_timezone())?;
+        if schedule_config.enabled {
+            scheduler::spawn_scheduler(
+                engine.clone(),
+                schedule,
+                schedule_config.catch_up,
+                ctx.shutdown.clone(),
+            );
+        }
+        scheduler::spawn_retry_loop(engine.clone(), ctx.shutdown.clone());
+        tracing::info!(
+            database = if url.starts_with("postgres") { "postgresql" } else { "sqlite" },
+            schedule = %schedule_config.cron,
+            timezone = config.schedule_timezone(),
+            schedule_enabled = schedule_config.enabled,
+            "orchestrator started"
+        );
+
+        let server = OrchestratorServiceServer::new(api::OrchestratorApi::new(engine))
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        routes.add_service(server);
+        Ok(())
+    }
+}

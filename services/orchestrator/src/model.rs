@@ -1,0 +1,350 @@
+//! The orchestrator's own types: deliveries, their states, batches and frozen documents.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use invoicer_domain::email::Mailbox;
+use serde::{Deserialize, Serialize};
+
+/// A delivery's state: pending -> rendered -> submitting -> sent, or one of the end states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum DeliveryState {
+    Pending,
+    Rendered,
+    Submitting,
+    Sent,
+    Deferred,
+    Failed,
+    Skipped,
+    Unknown,
+    /// Dry runs only; never stored.
+    Planned,
+}
+
+impl DeliveryState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Rendered => "rendered",
+            DeliveryState::Submitting => "submitting",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Deferred => "deferred",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Skipped => "skipped",
+            DeliveryState::Unknown => "unknown",
+            DeliveryState::Planned => "planned",
+        }
+    }
+
+    pub(crate) fn parse(value: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Pending,
+            DeliveryState::Rendered,
+            DeliveryState::Submitting,
+            DeliveryState::Sent,
+            DeliveryState::Deferred,
+            DeliveryState::Failed,
+            DeliveryState::Skipped,
+            DeliveryState::Unknown,
+            DeliveryState::Planned,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == value)
+    }
+
+    /// Whether a batch leaves an invoice in this state alone: it went out (or may have), or it
+    /// failed for good. Skipped and deferred deliveries are taken up again.
+    pub(crate) fn is_settled(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Unknown
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Batch,
+    Resend,
+}
+
+impl Purpose {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Batch => "batch",
+            Purpose::Resend => "resend",
+        }
+    }
+
+    pub(crate) fn parse(value: &str) -> Option<Purpose> {
+        match value {
+            "batch" => Some(Purpose::Batch),
+            "resend" => Some(Purpose::Resend),
+            _ => None,
+        }
+    }
+}
+
+/// Which contact role a recipient came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Role {
+    To,
+    Cc,
+    Bcc,
+}
+
+/// The server's answer for one recipient of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RecipientOutcome {
+    pub address: String,
+    pub role: Role,
+    pub accepted: bool,
+    pub reply_code: u32,
+    pub reply_text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Delivery {
+    pub id: String,
+    pub key: String,
+    pub invoice_number: String,
+    pub invoice_revision: u32,
+    pub customer_code: String,
+    pub purpose: Purpose,
+    pub request_id: Option<String>,
+    pub state: DeliveryState,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub bcc: Vec<Mailbox>,
+    pub subject: String,
+    pub attachment_name: String,
+    pub pdf_sha256: String,
+    pub message_id: String,
+    /// Why the invoice was not sent; empty when it was.
+    pub reason: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub batch_id: Option<String>,
+    pub recipients: Vec<RecipientOutcome>,
+    pub server_reply: String,
+    pub destination: String,
+    pub actor: String,
+    pub resend_reason: String,
+    pub trace_id: String,
+    /// Whether the outcome of the last attempt is in the email log.
+    pub logged: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Delivery {
+    /// The idempotency key: invoice, revision, notifier and purpose.
+    pub(crate) fn batch_key(invoice_number: &str, revision: u32) -> String {
+        format!("{invoice_number}/r{revision}/default/batch")
+    }
+
+    pub(crate) fn resend_key(invoice_number: &str, revision: u32, request_id: &str) -> String {
+        format!("{invoice_number}/r{revision}/manual/resend:{request_id}")
+    }
+
+    pub(crate) fn new(
+        key: String,
+        invoice_number: &str,
+        revision: u32,
+        customer_code: &str,
+        purpose: Purpose,
+    ) -> Delivery {
+        let now = Utc::now();
+        Delivery {
+            id: uuid::Uuid::now_v7().to_string(),
+            key,
+            invoice_number: invoice_number.to_owned(),
+            invoice_revision: revision,
+            customer_code: customer_code.to_owned(),
+            purpose,
+            request_id: None,
+            state: DeliveryState::Pending,
+            to: Vec::new(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            subject: String::new(),
+            attachment_name: String::new(),
+            pdf_sha256: String::new(),
+            message_id: String::new(),
+            reason: String::new(),
+            attempts: 0,
+            next_attempt_at: None,
+            batch_id: None,
+            recipients: Vec::new(),
+            server_reply: String::new(),
+            destination: String::new(),
+            actor: String::new(),
+            resend_reason: String::new(),
+            trace_id: String::new(),
+            logged: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchStatus {
+    Running,
+    Completed,
+    Failed,
+    Planned,
+}
+
+impl BatchStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::Running => "running",
+            BatchStatus::Completed => "completed",
+            BatchStatus::Failed => "failed",
+            BatchStatus::Planned => "planned",
+        }
+    }
+
+    pub(crate) fn parse(value: &str) -> Option<BatchStatus> {
+        match value {
+            "running" => Some(BatchStatus::Running),
+            "completed" => Some(BatchStatus::Completed),
+            "failed" => Some(BatchStatus::Failed),
+            "planned" => Some(BatchStatus::Planned),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchTrigger {
+    Schedule,
+    Manual,
+}
+
+impl BatchTrigger {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BatchTrigger::Schedule => "schedule",
+            BatchTrigger::Manual => "manual",
+        }
+    }
+
+    pub(crate) fn parse(value: &str) -> Option<BatchTrigger> {
+        match value {
+            "schedule" => Some(BatchTrigger::Schedule),
+            "manual" => Some(BatchTrigger::Manual),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Batch {
+    pub id: String,
+    pub business_date: NaiveDate,
+    pub trigger: BatchTrigger,
+    pub status: BatchStatus,
+    pub cutoff: DateTime<Utc>,
+    pub window_start: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+/// One invoice of a batch: its delivery and how it ended in that batch.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BatchItem {
+    pub delivery: Delivery,
+    pub state: DeliveryState,
+    pub reason: String,
+}
+
+/// Per-state counts; `eligible` is their sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BatchCounts {
+    pub eligible: u32,
+    pub sent: u32,
+    pub skipped: u32,
+    pub failed: u32,
+    pub deferred: u32,
+    pub unknown: u32,
+    pub planned: u32,
+}
+
+impl BatchCounts {
+    pub(crate) fn from_states(states: impl IntoIterator<Item = DeliveryState>) -> BatchCounts {
+        let mut counts = BatchCounts::default();
+        for state in states {
+            counts.add(state);
+        }
+        counts
+    }
+
+    pub(crate) fn add(&mut self, state: DeliveryState) {
+        self.eligible += 1;
+        match state {
+            DeliveryState::Sent => self.sent += 1,
+            DeliveryState::Skipped => self.skipped += 1,
+            DeliveryState::Failed => self.failed += 1,
+            DeliveryState::Deferred => self.deferred += 1,
+            DeliveryState::Planned => self.planned += 1,
+            // A delivery still in flight when the counts are read is neither sent nor known
+            // to have failed.
+            DeliveryState::Unknown
+            | DeliveryState::Pending
+            | DeliveryState::Rendered
+            | DeliveryState::Submitting => self.unknown += 1,
+        }
+    }
+}
+
+/// The frozen PDF of one invoice revision: every send of that revision attaches these bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Document {
+    pub invoice_number: String,
+    pub invoice_revision: u32,
+    pub sha256: String,
+    pub file_name: String,
+    pub page_count: u32,
+    pub content: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up_to_eligible() {
+        let counts = BatchCounts::from_states([
+            DeliveryState::Sent,
+            DeliveryState::Sent,
+            DeliveryState::Skipped,
+            DeliveryState::Failed,
+            DeliveryState::Deferred,
+            DeliveryState::Unknown,
+        ]);
+        assert_eq!(counts.eligible, 6);
+        assert_eq!(counts.sent, 2);
+        assert_eq!(
+            counts.sent + counts.skipped + counts.failed + counts.deferred + counts.unknown,
+            counts.eligible
+        );
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for state in [
+            DeliveryState::Pending,
+            DeliveryState::Sent,
+            DeliveryState::Unknown,
+        ] {
+            assert_eq!(DeliveryState::parse(state.as_str()), Some(state));
+        }
+    }
+
+    #[test]
+    fn batch_key_contains_revision() {
+        assert_eq!(Delivery::batch_key("INV-1", 2), "INV-1/r2/default/batch");
+    }
+}

@@ -1,0 +1,258 @@
+//! Manual resends and previews. Neither changes the automatic setup: a resend is a delivery of
+//! its own, keyed by the client's request id, and a preview writes nothing.
+
+use invoicer_domain::email::Mailbox;
+
+use crate::engine::Engine;
+use crate::error::OrchestratorError;
+use crate::model::{Delivery, Document, Purpose};
+use crate::recipients::{self, Recipients};
+
+pub(crate) struct ResendRequest {
+    pub invoice_number: String,
+    /// 0 means the latest revision.
+    pub revision: u32,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub reason: String,
+    pub request_id: String,
+    pub actor: String,
+}
+
+pub(crate) struct ResendResult {
+    pub delivery: Delivery,
+    /// The request id was seen before; nothing was sent this time.
+    pub replayed: bool,
+}
+
+pub(crate) struct Preview {
+    pub document: Document,
+    pub subject: String,
+    pub recipients: Recipients,
+}
+
+/// `<invoice number>.pdf` with characters that file systems reject replaced by `_`; the same
+/// rule pdf-render applies.
+pub(crate) fn attachment_name(number: &str) -> String {
+    let safe: String = number
+        .chars()
+        .map(|c| {
+            if c.is_control() || "/\\:*?\"<>|".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("{safe}.pdf")
+}
+
+fn parse_overrides(
+    field: &'static str,
+    values: &[String],
+) -> Result<Vec<Mailbox>, OrchestratorError> {
+    let mut mailboxes = Vec::new();
+    for value in values {
+        for parsed in invoicer_domain::email::parse_address_list(value) {
+            let mailbox = parsed
+                .map_err(|e| OrchestratorError::invalid(field, format!("{e}; nothing was sent")))?;
+            mailboxes.push(mailbox);
+        }
+    }
+    Ok(mailboxes)
+}
+
+impl Engine {
+    pub(crate) async fn resend(
+        &self,
+        request: ResendRequest,
+    ) -> Result<ResendResult, OrchestratorError> {
+        if request.invoice_number.trim().is_empty() {
+            return Err(OrchestratorError::invalid(
+                "invoice_number",
+                "the invoice number is missing",
+            ));
+        }
+        if request.reason.trim().is_empty() {
+            return Err(OrchestratorError::invalid(
+                "reason",
+                "a reason is required; it is kept in the email log",
+            ));
+        }
+        if let Some(previous) = self.replay(&request).await? {
+            return Ok(ResendResult {
+                delivery: previous,
+                replayed: true,
+            });
+        }
+        let to = parse_overrides("to", &request.to)?;
+        let cc = parse_overrides("cc", &request.cc)?;
+        let bcc = parse_overrides("bcc", &request.bcc)?;
+
+        let invoice = match self.upstream.get_invoice(&request.invoice_number).await {
+            Err(error) if error.is_not_found() => {
+                return Err(OrchestratorError::NotFound(format!(
+                    "invoice {} not found; import it first",
+                    request.invoice_number
+                )));
+            }
+            other => other?,
+        };
+        let revision = if request.revision == 0 {
+            invoice.revision
+        } else {
+            request.revision
+        };
+        if revision > invoice.revision {
+            return Err(OrchestratorError::invalid(
+                "revision",
+                format!(
+                    "invoice {} has no revision {revision}; the latest is {}",
+                    invoice.number, invoice.revision
+                ),
+            ));
+        }
+        if revision != invoice.revision
+            && self
+                .store
+                .document(&invoice.number, revision)
+                .await?
+                .is_none()
+        {
+            return Err(OrchestratorError::FailedPrecondition(format!(
+                "invoice {} revision {revision} was never sent, so no PDF of it was kept; resend the latest revision {}",
+                invoice.number, invoice.revision
+            )));
+        }
+
+        let recipients = if to.is_empty() && cc.is_empty() && bcc.is_empty() {
+            recipients::from_contacts(&invoice.customer.contacts)
+        } else {
+            Recipients {
+                to,
+                cc,
+                bcc,
+                problems: Vec::new(),
+            }
+        };
+        if let Some(reason) = recipients.unusable_reason() {
+            return Err(OrchestratorError::FailedPrecondition(format!(
+                "{reason}; pass --to to send to another address"
+            )));
+        }
+
+        let request_id = if request.request_id.is_empty() {
+            uuid::Uuid::now_v7().to_string()
+        } else {
+            request.request_id.clone()
+        };
+        let key = Delivery::resend_key(&invoice.number, revision, &request_id);
+        let mut delivery = Delivery::new(
+            key,
+            &invoice.number,
+            revision,
+            &invoice.customer.code,
+            Purpose::Resend,
+        );
+        delivery.request_id = Some(request_id);
+        delivery.to = recipients.to;
+        delivery.cc = recipients.cc;
+        delivery.bcc = recipients.bcc;
+        delivery.actor = request.actor.clone();
+        delivery.resend_reason = request.reason.clone();
+        if !self.store.insert_delivery(&delivery).await? {
+            // The same request id arrived twice at once; the first one sends.
+            if let Some(previous) = self.replay(&request).await? {
+                return Ok(ResendResult {
+                    delivery: previous,
+                    replayed: true,
+                });
+            }
+        }
+        tracing::info!(invoice = %invoice.number, revision, delivery_id = %delivery.id, actor = %request.actor, "resend requested");
+        let delivery = self.deliver(delivery).await?;
+        Ok(ResendResult {
+            delivery,
+            replayed: false,
+        })
+    }
+
+    /// The earlier result of the same request id, if there is one.
+    async fn replay(&self, request: &ResendRequest) -> Result<Option<Delivery>, OrchestratorError> {
+        if request.request_id.is_empty() {
+            return Ok(None);
+        }
+        let Some(previous) = self
+            .store
+            .delivery_by_request_id(&request.request_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if previous.invoice_number != request.invoice_number {
+            return Err(OrchestratorError::invalid(
+                "request_id",
+                format!(
+                    "request id {:?} was already used for invoice {}; choose a new request id",
+                    request.request_id, previous.invoice_number
+                ),
+            ));
+        }
+        tracing::info!(invoice = %previous.invoice_number, request_id = %request.request_id, delivery_id = %previous.id, "resend request repeated; returning the first result");
+        Ok(Some(previous))
+    }
+
+    pub(crate) async fn preview(
+        &self,
+        invoice_number: &str,
+        revision: u32,
+    ) -> Result<Preview, OrchestratorError> {
+        let invoice = match self.upstream.get_invoice(invoice_number).await {
+            Err(error) if error.is_not_found() => {
+                return Err(OrchestratorError::NotFound(format!(
+                    "invoice {invoice_number} not found; import it first"
+                )));
+            }
+            other => other?,
+        };
+        let revision = if revision == 0 {
+            invoice.revision
+        } else {
+            revision
+        };
+        let document = match self.store.document(&invoice.number, revision).await? {
+            Some(frozen) => frozen,
+            None if revision == invoice.revision => {
+                self.upstream.render(&invoice, &self.config.company).await?
+            }
+            None => {
+                return Err(OrchestratorError::FailedPrecondition(format!(
+                    "invoice {invoice_number} revision {revision} was never sent, so no PDF of it was kept; the latest is {}",
+                    invoice.revision
+                )));
+            }
+        };
+        let message = self.templates.compose(
+            &invoice,
+            &self.config.company.name,
+            &self.config.company.email,
+        )?;
+        Ok(Preview {
+            document,
+            subject: message.subject,
+            recipients: recipients::from_contacts(&invoice.customer.contacts),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachment_name_replaces_unsafe_characters() {
+        assert_eq!(attachment_name("INV/2026:01"), "INV_2026_01.pdf");
+        assert_eq!(attachment_name("INV-1"), "INV-1.pdf");
+    }
+}

@@ -1,0 +1,200 @@
+//! The batch schedule: a cron expression read in an IANA timezone, and the business date of
+//! each fire instant.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "invalid cron expression {expression:?}: {message}; expected five fields such as `0 2 * * *`"
+    )]
+    Cron { expression: String, message: String },
+    #[error("unknown timezone {0:?}: expected an IANA name such as `Europe/Berlin`")]
+    Timezone(String),
+    #[error("cron expression {0:?} never fires")]
+    NeverFires(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: Cron,
+    expression: String,
+    timezone: Tz,
+}
+
+/// One instant at which the schedule fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FireInstant {
+    pub at: DateTime<Utc>,
+    pub local: DateTime<Tz>,
+    /// The local calendar date of the fire instant: the batch is keyed by it.
+    pub business_date: NaiveDate,
+}
+
+impl Schedule {
+    pub fn new(expression: &str, timezone: &str) -> Result<Schedule, ScheduleError> {
+        let timezone = parse_timezone(timezone)?;
+        let cron = Cron::from_str(expression).map_err(|e| ScheduleError::Cron {
+            expression: expression.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(Schedule {
+            cron,
+            expression: expression.to_owned(),
+            timezone,
+        })
+    }
+
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
+
+    /// The first fire instant strictly after `after`. A local time inside a spring-forward gap
+    /// fires at the first valid instant after the gap; a local time inside a repeated fall-back
+    /// hour fires at its first occurrence only (croner 4.0 behaves so; the tests pin it).
+    pub fn next_after(&self, after: DateTime<Utc>) -> Result<FireInstant, ScheduleError> {
+        let local = after.with_timezone(&self.timezone);
+        let next = self
+            .cron
+            .find_next_occurrence(&local, false)
+            .map_err(|_| ScheduleError::NeverFires(self.expression.clone()))?;
+        Ok(self.fire_instant(next))
+    }
+
+    /// The last fire instant at or before `at`.
+    pub fn previous_at_or_before(&self, at: DateTime<Utc>) -> Result<FireInstant, ScheduleError> {
+        let local = at.with_timezone(&self.timezone);
+        let previous = self
+            .cron
+            .find_previous_occurrence(&local, true)
+            .map_err(|_| ScheduleError::NeverFires(self.expression.clone()))?;
+        Ok(self.fire_instant(previous))
+    }
+
+    /// The next `count` fire instants after `after`.
+    pub fn upcoming(
+        &self,
+        after: DateTime<Utc>,
+        count: usize,
+    ) -> Result<Vec<FireInstant>, ScheduleError> {
+        let mut instants = Vec::with_capacity(count);
+        let mut cursor = after;
+        for _ in 0..count {
+            let next = self.next_after(cursor)?;
+            cursor = next.at;
+            instants.push(next);
+        }
+        Ok(instants)
+    }
+
+    fn fire_instant(&self, local: DateTime<Tz>) -> FireInstant {
+        FireInstant {
+            at: local.with_timezone(&Utc),
+            local,
+            business_date: local.date_naive(),
+        }
+    }
+}
+
+pub(crate) fn parse_timezone(name: &str) -> Result<Tz, ScheduleError> {
+    name.parse::<Tz>()
+        .map_err(|_| ScheduleError::Timezone(name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn fires(expression: &str, zone: &str, after: &str, count: usize) -> Vec<(String, String)> {
+        let schedule = Schedule::new(expression, zone).unwrap();
+        schedule
+            .upcoming(utc(after), count)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.at.to_rfc3339(), f.business_date.to_string()))
+            .collect()
+    }
+
+    fn pair(at: &str, date: &str) -> (String, String) {
+        (utc(at).to_rfc3339(), date.to_owned())
+    }
+
+    #[test]
+    fn berlin_spring_forward_fires_after_gap() {
+        // 2025-03-30 02:30 does not exist in Berlin: clocks jump from 02:00 to 03:00 (CEST).
+        assert_eq!(
+            fires("30 2 * * *", "Europe/Berlin", "2025-03-28T12:00:00Z", 3),
+            vec![
+                pair("2025-03-29T01:30:00Z", "2025-03-29"),
+                pair("2025-03-30T01:00:00Z", "2025-03-30"),
+                pair("2025-03-31T00:30:00Z", "2025-03-31"),
+            ]
+        );
+    }
+
+    #[test]
+    fn berlin_fall_back_fires_once() {
+        // 2025-10-26 02:30 happens twice in Berlin; only the first (CEST, 00:30 UTC) fires.
+        assert_eq!(
+            fires("30 2 * * *", "Europe/Berlin", "2025-10-25T12:00:00Z", 3),
+            vec![
+                pair("2025-10-26T00:30:00Z", "2025-10-26"),
+                pair("2025-10-27T01:30:00Z", "2025-10-27"),
+                pair("2025-10-28T01:30:00Z", "2025-10-28"),
+            ]
+        );
+    }
+
+    #[test]
+    fn new_york_across_november_change() {
+        // DST ends on 2025-11-02 at 02:00 local; 06:00 moves from 10:00 UTC to 11:00 UTC.
+        assert_eq!(
+            fires("0 6 * * *", "America/New_York", "2025-11-01T00:00:00Z", 3),
+            vec![
+                pair("2025-11-01T10:00:00Z", "2025-11-01"),
+                pair("2025-11-02T11:00:00Z", "2025-11-02"),
+                pair("2025-11-03T11:00:00Z", "2025-11-03"),
+            ]
+        );
+    }
+
+    #[test]
+    fn tokyo_business_date_is_local_date() {
+        // 08:30 in Tokyo is 23:30 UTC of the day before: the business date is Tokyo's.
+        assert_eq!(
+            fires("30 8 * * *", "Asia/Tokyo", "2026-12-03T00:00:00Z", 1),
+            vec![pair("2026-12-03T23:30:00Z", "2026-12-04")]
+        );
+    }
+
+    #[test]
+    fn previous_fire_at_or_before() {
+        let schedule = Schedule::new("0 2 * * *", "UTC").unwrap();
+        let previous = schedule
+            .previous_at_or_before(utc("2026-12-04T01:59:00Z"))
+            .unwrap();
+        assert_eq!(previous.at, utc("2026-12-03T02:00:00Z"));
+    }
+
+    #[test]
+    fn invalid_expression_names_it() {
+        let error = Schedule::new("61 2 * * *", "UTC").unwrap_err();
+        assert!(error.to_string().contains("\"61 2 * * *\""), "{error}");
+    }
+
+    #[test]
+    fn unknown_timezone_names_it() {
+        let error = Schedule::new("0 2 * * *", "Mars/Olympus").unwrap_err();
+        assert!(error.to_string().contains("\"Mars/Olympus\""), "{error}");
+    }
+}

@@ -1,0 +1,6 @@
+//! sea-orm entities of the orchestrator's tables.
+
+pub(crate) mod batch;
+pub(crate) mod batch_item;
+pub(crate) mod delivery;
+pub(crate) mod document;

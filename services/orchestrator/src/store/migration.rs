@@ -1,0 +1,264 @@
+//! Schema migrations of the orchestrator's tables, run at start-up.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+
+pub(crate) struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateTables)]
+    }
+
+    // Each service keeps its own migration history, because they may share one database.
+    fn migration_table_name() -> DynIden {
+        "orchestrator_migrations".into_iden()
+    }
+}
+
+struct CreateTables;
+
+impl MigrationName for CreateTables {
+    fn name(&self) -> &str {
+        "m20261204_000001_create_tables"
+    }
+}
+
+#[derive(DeriveIden)]
+enum OrBatches {
+    Table,
+    Id,
+    BusinessDate,
+    Trigger,
+    Status,
+    ScheduleKey,
+    Cutoff,
+    WindowStart,
+    StartedAt,
+    FinishedAt,
+    Error,
+}
+
+#[derive(DeriveIden)]
+enum OrBatchItems {
+    Table,
+    Id,
+    BatchId,
+    DeliveryId,
+    InvoiceNumber,
+    State,
+    Reason,
+}
+
+#[derive(DeriveIden)]
+enum OrDeliveries {
+    Table,
+    Id,
+    DeliveryKey,
+    InvoiceNumber,
+    InvoiceRevision,
+    CustomerCode,
+    Purpose,
+    RequestId,
+    State,
+    ToJson,
+    CcJson,
+    BccJson,
+    Subject,
+    AttachmentName,
+    PdfSha256,
+    MessageId,
+    Reason,
+    Attempts,
+    NextAttemptAt,
+    BatchId,
+    RecipientsJson,
+    ServerReply,
+    Destination,
+    Actor,
+    ResendReason,
+    TraceId,
+    Logged,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum OrDocuments {
+    Table,
+    Id,
+    InvoiceNumber,
+    InvoiceRevision,
+    Sha256,
+    FileName,
+    PageCount,
+    Content,
+    CreatedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateTables {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        create_batches(manager).await?;
+        create_batch_items(manager).await?;
+        create_deliveries(manager).await?;
+        create_documents(manager).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            OrDocuments::Table.into_iden(),
+            OrDeliveries::Table.into_iden(),
+            OrBatchItems::Table.into_iden(),
+            OrBatches::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn create_batches(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(OrBatches::Table)
+                .if_not_exists()
+                .col(string(OrBatches::Id).primary_key())
+                .col(string(OrBatches::BusinessDate))
+                .col(string(OrBatches::Trigger))
+                .col(string(OrBatches::Status))
+                .col(string_null(OrBatches::ScheduleKey).unique_key())
+                .col(timestamp_with_time_zone(OrBatches::Cutoff))
+                .col(timestamp_with_time_zone(OrBatches::WindowStart))
+                .col(timestamp_with_time_zone(OrBatches::StartedAt))
+                .col(timestamp_with_time_zone_null(OrBatches::FinishedAt))
+                .col(text_null(OrBatches::Error))
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .create_index(
+            Index::create()
+                .name("or_batches_started_at")
+                .table(OrBatches::Table)
+                .col(OrBatches::StartedAt)
+                .to_owned(),
+        )
+        .await
+}
+
+async fn create_batch_items(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(OrBatchItems::Table)
+                .if_not_exists()
+                .col(big_pk_auto(OrBatchItems::Id))
+                .col(string(OrBatchItems::BatchId))
+                .col(string(OrBatchItems::DeliveryId))
+                .col(string(OrBatchItems::InvoiceNumber))
+                .col(string(OrBatchItems::State))
+                .col(text(OrBatchItems::Reason))
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .create_index(
+            Index::create()
+                .name("or_batch_items_batch_delivery")
+                .table(OrBatchItems::Table)
+                .col(OrBatchItems::BatchId)
+                .col(OrBatchItems::DeliveryId)
+                .unique()
+                .to_owned(),
+        )
+        .await
+}
+
+async fn create_deliveries(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(OrDeliveries::Table)
+                .if_not_exists()
+                .col(string(OrDeliveries::Id).primary_key())
+                .col(string(OrDeliveries::DeliveryKey).unique_key())
+                .col(string(OrDeliveries::InvoiceNumber))
+                .col(integer(OrDeliveries::InvoiceRevision))
+                .col(string(OrDeliveries::CustomerCode))
+                .col(string(OrDeliveries::Purpose))
+                .col(string_null(OrDeliveries::RequestId).unique_key())
+                .col(string(OrDeliveries::State))
+                .col(text(OrDeliveries::ToJson))
+                .col(text(OrDeliveries::CcJson))
+                .col(text(OrDeliveries::BccJson))
+                .col(text(OrDeliveries::Subject))
+                .col(string(OrDeliveries::AttachmentName))
+                .col(string(OrDeliveries::PdfSha256))
+                .col(string(OrDeliveries::MessageId))
+                .col(text(OrDeliveries::Reason))
+                .col(integer(OrDeliveries::Attempts))
+                .col(timestamp_with_time_zone_null(OrDeliveries::NextAttemptAt))
+                .col(string_null(OrDeliveries::BatchId))
+                .col(text(OrDeliveries::RecipientsJson))
+                .col(text(OrDeliveries::ServerReply))
+                .col(string(OrDeliveries::Destination))
+                .col(string(OrDeliveries::Actor))
+                .col(text(OrDeliveries::ResendReason))
+                .col(string(OrDeliveries::TraceId))
+                .col(boolean(OrDeliveries::Logged))
+                .col(timestamp_with_time_zone(OrDeliveries::CreatedAt))
+                .col(timestamp_with_time_zone(OrDeliveries::UpdatedAt))
+                .to_owned(),
+        )
+        .await?;
+    for (name, column) in [
+        ("or_deliveries_state_next_attempt", OrDeliveries::State),
+        ("or_deliveries_invoice", OrDeliveries::InvoiceNumber),
+    ] {
+        manager
+            .create_index(
+                Index::create()
+                    .name(name)
+                    .table(OrDeliveries::Table)
+                    .col(column)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn create_documents(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(OrDocuments::Table)
+                .if_not_exists()
+                .col(big_pk_auto(OrDocuments::Id))
+                .col(string(OrDocuments::InvoiceNumber))
+                .col(integer(OrDocuments::InvoiceRevision))
+                .col(string(OrDocuments::Sha256))
+                .col(string(OrDocuments::FileName))
+                .col(integer(OrDocuments::PageCount))
+                .col(blob(OrDocuments::Content))
+                .col(timestamp_with_time_zone(OrDocuments::CreatedAt))
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .create_index(
+            Index::create()
+                .name("or_documents_invoice_revision")
+                .table(OrDocuments::Table)
+                .col(OrDocuments::InvoiceNumber)
+                .col(OrDocuments::InvoiceRevision)
+                .unique()
+                .to_owned(),
+        )
+        .await
+}

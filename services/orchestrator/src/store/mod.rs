@@ -1,0 +1,555 @@
+//! The orchestrator's database: batches, batch items, deliveries and frozen documents. The only
+//! module that touches sea-orm entities.
+
+mod entities;
+mod migration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use invoicer_domain::email::Mailbox;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
+};
+use sea_orm_migration::MigratorTrait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Batch, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Document, Purpose,
+};
+use entities::{batch, batch_item, delivery, document};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    #[error("cannot create data folder {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored row {table}.{id} is corrupt: {message}")]
+    Corrupt {
+        table: &'static str,
+        id: String,
+        message: String,
+    },
+}
+
+/// Mailboxes are stored as JSON arrays of `{name, address}`.
+#[derive(Serialize, Deserialize)]
+struct StoredMailbox {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    address: String,
+}
+
+#[derive(Clone)]
+pub(crate) struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `url` and runs the migrations. A SQLite file's folder is created if missing.
+    pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
+        create_sqlite_folder(url)?;
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.sqlx_logging(false);
+        if url.starts_with("sqlite:") {
+            // One writer at a time; busy writers wait instead of failing with SQLITE_BUSY.
+            options.max_connections(1);
+        }
+        let db = Database::connect(options).await?;
+        migration::Migrator::up(&db, None).await?;
+        Ok(Store { db })
+    }
+
+    pub(crate) async fn insert_batch(&self, batch: &Batch) -> Result<bool, StoreError> {
+        let schedule_key =
+            (batch.trigger == BatchTrigger::Schedule).then(|| batch.business_date.to_string());
+        let row = batch::ActiveModel {
+            id: Set(batch.id.clone()),
+            business_date: Set(batch.business_date.to_string()),
+            trigger: Set(batch.trigger.as_str().to_owned()),
+            status: Set(batch.status.as_str().to_owned()),
+            schedule_key: Set(schedule_key),
+            cutoff: Set(batch.cutoff),
+            window_start: Set(batch.window_start),
+            started_at: Set(batch.started_at),
+            finished_at: Set(batch.finished_at),
+            error: Set(batch.error.clone()),
+        };
+        let result = batch::Entity::insert(row)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(matches!(result, TryInsertResult::Inserted(n) if n > 0))
+    }
+
+    pub(crate) async fn finish_batch(
+        &self,
+        id: &str,
+        status: BatchStatus,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        batch::Entity::update_many()
+            .col_expr(batch::Column::Status, Expr::value(status.as_str()))
+            .col_expr(batch::Column::FinishedAt, Expr::value(Utc::now()))
+            .col_expr(batch::Column::Error, Expr::value(error))
+            .filter(batch::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_batch(&self, id: &str) -> Result<Option<Batch>, StoreError> {
+        let row = batch::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?;
+        row.map(batch_from_row).transpose()
+    }
+
+    pub(crate) async fn scheduled_batch(
+        &self,
+        business_date: NaiveDate,
+    ) -> Result<Option<Batch>, StoreError> {
+        let row = batch::Entity::find()
+            .filter(batch::Column::ScheduleKey.eq(business_date.to_string()))
+            .one(&self.db)
+            .await?;
+        row.map(batch_from_row).transpose()
+    }
+
+    /// Batches newest first, starting after `offset` rows.
+    pub(crate) async fn list_batches(
+        &self,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Batch>, StoreError> {
+        let rows = batch::Entity::find()
+            .order_by_desc(batch::Column::StartedAt)
+            .order_by_desc(batch::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(batch_from_row).collect()
+    }
+
+    /// Marks batches left running by a process that stopped as failed.
+    pub(crate) async fn fail_running_batches(&self, error: &str) -> Result<u64, StoreError> {
+        let result = batch::Entity::update_many()
+            .col_expr(
+                batch::Column::Status,
+                Expr::value(BatchStatus::Failed.as_str()),
+            )
+            .col_expr(batch::Column::FinishedAt, Expr::value(Utc::now()))
+            .col_expr(batch::Column::Error, Expr::value(error))
+            .filter(batch::Column::Status.eq(BatchStatus::Running.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    pub(crate) async fn record_batch_item(
+        &self,
+        batch_id: &str,
+        delivery: &Delivery,
+    ) -> Result<(), StoreError> {
+        let existing = batch_item::Entity::find()
+            .filter(batch_item::Column::BatchId.eq(batch_id))
+            .filter(batch_item::Column::DeliveryId.eq(&delivery.id))
+            .one(&self.db)
+            .await?;
+        match existing {
+            Some(row) => {
+                batch_item::Entity::update_many()
+                    .col_expr(
+                        batch_item::Column::State,
+                        Expr::value(delivery.state.as_str()),
+                    )
+                    .col_expr(
+                        batch_item::Column::Reason,
+                        Expr::value(delivery.reason.clone()),
+                    )
+                    .filter(batch_item::Column::Id.eq(row.id))
+                    .exec(&self.db)
+                    .await?;
+            }
+            None => {
+                let row = batch_item::ActiveModel {
+                    batch_id: Set(batch_id.to_owned()),
+                    delivery_id: Set(delivery.id.clone()),
+                    invoice_number: Set(delivery.invoice_number.clone()),
+                    state: Set(delivery.state.as_str().to_owned()),
+                    reason: Set(delivery.reason.clone()),
+                    ..Default::default()
+                };
+                batch_item::Entity::insert(row).exec(&self.db).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn batch_items(&self, batch_id: &str) -> Result<Vec<BatchItem>, StoreError> {
+        let items = batch_item::Entity::find()
+            .filter(batch_item::Column::BatchId.eq(batch_id))
+            .order_by_asc(batch_item::Column::Id)
+            .all(&self.db)
+            .await?;
+        let mut result = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(delivery) = self.get_delivery(&item.delivery_id).await? else {
+                return Err(corrupt(
+                    "or_batch_items",
+                    item.id.to_string(),
+                    "delivery is missing",
+                ));
+            };
+            let state = parse_state("or_batch_items", &item.id.to_string(), &item.state)?;
+            result.push(BatchItem {
+                delivery,
+                state,
+                reason: item.reason,
+            });
+        }
+        Ok(result)
+    }
+
+    /// Inserts the delivery unless one with its key exists; returns whether it was inserted.
+    pub(crate) async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        let row = delivery_to_row(delivery)?;
+        let result = delivery::Entity::insert(row)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(matches!(result, TryInsertResult::Inserted(n) if n > 0))
+    }
+
+    pub(crate) async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let row = delivery::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?;
+        row.map(delivery_from_row).transpose()
+    }
+
+    pub(crate) async fn delivery_by_key(&self, key: &str) -> Result<Option<Delivery>, StoreError> {
+        let row = delivery::Entity::find()
+            .filter(delivery::Column::DeliveryKey.eq(key))
+            .one(&self.db)
+            .await?;
+        row.map(delivery_from_row).transpose()
+    }
+
+    pub(crate) async fn delivery_by_request_id(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let row = delivery::Entity::find()
+            .filter(delivery::Column::RequestId.eq(request_id))
+            .one(&self.db)
+            .await?;
+        row.map(delivery_from_row).transpose()
+    }
+
+    /// Moves the delivery to `pending` for `batch_id` if it is in one of `from`; returns whether
+    /// this caller won it. The conditional update is what keeps two runners off one delivery.
+    pub(crate) async fn claim_delivery(
+        &self,
+        id: &str,
+        from: &[DeliveryState],
+        batch_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let result = delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::State,
+                Expr::value(DeliveryState::Pending.as_str()),
+            )
+            .col_expr(
+                delivery::Column::BatchId,
+                Expr::value(batch_id.map(str::to_owned)),
+            )
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(delivery::Column::Id.eq(id))
+            .filter(delivery::Column::State.is_in(from))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Writes every field of the delivery.
+    pub(crate) async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let mut row = delivery_to_row(delivery)?;
+        row.updated_at = Set(Utc::now());
+        delivery::Entity::update(row).exec(&self.db).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn deliveries_in_states(
+        &self,
+        states: &[DeliveryState],
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::State.is_in(states))
+            .order_by_asc(delivery::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(delivery_from_row).collect()
+    }
+
+    /// Deferred deliveries whose retry time has come.
+    pub(crate) async fn due_deferred(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::State.eq(DeliveryState::Deferred.as_str()))
+            .filter(delivery::Column::NextAttemptAt.lte(now))
+            .order_by_asc(delivery::Column::NextAttemptAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(delivery_from_row).collect()
+    }
+
+    /// Deliveries whose last outcome is not yet in the email log.
+    pub(crate) async fn unlogged_deliveries(
+        &self,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let settled: Vec<&str> = [
+            DeliveryState::Sent,
+            DeliveryState::Failed,
+            DeliveryState::Deferred,
+            DeliveryState::Unknown,
+        ]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::Logged.eq(false))
+            .filter(delivery::Column::State.is_in(settled))
+            .filter(delivery::Column::Attempts.gt(0))
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(delivery_from_row).collect()
+    }
+
+    pub(crate) async fn mark_logged(&self, id: &str) -> Result<(), StoreError> {
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Logged, Expr::value(true))
+            .filter(delivery::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn document(
+        &self,
+        invoice_number: &str,
+        revision: u32,
+    ) -> Result<Option<Document>, StoreError> {
+        let row = document::Entity::find()
+            .filter(document::Column::InvoiceNumber.eq(invoice_number))
+            .filter(document::Column::InvoiceRevision.eq(revision as i32))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|row| Document {
+            invoice_number: row.invoice_number,
+            invoice_revision: row.invoice_revision as u32,
+            sha256: row.sha256,
+            file_name: row.file_name,
+            page_count: row.page_count as u32,
+            content: row.content,
+        }))
+    }
+
+    /// Keeps the document unless that revision already has one, and returns the stored one:
+    /// the first rendering of a revision is the one every send attaches.
+    pub(crate) async fn freeze_document(
+        &self,
+        document: &Document,
+    ) -> Result<Document, StoreError> {
+        let row = document::ActiveModel {
+            invoice_number: Set(document.invoice_number.clone()),
+            invoice_revision: Set(document.invoice_revision as i32),
+            sha256: Set(document.sha256.clone()),
+            file_name: Set(document.file_name.clone()),
+            page_count: Set(document.page_count as i32),
+            content: Set(document.content.clone()),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        document::Entity::insert(row)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&self.db)
+            .await?;
+        let stored = self
+            .document(&document.invoice_number, document.invoice_revision)
+            .await?;
+        stored.ok_or_else(|| {
+            corrupt(
+                "or_documents",
+                document.invoice_number.clone(),
+                "vanished after insert",
+            )
+        })
+    }
+}
+
+fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    let Some(parent) = std::path::Path::new(path).parent() else {
+        return Ok(());
+    };
+    if parent.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir {
+        path: parent.display().to_string(),
+        source,
+    })
+}
+
+fn corrupt(table: &'static str, id: String, message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        id,
+        message: message.into(),
+    }
+}
+
+fn parse_state(table: &'static str, id: &str, value: &str) -> Result<DeliveryState, StoreError> {
+    DeliveryState::parse(value)
+        .ok_or_else(|| corrupt(table, id.to_owned(), format!("unknown state {value:?}")))
+}
+
+fn batch_from_row(row: batch::Model) -> Result<Batch, StoreError> {
+    let bad = |message: String| corrupt("or_batches", row.id.clone(), message);
+    let business_date = NaiveDate::parse_from_str(&row.business_date, "%Y-%m-%d")
+        .map_err(|_| bad(format!("invalid business date {:?}", row.business_date)))?;
+    let trigger = BatchTrigger::parse(&row.trigger)
+        .ok_or_else(|| bad(format!("unknown trigger {:?}", row.trigger)))?;
+    let status = BatchStatus::parse(&row.status)
+        .ok_or_else(|| bad(format!("unknown status {:?}", row.status)))?;
+    Ok(Batch {
+        id: row.id,
+        business_date,
+        trigger,
+        status,
+        cutoff: row.cutoff,
+        window_start: row.window_start,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        error: row.error,
+    })
+}
+
+fn mailboxes_to_json(mailboxes: &[Mailbox]) -> Result<String, StoreError> {
+    let stored: Vec<StoredMailbox> = mailboxes
+        .iter()
+        .map(|m| StoredMailbox {
+            name: m.name.clone(),
+            address: m.address.clone(),
+        })
+        .collect();
+    serde_json::to_string(&stored)
+        .map_err(|e| corrupt("or_deliveries", String::new(), e.to_string()))
+}
+
+fn mailboxes_from_json(id: &str, json: &str) -> Result<Vec<Mailbox>, StoreError> {
+    let stored: Vec<StoredMailbox> = serde_json::from_str(json)
+        .map_err(|e| corrupt("or_deliveries", id.to_owned(), e.to_string()))?;
+    Ok(stored
+        .into_iter()
+        .map(|m| Mailbox {
+            name: m.name,
+            address: m.address,
+        })
+        .collect())
+}
+
+fn delivery_to_row(d: &Delivery) -> Result<delivery::ActiveModel, StoreError> {
+    let recipients = serde_json::to_string(&d.recipients)
+        .map_err(|e| corrupt("or_deliveries", d.id.clone(), e.to_string()))?;
+    Ok(delivery::ActiveModel {
+        id: Set(d.id.clone()),
+        delivery_key: Set(d.key.clone()),
+        invoice_number: Set(d.invoice_number.clone()),
+        invoice_revision: Set(d.invoice_revision as i32),
+        customer_code: Set(d.customer_code.clone()),
+        purpose: Set(d.purpose.as_str().to_owned()),
+        request_id: Set(d.request_id.clone()),
+        state: Set(d.state.as_str().to_owned()),
+        to_json: Set(mailboxes_to_json(&d.to)?),
+        cc_json: Set(mailboxes_to_json(&d.cc)?),
+        bcc_json: Set(mailboxes_to_json(&d.bcc)?),
+        subject: Set(d.subject.clone()),
+        attachment_name: Set(d.attachment_name.clone()),
+        pdf_sha256: Set(d.pdf_sha256.clone()),
+        message_id: Set(d.message_id.clone()),
+        reason: Set(d.reason.clone()),
+        attempts: Set(d.attempts as i32),
+        next_attempt_at: Set(d.next_attempt_at),
+        batch_id: Set(d.batch_id.clone()),
+        recipients_json: Set(recipients),
+        server_reply: Set(d.server_reply.clone()),
+        destination: Set(d.destination.clone()),
+        actor: Set(d.actor.clone()),
+        resend_reason: Set(d.resend_reason.clone()),
+        trace_id: Set(d.trace_id.clone()),
+        logged: Set(d.logged),
+        created_at: Set(d.created_at),
+        updated_at: Set(d.updated_at),
+    })
+}
+
+fn delivery_from_row(row: delivery::Model) -> Result<Delivery, StoreError> {
+    let state = parse_state("or_deliveries", &row.id, &row.state)?;
+    let purpose = Purpose::parse(&row.purpose).ok_or_else(|| {
+        corrupt(
+            "or_deliveries",
+            row.id.clone(),
+            format!("unknown purpose {:?}", row.purpose),
+        )
+    })?;
+    let recipients = serde_json::from_str(&row.recipients_json)
+        .map_err(|e| corrupt("or_deliveries", row.id.clone(), e.to_string()))?;
+    Ok(Delivery {
+        to: mailboxes_from_json(&row.id, &row.to_json)?,
+        cc: mailboxes_from_json(&row.id, &row.cc_json)?,
+        bcc: mailboxes_from_json(&row.id, &row.bcc_json)?,
+        id: row.id,
+        key: row.delivery_key,
+        invoice_number: row.invoice_number,
+        invoice_revision: row.invoice_revision as u32,
+        customer_code: row.customer_code,
+        purpose,
+        request_id: row.request_id,
+        state,
+        subject: row.subject,
+        attachment_name: row.attachment_name,
+        pdf_sha256: row.pdf_sha256,
+        message_id: row.message_id,
+        reason: row.reason,
+        attempts: row.attempts as u32,
+        next_attempt_at: row.next_attempt_at,
+        batch_id: row.batch_id,
+        recipients,
+        server_reply: row.server_reply,
+        destination: row.destination,
+        actor: row.actor,
+        resend_reason: row.resend_reason,
+        trace_id: row.trace_id,
+        logged: row.logged,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}

@@ -1,0 +1,116 @@
+//! What the orchestrator needs from the other services, in its own types. `api::upstream`
+//! implements the calls.
+
+use chrono::{DateTime, Utc};
+use invoicer_domain::email::Mailbox;
+use invoicer_kit::ServiceName;
+
+use crate::model::RecipientOutcome;
+
+/// A failed call to another service.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} {operation}: {message} ({code:?})")]
+pub(crate) struct UpstreamError {
+    pub service: ServiceName,
+    pub operation: &'static str,
+    pub code: tonic::Code,
+    pub message: String,
+}
+
+impl UpstreamError {
+    /// The service could not be reached, so the request did not run.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        self.code == tonic::Code::Unavailable
+    }
+
+    pub(crate) fn is_not_found(&self) -> bool {
+        self.code == tonic::Code::NotFound
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InvoiceKind {
+    Invoice,
+    CreditNote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContactRole {
+    To,
+    Cc,
+    Bcc,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Contact {
+    pub name: String,
+    pub email: String,
+    pub role: ContactRole,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Customer {
+    pub code: String,
+    pub name: String,
+    pub language: String,
+    pub contacts: Vec<Contact>,
+}
+
+/// An invoice eligible by time window, before the orchestrator's own checks.
+#[derive(Debug, Clone)]
+pub(crate) struct InvoiceSummary {
+    pub number: String,
+    pub revision: u32,
+    pub customer_code: String,
+}
+
+/// An invoice with its customer, as invoice-query returned it.
+#[derive(Debug, Clone)]
+pub(crate) struct Invoice {
+    pub number: String,
+    pub revision: u32,
+    pub kind: InvoiceKind,
+    pub issued_at: DateTime<Utc>,
+    pub due_date: String,
+    pub currency: String,
+    pub total: String,
+    pub po_number: String,
+    pub notify_opt_out: bool,
+    pub customer: Customer,
+    /// The full record, passed on unchanged to pdf-render.
+    pub(crate) raw: crate::api::RawInvoice,
+}
+
+pub(crate) struct OutgoingEmail<'a> {
+    pub from: &'a Mailbox,
+    pub reply_to: Option<&'a Mailbox>,
+    pub to: &'a [Mailbox],
+    pub cc: &'a [Mailbox],
+    pub bcc: &'a [Mailbox],
+    pub subject: &'a str,
+    pub text_body: &'a str,
+    pub html_body: &'a str,
+    pub attachment_name: &'a str,
+    pub attachment: &'a [u8],
+    pub message_id: &'a str,
+    pub delivery_key: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendResult {
+    Sent,
+    PartiallySent,
+    Deferred,
+    Failed,
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SendOutcome {
+    pub result: SendResult,
+    pub recipients: Vec<RecipientOutcome>,
+    pub server_reply: String,
+    pub destination: String,
+    pub error: String,
+}

@@ -1,0 +1,366 @@
+//! The gRPC face of pdf-render: converts proto messages to the renderer's input, runs the
+//! render on a blocking thread, and maps render errors to `tonic::Status`.
+
+use chrono::{DateTime, NaiveDate};
+use invoicer_kit::status;
+use invoicer_proto::pdf_render::v1 as proto;
+use invoicer_proto::pdf_render::v1::pdf_render_service_server::PdfRenderService;
+use invoicer_proto::types::v1 as types;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::error::RenderError;
+use crate::input::{Customer, Invoice, InvoiceKind, InvoiceLine, RenderInput, Seller, Tax};
+use crate::render::{RenderedPdf, Renderer};
+
+pub(crate) struct PdfRenderApi {
+    renderer: Renderer,
+}
+
+impl PdfRenderApi {
+    pub(crate) fn new(renderer: Renderer) -> PdfRenderApi {
+        PdfRenderApi { renderer }
+    }
+}
+
+#[tonic::async_trait]
+impl PdfRenderService for PdfRenderApi {
+    async fn render_invoice(
+        &self,
+        request: Request<proto::RenderInvoiceRequest>,
+    ) -> Result<Response<proto::RenderInvoiceResponse>, Status> {
+        let request = request.into_inner();
+        let number = request
+            .invoice
+            .as_ref()
+            .map(|invoice| invoice.number.clone());
+        let span = tracing::info_span!(
+            "invoice.render",
+            invoice = number.as_deref().unwrap_or_default(),
+            template = %request.template,
+        );
+        async move {
+            let input = render_input(request).inspect_err(|error| {
+                tracing::warn!(error = %error.message(), "render request rejected");
+            })?;
+            let rendered = self.render_blocking(input).await?;
+            tracing::info!(
+                pages = rendered.page_count,
+                bytes = rendered.bytes.len(),
+                sha256 = %rendered.sha256,
+                "invoice rendered"
+            );
+            Ok(Response::new(render_response(rendered)))
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl PdfRenderApi {
+    /// Runs the CPU-bound render on tokio's blocking pool, so it never stalls the I/O threads.
+    async fn render_blocking(&self, input: RenderInput) -> Result<RenderedPdf, Status> {
+        let renderer = self.renderer;
+        let span = tracing::Span::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            renderer.render(&input)
+        })
+        .await;
+        match joined {
+            Ok(result) => result.map_err(render_status),
+            Err(join_error) => {
+                tracing::error!(error = %join_error, "render task panicked or was cancelled");
+                Err(status::internal("rendering the invoice"))
+            }
+        }
+    }
+}
+
+/// Maps every render error to its gRPC status, logging the ones clients cannot act on.
+fn render_status(error: RenderError) -> Status {
+    match error {
+        RenderError::UnknownTemplate { name, known } => status::invalid_argument(
+            "template",
+            format!(
+                "unknown template {name:?}; known templates: {}",
+                known.join(", ")
+            ),
+        ),
+        RenderError::InvalidInput { field, message } => status::invalid_argument(field, message),
+        RenderError::Compile {
+            template,
+            diagnostics,
+        } => {
+            tracing::error!(
+                template,
+                diagnostics = %diagnostics.join("; "),
+                "typst compile failed"
+            );
+            status::internal("rendering the invoice")
+        }
+        RenderError::Export {
+            template,
+            diagnostics,
+        } => {
+            tracing::error!(template, diagnostics = %diagnostics.join("; "), "pdf export failed");
+            status::internal("rendering the invoice")
+        }
+    }
+}
+
+fn render_response(rendered: RenderedPdf) -> proto::RenderInvoiceResponse {
+    proto::RenderInvoiceResponse {
+        pdf: rendered.bytes,
+        sha256: rendered.sha256,
+        page_count: rendered.page_count,
+        file_name: rendered.file_name,
+    }
+}
+
+fn render_input(request: proto::RenderInvoiceRequest) -> Result<RenderInput, Status> {
+    let Some(invoice) = request.invoice else {
+        return Err(status::invalid_argument(
+            "invoice",
+            "missing: send the invoice to render",
+        ));
+    };
+    let Some(customer) = request.customer else {
+        return Err(status::invalid_argument(
+            "customer",
+            "missing: send the invoice's customer",
+        ));
+    };
+    let Some(seller) = request.seller else {
+        return Err(status::invalid_argument(
+            "seller",
+            "missing: send the issuing company",
+        ));
+    };
+    Ok(RenderInput {
+        invoice: invoice_input(invoice)?,
+        customer: customer_input(customer),
+        seller: seller_input(seller),
+        template: request.template,
+    })
+}
+
+fn invoice_input(invoice: types::Invoice) -> Result<Invoice, Status> {
+    let kind = invoice_kind(invoice.kind)?;
+    let issued_at = DateTime::parse_from_rfc3339(invoice.issued_at.trim()).map_err(|_| {
+        status::invalid_argument(
+            "invoice.issued_at",
+            format!(
+                "{:?} is not an RFC 3339 timestamp with offset, such as 2026-12-03T16:20:00-06:00",
+                invoice.issued_at
+            ),
+        )
+    })?;
+    let due_date = due_date(&invoice.due_date)?;
+    Ok(Invoice {
+        number: invoice.number,
+        kind,
+        revision: invoice.revision,
+        order_number: invoice.order_number,
+        po_number: invoice.po_number,
+        issued_at,
+        due_date,
+        currency: invoice.currency,
+        terms: invoice.terms,
+        lines: invoice.lines.into_iter().map(line_input).collect(),
+        subtotal: invoice.subtotal,
+        taxes: invoice.taxes.into_iter().map(tax_input).collect(),
+        total: invoice.total,
+        notes: invoice.notes,
+        content_sha256: invoice.content_sha256,
+    })
+}
+
+fn invoice_kind(kind: i32) -> Result<InvoiceKind, Status> {
+    match types::InvoiceKind::try_from(kind) {
+        Ok(types::InvoiceKind::Invoice) => Ok(InvoiceKind::Invoice),
+        Ok(types::InvoiceKind::CreditNote) => Ok(InvoiceKind::CreditNote),
+        Ok(types::InvoiceKind::Unspecified) | Err(_) => Err(status::invalid_argument(
+            "invoice.kind",
+            format!("{kind} is not INVOICE_KIND_INVOICE or INVOICE_KIND_CREDIT_NOTE"),
+        )),
+    }
+}
+
+fn due_date(text: &str) -> Result<Option<NaiveDate>, Status> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| {
+            status::invalid_argument(
+                "invoice.due_date",
+                format!(
+                    "{text:?} is not an ISO 8601 date such as 2027-01-02; send it empty for none"
+                ),
+            )
+        })
+}
+
+fn line_input(line: types::InvoiceLine) -> InvoiceLine {
+    InvoiceLine {
+        sku: line.sku,
+        description: line.description,
+        quantity: line.quantity,
+        unit: line.unit,
+        unit_price: line.unit_price,
+        amount: line.amount,
+        tax_rate: line.tax_rate,
+    }
+}
+
+fn tax_input(tax: types::Tax) -> Tax {
+    Tax {
+        name: tax.name,
+        rate: tax.rate,
+        amount: tax.amount,
+    }
+}
+
+fn customer_input(customer: types::Customer) -> Customer {
+    Customer {
+        code: customer.code,
+        name: customer.name,
+        language: customer.language,
+        address: customer.address,
+        tax_id: customer.tax_id,
+    }
+}
+
+fn seller_input(seller: proto::Seller) -> Seller {
+    Seller {
+        name: seller.name,
+        address: seller.address,
+        tax_id: seller.tax_id,
+        email: seller.email,
+        phone: seller.phone,
+        website: seller.website,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    fn request() -> proto::RenderInvoiceRequest {
+        proto::RenderInvoiceRequest {
+            invoice: Some(types::Invoice {
+                number: "INV-1".into(),
+                kind: types::InvoiceKind::Invoice as i32,
+                issued_at: "2026-12-03T16:20:00-06:00".into(),
+                ..Default::default()
+            }),
+            customer: Some(types::Customer::default()),
+            seller: Some(proto::Seller::default()),
+            template: String::new(),
+        }
+    }
+
+    fn rejected_field(request: proto::RenderInvoiceRequest) -> String {
+        let status = render_input(request).expect_err("request should be rejected");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        status
+            .message()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn input_accepts_minimal_request() {
+        let input = render_input(request()).unwrap();
+        assert_eq!(
+            input.invoice.issued_at.to_rfc3339(),
+            "2026-12-03T16:20:00-06:00"
+        );
+        assert_eq!(input.invoice.due_date, None);
+    }
+
+    #[test]
+    fn input_rejects_missing_invoice() {
+        assert_eq!(
+            rejected_field(proto::RenderInvoiceRequest {
+                invoice: None,
+                ..request()
+            }),
+            "invoice"
+        );
+    }
+
+    #[test]
+    fn input_rejects_missing_customer() {
+        let field = rejected_field(proto::RenderInvoiceRequest {
+            customer: None,
+            ..request()
+        });
+        assert_eq!(field, "customer");
+    }
+
+    #[test]
+    fn input_rejects_missing_seller() {
+        let field = rejected_field(proto::RenderInvoiceRequest {
+            seller: None,
+            ..request()
+        });
+        assert_eq!(field, "seller");
+    }
+
+    #[test]
+    fn input_rejects_unspecified_kind() {
+        let mut request = request();
+        request.invoice.as_mut().unwrap().kind = types::InvoiceKind::Unspecified as i32;
+        assert_eq!(rejected_field(request), "invoice.kind");
+    }
+
+    #[test]
+    fn input_rejects_issued_at_without_offset() {
+        let mut request = request();
+        request.invoice.as_mut().unwrap().issued_at = "2026-12-03T16:20:00".into();
+        assert_eq!(rejected_field(request), "invoice.issued_at");
+    }
+
+    #[test]
+    fn input_rejects_invalid_due_date() {
+        let mut request = request();
+        request.invoice.as_mut().unwrap().due_date = "02.01.2027".into();
+        assert_eq!(rejected_field(request), "invoice.due_date");
+    }
+
+    #[test]
+    fn unknown_template_status_lists_known_templates() {
+        let status = render_status(RenderError::UnknownTemplate {
+            name: "fancy".into(),
+            known: vec!["default"],
+        });
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains("\"fancy\""),
+            "{}",
+            status.message()
+        );
+        assert!(
+            status.message().contains("known templates: default"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn compile_error_status_hides_diagnostics() {
+        let status = render_status(RenderError::Compile {
+            template: "default",
+            diagnostics: vec!["/default/invoice.typ:1:1: secret".into()],
+        });
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"), "{}", status.message());
+    }
+}
