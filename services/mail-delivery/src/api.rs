@@ -20,6 +20,15 @@ pub(crate) struct MailDeliveryApi {
     mailer: Arc<Mailer>,
 }
 
+/// Adds the gRPC server to `routes`; requests carry whole PDFs, so their size limit is raised.
+pub(crate) fn add_service(routes: &mut tonic::service::RoutesBuilder, mailer: Mailer) {
+    let server = invoicer_proto::mail_delivery::v1::mail_delivery_service_server::MailDeliveryServiceServer::new(
+        MailDeliveryApi::new(mailer),
+    )
+    .max_decoding_message_size(crate::MAX_REQUEST_BYTES);
+    routes.add_service(server);
+}
+
 impl MailDeliveryApi {
     pub(crate) fn new(mailer: Mailer) -> MailDeliveryApi {
         MailDeliveryApi {

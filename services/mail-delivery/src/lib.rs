@@ -15,7 +15,6 @@ mod smtp;
 mod smtp_url;
 
 use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
-use invoicer_proto::mail_delivery::v1::mail_delivery_service_server::MailDeliveryServiceServer;
 use tonic::service::RoutesBuilder;
 
 pub use email::{
@@ -46,9 +45,7 @@ impl ServicePlugin for MailDeliveryPlugin {
     ) -> Result<(), BoxError> {
         let mailer = Mailer::from_config(&context.config)?;
         mailer.log_start();
-        let server = MailDeliveryServiceServer::new(api::MailDeliveryApi::new(mailer))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
-        routes.add_service(server);
+        api::add_service(routes, mailer);
         Ok(())
     }
 }

@@ -18,13 +18,9 @@ mod upstream;
 use std::sync::Arc;
 
 use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
-use invoicer_proto::orchestrator::v1::orchestrator_service_server::OrchestratorServiceServer;
 use tonic::service::RoutesBuilder;
 
 pub use schedule::{FireInstant, Schedule, ScheduleError};
-
-/// Largest response the server sends: previews carry whole PDFs.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The orchestrator as a host plugin.
 pub struct OrchestratorPlugin;
@@ -62,9 +58,7 @@ impl ServicePlugin for OrchestratorPlugin {
             "orchestrator started"
         );
 
-        let server = OrchestratorServiceServer::new(api::OrchestratorApi::new(engine))
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        routes.add_service(server);
+        api::add_service(routes, engine);
         Ok(())
     }
 }

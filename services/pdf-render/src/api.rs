@@ -17,6 +17,15 @@ pub(crate) struct PdfRenderApi {
     renderer: Renderer,
 }
 
+/// Adds the gRPC server to `routes`.
+pub(crate) fn add_service(routes: &mut tonic::service::RoutesBuilder, renderer: Renderer) {
+    let server =
+        invoicer_proto::pdf_render::v1::pdf_render_service_server::PdfRenderServiceServer::new(
+            PdfRenderApi::new(renderer),
+        );
+    routes.add_service(server);
+}
+
 impl PdfRenderApi {
     pub(crate) fn new(renderer: Renderer) -> PdfRenderApi {
         PdfRenderApi { renderer }

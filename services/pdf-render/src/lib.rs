@@ -15,7 +15,6 @@ mod templates;
 mod world;
 
 use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
-use invoicer_proto::pdf_render::v1::pdf_render_service_server::PdfRenderServiceServer;
 use tonic::service::RoutesBuilder;
 
 pub use error::RenderError;
@@ -43,9 +42,7 @@ impl ServicePlugin for PdfRenderPlugin {
         // Loading the fonts and templates here keeps that cost out of the first request.
         let renderer = tokio::task::spawn_blocking(Renderer::new).await?;
         tracing::info!(templates = %renderer.template_names().join(","), "pdf renderer ready");
-        routes.add_service(PdfRenderServiceServer::new(api::PdfRenderApi::new(
-            renderer,
-        )));
+        api::add_service(routes, renderer);
         Ok(())
     }
 }

@@ -5,5 +5,5 @@ mod convert;
 mod server;
 mod upstream;
 
-pub(crate) use server::OrchestratorApi;
+pub(crate) use server::add_service;
 pub(crate) use upstream::{RawInvoice, Upstream};

@@ -22,14 +22,20 @@ use crate::resend::ResendRequest;
 const MAX_BATCH_PAGE: u32 = 100;
 const DEFAULT_BATCH_PAGE: u32 = 20;
 
-pub(crate) struct OrchestratorApi {
-    engine: Arc<Engine>,
+/// Largest response the server sends: previews carry whole PDFs.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Adds the gRPC server to `routes`.
+pub(crate) fn add_service(routes: &mut tonic::service::RoutesBuilder, engine: Arc<Engine>) {
+    let server = invoicer_proto::orchestrator::v1::orchestrator_service_server::OrchestratorServiceServer::new(
+        OrchestratorApi { engine },
+    )
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    routes.add_service(server);
 }
 
-impl OrchestratorApi {
-    pub(crate) fn new(engine: Arc<Engine>) -> OrchestratorApi {
-        OrchestratorApi { engine }
-    }
+pub(crate) struct OrchestratorApi {
+    engine: Arc<Engine>,
 }
 
 fn to_status(error: OrchestratorError) -> Status {

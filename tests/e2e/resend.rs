@@ -1,0 +1,114 @@
+//! Resend requests with bad input: each gets a clear error and sends nothing.
+
+use anyhow::Result;
+use invoicer_e2e::System;
+use invoicer_proto::orchestrator::v1 as pb;
+use invoicer_test_db::TestDatabase;
+use invoicer_test_smtp::TestSmtpServer;
+
+on_both_databases!(
+    resend_invalid_address_names_it,
+    resend_without_reason_rejected,
+    resend_unknown_invoice_not_found,
+    resend_request_id_reused_for_other_invoice_rejected,
+    resend_does_not_mark_batch_delivery
+);
+
+use crate::data::{contact, customer, export, invoice};
+
+async fn system_with_invoice(database: TestDatabase) -> Result<System> {
+    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    let document = export(
+        vec![customer(
+            "C-1",
+            vec![contact("Lee", "lee@buyer.example", "to")],
+        )],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    system.import_text("a.json", &document).await?;
+    Ok(system)
+}
+
+fn request(to: &[&str], reason: &str) -> pb::ResendInvoiceRequest {
+    pb::ResendInvoiceRequest {
+        invoice_number: "INV-1".to_owned(),
+        to: to.iter().map(|s| (*s).to_owned()).collect(),
+        reason: reason.to_owned(),
+        actor: "test".to_owned(),
+        ..Default::default()
+    }
+}
+
+async fn resend_invalid_address_names_it(database: TestDatabase) -> Result<()> {
+    let system = system_with_invoice(database).await?;
+    let error = system
+        .orchestrator()?
+        .resend_invoice(request(&["broken@@x"], "copy"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(error.message().contains("broken@@x"), "{}", error.message());
+    assert!(system.smtp.messages().is_empty());
+    system.stop().await
+}
+
+async fn resend_without_reason_rejected(database: TestDatabase) -> Result<()> {
+    let system = system_with_invoice(database).await?;
+    let error = system
+        .orchestrator()?
+        .resend_invoice(request(&[], " "))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(error.message().contains("reason"), "{}", error.message());
+    system.stop().await
+}
+
+async fn resend_unknown_invoice_not_found(database: TestDatabase) -> Result<()> {
+    let system = system_with_invoice(database).await?;
+    let mut unknown = request(&[], "copy");
+    unknown.invoice_number = "INV-404".to_owned();
+    let error = system
+        .orchestrator()?
+        .resend_invoice(unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::NotFound);
+    assert!(error.message().contains("INV-404"), "{}", error.message());
+    system.stop().await
+}
+
+async fn resend_request_id_reused_for_other_invoice_rejected(database: TestDatabase) -> Result<()> {
+    let system = system_with_invoice(database).await?;
+    let mut first = request(&[], "copy");
+    first.request_id = "shared-id".to_owned();
+    system.orchestrator()?.resend_invoice(first).await?;
+    let mut other = request(&[], "copy");
+    other.invoice_number = "INV-2".to_owned();
+    other.request_id = "shared-id".to_owned();
+    let error = system
+        .orchestrator()?
+        .resend_invoice(other)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(error.message().contains("shared-id"), "{}", error.message());
+    assert_eq!(system.smtp.messages().len(), 1);
+    system.stop().await
+}
+
+async fn resend_does_not_mark_batch_delivery(database: TestDatabase) -> Result<()> {
+    let system = system_with_invoice(database).await?;
+    system
+        .orchestrator()?
+        .resend_invoice(request(&["copy@elsewhere.example"], "copy"))
+        .await?;
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(
+        batch.counts.unwrap_or_default().sent,
+        1,
+        "a resend kept the batch from sending the invoice"
+    );
+    assert_eq!(system.wait_for_messages(2).await?.len(), 2);
+    system.stop().await
+}
