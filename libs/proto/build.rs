@@ -13,7 +13,11 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    println!("cargo:rerun-if-changed={}", proto_root.display());
+    // File by file: with only the folder listed, editing a .proto did not rerun this script
+    // (seen with cargo 1.95).
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={}", proto_root.join(proto).display());
+    }
 
     let descriptors = protox::compile(PROTOS, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);

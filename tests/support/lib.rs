@@ -127,6 +127,7 @@ impl System {
             cutoff: String::new(),
             lookback: lookback.to_owned(),
             dry_run: false,
+            business_date: String::new(),
         };
         let response = self.orchestrator()?.run_batch(request).await?;
         response

@@ -10,15 +10,17 @@ use crate::plugin::ServiceName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    // The causes are part of the message and deliberately not `#[source]`, so a caller that
+    // prints the error chain shows them once.
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("invalid config file {path}: {source}")]
+    #[error("invalid config file {path}: {cause}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        cause: Box<toml::de::Error>,
     },
     #[error("invalid environment variable {name}={value:?}: {message}")]
     Env {
@@ -269,13 +271,13 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        toml::from_str(&text).map_err(|cause| ConfigError::Parse {
             path: path.to_owned(),
-            source: Box::new(source),
+            cause: Box::new(cause),
         })
     }
 

@@ -248,7 +248,6 @@ where
             "grpc.server",
             otel.name = %path.trim_start_matches('/'),
             otel.kind = "server",
-            rpc.system = "grpc",
             rpc.service = %service,
             rpc.method = %method,
         );

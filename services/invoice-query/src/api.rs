@@ -310,6 +310,7 @@ fn report_to_proto(report: ImportReport) -> pb::UpsertInvoicesResponse {
             .into_iter()
             .map(rejection_to_proto)
             .collect(),
+        warnings: Vec::new(),
     }
 }
 

@@ -101,6 +101,10 @@ pub struct BatchRunArgs {
     /// Shows what would be sent, and what not and why, without writing or sending anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Runs the scheduled batch of this date (YYYY-MM-DD) now, as a missed or repeated
+    /// trigger would; when it already ran, prints it and sends nothing.
+    #[arg(long, conflicts_with = "cutoff")]
+    pub business_date: Option<String>,
     /// Prints one JSON object per invoice, then one with the counts.
     #[arg(long)]
     pub json: bool,

@@ -14,6 +14,7 @@ use crate::api::Upstream;
 use crate::error::OrchestratorError;
 use crate::message::MessageTemplates;
 use crate::model::{BatchCounts, BatchStatus, Delivery};
+use crate::schedule::Schedule;
 use crate::store::Store;
 
 /// A progress event of a running batch.
@@ -94,6 +95,7 @@ pub(crate) struct RunningBatch {
 pub(crate) struct Engine {
     pub config: Arc<Config>,
     pub settings: Settings,
+    pub schedule: Schedule,
     pub store: Store,
     pub upstream: Upstream,
     pub templates: MessageTemplates,
@@ -109,7 +111,9 @@ impl Engine {
         store: Store,
         upstream: Upstream,
     ) -> Result<Engine, OrchestratorError> {
+        let schedule_config = &config.batch.schedule;
         Ok(Engine {
+            schedule: Schedule::new(&schedule_config.cron, config.schedule_timezone())?,
             settings: Settings::from_config(&config)?,
             config,
             store,

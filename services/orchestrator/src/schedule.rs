@@ -91,6 +91,23 @@ impl Schedule {
         Ok(instants)
     }
 
+    /// The fire instant whose business date is `date`: the first one on that local day.
+    pub fn fire_on(&self, date: NaiveDate) -> Result<Option<FireInstant>, ScheduleError> {
+        let day_start = date
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(self.timezone).earliest());
+        let Some(day_start) = day_start else {
+            return Ok(None);
+        };
+        // Inclusive, so a schedule firing at local midnight counts for that date.
+        let first = self
+            .cron
+            .find_next_occurrence(&day_start, true)
+            .map_err(|_| ScheduleError::NeverFires(self.expression.clone()))?;
+        let fire = self.fire_instant(first);
+        Ok((fire.business_date == date).then_some(fire))
+    }
+
     fn fire_instant(&self, local: DateTime<Tz>) -> FireInstant {
         FireInstant {
             at: local.with_timezone(&Utc),
@@ -184,6 +201,26 @@ mod tests {
             .previous_at_or_before(utc("2026-12-04T01:59:00Z"))
             .unwrap();
         assert_eq!(previous.at, utc("2026-12-03T02:00:00Z"));
+    }
+
+    #[test]
+    fn fire_on_date_inside_spring_gap() {
+        let schedule = Schedule::new("30 2 * * *", "Europe/Berlin").unwrap();
+        let date = NaiveDate::from_ymd_opt(2025, 3, 30).unwrap();
+        let fire = schedule.fire_on(date).unwrap().unwrap();
+        assert_eq!(fire.at, utc("2025-03-30T01:00:00Z"));
+    }
+
+    #[test]
+    fn fire_on_date_without_fire_is_none() {
+        let schedule = Schedule::new("0 2 * * MON", "UTC").unwrap();
+        // 2026-12-04 is a Friday.
+        assert_eq!(
+            schedule
+                .fire_on(NaiveDate::from_ymd_opt(2026, 12, 4).unwrap())
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

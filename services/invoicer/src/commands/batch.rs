@@ -33,6 +33,7 @@ async fn run_batch(
         cutoff: args.cutoff.unwrap_or_default(),
         lookback: args.lookback.unwrap_or_default(),
         dry_run: args.dry_run,
+        business_date: args.business_date.unwrap_or_default(),
     };
     let response = clients
         .orchestrator

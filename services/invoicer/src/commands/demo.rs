@@ -74,6 +74,7 @@ async fn drive(
         cutoff: String::new(),
         lookback: lookback.to_owned(),
         dry_run: false,
+        business_date: String::new(),
     };
     let batch = clients
         .orchestrator

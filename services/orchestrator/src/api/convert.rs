@@ -12,6 +12,10 @@ use crate::model::{
 };
 use crate::upstream::SendResult;
 
+fn instant(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 pub(super) fn mailbox(mailbox: &Mailbox) -> types::Mailbox {
     types::Mailbox {
         name: mailbox.name.clone().unwrap_or_default(),
@@ -134,10 +138,7 @@ pub(super) fn delivery(delivery: &Delivery) -> pb::Delivery {
         message_id: delivery.message_id.clone(),
         reason: delivery.reason.clone(),
         attempts: delivery.attempts,
-        next_attempt_at: delivery
-            .next_attempt_at
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default(),
+        next_attempt_at: delivery.next_attempt_at.map(instant).unwrap_or_default(),
         batch_id: delivery.batch_id.clone().unwrap_or_default(),
         recipients: delivery.recipients.iter().map(recipient_to_proto).collect(),
         server_reply: delivery.server_reply.clone(),
@@ -184,13 +185,10 @@ pub(super) fn batch(batch: &Batch, items: &[BatchItem], with_items: bool) -> pb:
             BatchTrigger::Manual => pb::BatchTrigger::Manual,
         }
         .into(),
-        cutoff: batch.cutoff.to_rfc3339(),
-        window_start: batch.window_start.to_rfc3339(),
-        started_at: batch.started_at.to_rfc3339(),
-        finished_at: batch
-            .finished_at
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default(),
+        cutoff: instant(batch.cutoff),
+        window_start: instant(batch.window_start),
+        started_at: instant(batch.started_at),
+        finished_at: batch.finished_at.map(instant).unwrap_or_default(),
         counts: Some(self::counts(&counts)),
         deliveries: if with_items {
             items.iter().map(batch_item).collect()

@@ -95,6 +95,29 @@ fn progress_message(progress: &Progress) -> pb::BatchProgress {
     }
 }
 
+impl OrchestratorApi {
+    /// The fire instant of the schedule on the business date `text`.
+    fn scheduled_fire(&self, text: &str) -> Result<crate::schedule::FireInstant, Status> {
+        let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            invalid_argument(
+                "business_date",
+                format!("invalid date {text:?}; use the form 2026-12-04"),
+            )
+        })?;
+        let fire = self
+            .engine
+            .schedule
+            .fire_on(date)
+            .map_err(|e| to_status(e.into()))?;
+        fire.ok_or_else(|| {
+            invalid_argument(
+                "business_date",
+                format!("the schedule does not fire on {date}; `invoicer schedule next` shows when it does"),
+            )
+        })
+    }
+}
+
 type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::BatchProgress, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -104,20 +127,29 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::RunBatchRequest>,
     ) -> Result<Response<pb::RunBatchResponse>, Status> {
         let request = request.into_inner();
-        let cutoff = parse_instant("cutoff", &request.cutoff)?.unwrap_or_else(Utc::now);
         let lookback = if request.lookback.trim().is_empty() {
             self.engine.settings.lookback
         } else {
             parse_lookback("lookback", &request.lookback).map_err(to_status)?
         };
-        let business_date = cutoff
-            .with_timezone(&self.engine.settings.timezone)
-            .date_naive();
+        let (cutoff, business_date, trigger) = match request.business_date.trim() {
+            "" => {
+                let cutoff = parse_instant("cutoff", &request.cutoff)?.unwrap_or_else(Utc::now);
+                let date = cutoff
+                    .with_timezone(&self.engine.settings.timezone)
+                    .date_naive();
+                (cutoff, date, BatchTrigger::Manual)
+            }
+            text => {
+                let fire = self.scheduled_fire(text)?;
+                (fire.at, fire.business_date, BatchTrigger::Schedule)
+            }
+        };
         let batch_request = BatchRequest {
             cutoff,
             lookback,
             dry_run: request.dry_run,
-            trigger: BatchTrigger::Manual,
+            trigger,
             business_date,
         };
         let report = self
