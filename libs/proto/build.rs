@@ -16,7 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // File by file: with only the folder listed, editing a .proto did not rerun this script
     // (seen with cargo 1.95).
     for proto in PROTOS {
-        println!("cargo:rerun-if-changed={}", proto_root.join(proto).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            proto_root.join(proto).display()
+        );
     }
 
     let descriptors = protox::compile(PROTOS, [&proto_root])?;

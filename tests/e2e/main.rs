@@ -26,9 +26,12 @@ macro_rules! on_both_databases {
     };
 }
 
+mod batch_runs;
 mod chinook;
 mod data;
 mod delivery_faults;
 mod grpc_tools;
+mod notifiers;
 mod recipients;
 mod resend;
+mod schedule_cli;

@@ -12,6 +12,8 @@ on_both_databases!(
     customer_without_contact_skipped_then_sent,
     opted_out_invoice_skipped_with_reason,
     invalid_contact_address_rejected_at_import,
+    address_list_with_invalid_element_still_sent,
+    quoted_name_with_comma_is_one_mailbox,
     several_invoices_of_one_customer_each_sent,
     import_rejects_bad_total_keeps_others,
     dry_run_writes_and_sends_nothing
@@ -267,5 +269,82 @@ async fn dry_run_writes_and_sends_nothing(database: TestDatabase) -> Result<()> 
         1,
         "the dry run left the invoice marked"
     );
+    system.stop().await
+}
+
+async fn address_list_with_invalid_element_still_sent(database: TestDatabase) -> Result<()> {
+    let system = system(database).await?;
+    let contacts = vec![contact(
+        "AP",
+        "ap@buyer.example, not-an-address; ar@buyer.example",
+        "to",
+    )];
+    let document = export(
+        vec![customer("C-1", contacts)],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    let import = system.import_text("a.json", &document).await?;
+    assert_eq!(
+        import.code,
+        std::process::ExitCode::SUCCESS,
+        "{}",
+        import.stdout
+    );
+    let result = &import.json_lines()?[0];
+    assert_eq!(result["customers"]["created"], 1);
+    assert_eq!(
+        result["warnings"].as_array().map(Vec::len),
+        Some(1),
+        "{result}"
+    );
+    let warning = &result["warnings"][0];
+    assert_eq!(warning["field"], "customers[0].contacts[0].email");
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not-an-address"),
+        "{warning}"
+    );
+
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(batch.counts.unwrap_or_default().sent, 1);
+    let parsed = parse_message(&system.wait_for_messages(1).await?[0])?;
+    assert_eq!(parsed.to, ["ap@buyer.example", "ar@buyer.example"]);
+    system.stop().await
+}
+
+async fn quoted_name_with_comma_is_one_mailbox(database: TestDatabase) -> Result<()> {
+    let system = system(database).await?;
+    let contacts = vec![contact(
+        "Jordan",
+        "\"Lee, Jordan\" <jordan@buyer.example>",
+        "to",
+    )];
+    let document = export(
+        vec![customer("C-1", contacts)],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    let import = system.import_text("a.json", &document).await?;
+    let result = &import.json_lines()?[0];
+    assert_eq!(
+        result["warnings"].as_array().map(Vec::len),
+        Some(0),
+        "{result}"
+    );
+
+    system.run_batch("30d").await?;
+    let message = &system.wait_for_messages(1).await?[0];
+    assert_eq!(message.rcpt_to, ["jordan@buyer.example"]);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message.data)
+        .context("message does not parse")?;
+    let to: Vec<_> = parsed
+        .to()
+        .map(|list| list.iter().collect())
+        .unwrap_or_default();
+    assert_eq!(to.len(), 1, "the quoted name was split: {to:?}");
+    assert_eq!(to[0].name.as_deref(), Some("Lee, Jordan"));
+    assert_eq!(to[0].address.as_deref(), Some("jordan@buyer.example"));
     system.stop().await
 }

@@ -55,16 +55,17 @@ impl CliOutput {
 impl System {
     /// Starts every service against `database` and `smtp`.
     pub async fn start(database: TestDatabase, smtp: TestSmtpServer) -> Result<System> {
-        let mut config = Config::default();
-        config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.server.shutdown_grace_secs = 5;
-        config.data_dir = database.data_dir();
-        config.database_url = database.database_url();
-        config.mail.smtp_url = Some(smtp.url());
-        config.mail.from = "Billing <billing@seller.example>".to_owned();
-        config.company.name = "Seller Example GmbH".to_owned();
-        config.batch.schedule.enabled = false;
-        config.batch.retry_base_secs = 3600;
+        System::start_with(database, smtp, |_| {}).await
+    }
+
+    /// Starts every service, with `configure` applied to the test configuration.
+    pub async fn start_with(
+        database: TestDatabase,
+        smtp: TestSmtpServer,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<System> {
+        let mut config = test_config(&database, &smtp);
+        configure(&mut config);
         let config = Arc::new(config);
         let server = invoicer::host::start(config.clone())
             .await
@@ -77,6 +78,28 @@ impl System {
             server: Some(server),
             database: Some(database),
         })
+    }
+
+    /// Stops the server and starts it again on the same database and SMTP server, as after
+    /// downtime, with `configure` applied to a fresh test configuration.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Config)) -> Result<()> {
+        if let Some(server) = self.server.take() {
+            server
+                .shutdown("test restart")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let database = self.database.as_ref().context("database already removed")?;
+        let mut config = test_config(database, &self.smtp);
+        configure(&mut config);
+        let config = Arc::new(config);
+        let server = invoicer::host::start(config.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.endpoint = format!("http://{}", server.local_addr());
+        self.config = config;
+        self.server = Some(server);
+        Ok(())
     }
 
     /// Runs `invoicer ARGS --endpoint <this system>` in this process and captures stdout.
@@ -180,6 +203,21 @@ impl System {
         }
         Ok(())
     }
+}
+
+/// Loopback, the test's data folder or database, the test SMTP server, no schedule.
+fn test_config(database: &TestDatabase, smtp: &TestSmtpServer) -> Config {
+    let mut config = Config::default();
+    config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.server.shutdown_grace_secs = 5;
+    config.data_dir = database.data_dir();
+    config.database_url = database.database_url();
+    config.mail.smtp_url = Some(smtp.url());
+    config.mail.from = "Billing <billing@seller.example>".to_owned();
+    config.company.name = "Seller Example GmbH".to_owned();
+    config.batch.schedule.enabled = false;
+    config.batch.retry_base_secs = 3600;
+    config
 }
 
 /// One received message, parsed.

@@ -1,6 +1,7 @@
 //! Configuration: built-in defaults, then the TOML file, then `INVOICER_*` environment
 //! variables. `deploy/config/invoicer.example.toml` documents every key.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,7 @@ pub struct Config {
     pub company: CompanyConfig,
     pub mail: MailConfig,
     pub batch: BatchConfig,
+    pub notifier: NotifierConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -151,6 +153,37 @@ pub struct ScheduleConfig {
     pub catch_up: bool,
 }
 
+/// The default notifier: the rules for emailing every customer's invoices. A customer's own
+/// notifier (`invoicer notifier set`) overrides it field by field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifierConfig {
+    /// `false` sends no invoice; each stays listed as skipped and goes out once it is `true`.
+    pub enabled: bool,
+    /// Invoice kinds that are sent: `invoice`, `credit_note`; empty means every kind.
+    pub kinds: Vec<String>,
+    /// Addresses added to every message beside the contacts' roles.
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    /// `per_invoice` (one message with every recipient) or `per_to_contact` (one message per
+    /// To recipient, each with the same Cc and Bcc).
+    pub split: String,
+    /// minijinja templates by language tag; a missing one uses the built-in template.
+    pub templates: BTreeMap<String, MessageTemplateConfig>,
+}
+
+/// The subject and bodies of an invoice email in one language.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessageTemplateConfig {
+    pub subject: Option<String>,
+    /// Plain-text body.
+    pub text: Option<String>,
+    /// HTML body; values are HTML-escaped.
+    pub html: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
@@ -174,6 +207,7 @@ impl Default for Config {
             company: CompanyConfig::default(),
             mail: MailConfig::default(),
             batch: BatchConfig::default(),
+            notifier: NotifierConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -245,6 +279,20 @@ impl Default for ScheduleConfig {
             cron: "0 2 * * *".to_owned(),
             timezone: None,
             catch_up: true,
+        }
+    }
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        NotifierConfig {
+            enabled: true,
+            kinds: Vec::new(),
+            to: Vec::new(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            split: "per_invoice".to_owned(),
+            templates: BTreeMap::new(),
         }
     }
 }
@@ -385,6 +433,25 @@ mod tests {
     fn unknown_key_is_rejected() {
         let error = toml::from_str::<Config>("[server]\nlisten_addr = \"x\"").unwrap_err();
         assert!(error.to_string().contains("listen_addr"), "{error}");
+    }
+
+    #[test]
+    fn notifier_templates_parse_per_language() {
+        let config: Config = toml::from_str(
+            r#"
+            [notifier]
+            kinds = ["invoice"]
+            split = "per_to_contact"
+            [notifier.templates.de]
+            subject = "Rechnung {{ number }}"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.notifier.kinds, ["invoice"]);
+        assert!(config.notifier.enabled);
+        let german = &config.notifier.templates["de"];
+        assert_eq!(german.subject.as_deref(), Some("Rechnung {{ number }}"));
+        assert_eq!(german.text, None);
     }
 
     #[test]

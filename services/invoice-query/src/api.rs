@@ -310,7 +310,11 @@ fn report_to_proto(report: ImportReport) -> pb::UpsertInvoicesResponse {
             .into_iter()
             .map(rejection_to_proto)
             .collect(),
-        warnings: Vec::new(),
+        warnings: report
+            .warnings
+            .into_iter()
+            .map(rejection_to_proto)
+            .collect(),
     }
 }
 

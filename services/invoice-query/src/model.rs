@@ -91,7 +91,8 @@ impl InvoiceStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Contact {
     pub(crate) name: String,
-    /// The address field as the ERP sent it: one RFC 5322 address, maybe with a display name.
+    /// The address field as the ERP sent it: one address or a list separated by commas or
+    /// semicolons, each maybe with a display name. At least one element is valid.
     pub(crate) email: String,
     pub(crate) invoice_role: RecipientRole,
 }
@@ -197,6 +198,8 @@ pub(crate) struct ImportReport {
     pub(crate) customers: ImportCounts,
     pub(crate) invoices: ImportCounts,
     pub(crate) rejections: Vec<Rejection>,
+    /// Problems that did not reject their record, in the same shape as rejections.
+    pub(crate) warnings: Vec<Rejection>,
 }
 
 /// One invoice that may be due for an automatic mail.

@@ -131,6 +131,8 @@ async fn check_upserts(client: &mut Client) -> anyhow::Result<()> {
         "{rejection:?}"
     );
 
+    check_address_list_warning(client).await?;
+
     let status = upsert(client, b"{\"format\": \"acme\"}", CHUNK_BYTES)
         .await
         .unwrap_err();
@@ -151,6 +153,32 @@ async fn check_upserts(client: &mut Client) -> anyhow::Result<()> {
             .contains("exceeds the maximum of 67108864 bytes"),
         "{status:?}"
     );
+    Ok(())
+}
+
+/// Imports a customer whose address list has one invalid element and checks the warning.
+async fn check_address_list_warning(client: &mut Client) -> anyhow::Result<()> {
+    let document = br#"{"format": "invoicer.erp-export.v1", "customers": [
+        {"code": "CH-900", "name": "Warned",
+         "contacts": [{"name": "AP", "email": "ap@warned.example, broken"}]}]}"#;
+    let response = upsert(client, document, CHUNK_BYTES).await?;
+    ensure!(
+        counts(&response).0 == created(1),
+        "customers: {:?}",
+        counts(&response).0
+    );
+    ensure!(response.rejections.is_empty(), "{response:?}");
+    ensure!(response.warnings.len() == 1, "{response:?}");
+    let warning = &response.warnings[0];
+    ensure!(
+        warning.record_type == pb::RecordType::Customer as i32,
+        "{warning:?}"
+    );
+    ensure!(
+        warning.key == "CH-900" && warning.field == "customers[0].contacts[0].email",
+        "{warning:?}"
+    );
+    ensure!(warning.message.contains("\"broken\""), "{warning:?}");
     Ok(())
 }
 

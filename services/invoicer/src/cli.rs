@@ -51,6 +51,9 @@ pub enum Command {
     /// Shows when the schedule fires.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Shows and changes notifiers: the rules for emailing each customer's invoices.
+    #[command(subcommand)]
+    Notifier(NotifierCommand),
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +222,117 @@ pub struct ScheduleNextArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum NotifierCommand {
+    /// Prints a customer's own notifier and the one that applies to it (merged with the
+    /// default); without a customer, the default notifier.
+    Show(NotifierShowArgs),
+    /// Changes a customer's own notifier. Flags left out keep their current value; the
+    /// default notifier is changed in the config file instead.
+    Set(Box<NotifierSetArgs>),
+    /// Prints who changed which notifier when, with the old and new value, newest first.
+    History(NotifierHistoryArgs),
+    /// Lists the default notifier and every customer's own notifier.
+    List(NotifierListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NotifierShowArgs {
+    /// Customer code [default: the default notifier].
+    pub customer: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifierSetArgs {
+    /// Customer code.
+    pub customer: String,
+    /// Whether the customer's invoices are emailed; `false` lists each as skipped.
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    pub enabled: Option<bool>,
+    /// Invoice kinds that are emailed, comma-separated; `all` sends every kind.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub kinds: Option<Vec<KindArg>>,
+    /// Extra To address beside the contacts (repeatable; replaces the customer's extra To
+    /// addresses, and an empty value sets none).
+    #[arg(long, value_name = "ADDR")]
+    pub to: Vec<String>,
+    /// Extra Cc address (repeatable; replaces the customer's extra Cc addresses, and an empty
+    /// value sets none).
+    #[arg(long, value_name = "ADDR")]
+    pub cc: Vec<String>,
+    /// Extra Bcc address (repeatable; replaces the customer's extra Bcc addresses, and an
+    /// empty value sets none).
+    #[arg(long, value_name = "ADDR")]
+    pub bcc: Vec<String>,
+    /// One message per invoice, or one per To recipient with the same Cc and Bcc.
+    #[arg(long, value_enum)]
+    pub split: Option<SplitArg>,
+    /// Subject template (minijinja) for one language, such as `en=Invoice {{ number }}`
+    /// (repeatable; an empty TEXT removes it).
+    #[arg(long, value_name = "LANG=TEXT")]
+    pub subject_template: Vec<String>,
+    /// Plain-text body template for one language, read from FILE (repeatable).
+    #[arg(long, value_name = "LANG=FILE")]
+    pub text_template: Vec<String>,
+    /// HTML body template for one language, read from FILE (repeatable).
+    #[arg(long, value_name = "LANG=FILE")]
+    pub html_template: Vec<String>,
+    /// Field that inherits the default notifier's value again (repeatable).
+    #[arg(long, value_enum, value_name = "FIELD")]
+    pub inherit: Vec<InheritArg>,
+    /// Why the notifier changes; kept in the change history.
+    #[arg(long)]
+    pub reason: String,
+    /// Who makes the change, kept in the change history [default: $USER].
+    #[arg(long)]
+    pub actor: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    Invoice,
+    #[value(name = "credit_note")]
+    CreditNote,
+    /// Every kind.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    PerInvoice,
+    PerToContact,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InheritArg {
+    Enabled,
+    Kinds,
+    To,
+    Cc,
+    Bcc,
+    Split,
+    /// Every template of every language.
+    Templates,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifierHistoryArgs {
+    /// Customer code [default: every customer].
+    pub customer: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifierListArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Runs the command line `args` (program name first), writing its output to `out`.
 pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
     let cli = match Cli::try_parse_from(args) {
@@ -247,6 +361,9 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send)) -> anyhow::Res
         Command::VerifyLog => commands::log::verify(&config, &endpoint, out).await,
         Command::Schedule(ScheduleCommand::Next(args)) => {
             commands::schedule::next(&config, args, out)
+        }
+        Command::Notifier(command) => {
+            commands::notifier::run(&config, &endpoint, command, out).await
         }
     }
 }

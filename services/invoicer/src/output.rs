@@ -67,15 +67,20 @@ pub(crate) fn import_result(
         let c = (*c).unwrap_or_default();
         json!({"created": c.created, "updated": c.updated, "unchanged": c.unchanged, "rejected": c.rejected})
     };
-    if as_json {
-        let rejections: Vec<Value> = response
-            .rejections
-            .iter()
+    let problems = |list: &[iq::Rejection]| -> Vec<Value> {
+        list.iter()
             .map(|r| json!({"key": r.key, "field": r.field, "message": r.message}))
-            .collect();
+            .collect()
+    };
+    if as_json {
         return json_line(
             out,
-            &json!({"customers": counts(&response.customers), "invoices": counts(&response.invoices), "rejections": rejections}),
+            &json!({
+                "customers": counts(&response.customers),
+                "invoices": counts(&response.invoices),
+                "rejections": problems(&response.rejections),
+                "warnings": problems(&response.warnings),
+            }),
         );
     }
     for (label, c) in [
@@ -94,6 +99,13 @@ pub(crate) fn import_result(
             out,
             "rejected {} ({}): {}",
             rejection.key, rejection.field, rejection.message
+        )?;
+    }
+    for warning in &response.warnings {
+        writeln!(
+            out,
+            "warning {} ({}): {}",
+            warning.key, warning.field, warning.message
         )?;
     }
     Ok(())
@@ -416,6 +428,256 @@ pub(crate) fn schedule(
                 instant.business_date
             )?;
         }
+    }
+    Ok(())
+}
+
+fn split_name(value: i32) -> Option<String> {
+    match pb::Split::try_from(value) {
+        Ok(pb::Split::Unspecified) => None,
+        Ok(split) => Some(enum_name(split.as_str_name(), "SPLIT_")),
+        Err(_) => Some("unspecified".to_owned()),
+    }
+}
+
+fn kind_names(list: &pb::InvoiceKindList) -> Vec<String> {
+    list.kinds
+        .iter()
+        .map(|kind| {
+            types::InvoiceKind::try_from(*kind).map_or("unspecified".to_owned(), |k| {
+                enum_name(k.as_str_name(), "INVOICE_KIND_")
+            })
+        })
+        .collect()
+}
+
+/// Lists the set templates as (`language.field`, source), by language.
+fn notifier_templates(notifier: &pb::Notifier) -> Vec<(String, &str)> {
+    let mut languages: Vec<&String> = notifier.templates.keys().collect();
+    languages.sort();
+    let mut templates = Vec::new();
+    for language in languages {
+        let template = &notifier.templates[language];
+        for (field, source) in [
+            ("subject", &template.subject),
+            ("text", &template.text),
+            ("html", &template.html),
+        ] {
+            if !source.is_empty() {
+                templates.push((format!("{language}.{field}"), source.as_str()));
+            }
+        }
+    }
+    templates
+}
+
+fn notifier_json(notifier: &pb::Notifier) -> Value {
+    let addresses = |list: &Option<pb::AddressList>| list.as_ref().map(|l| l.addresses.clone());
+    let templates: serde_json::Map<String, Value> = notifier_templates(notifier)
+        .into_iter()
+        .map(|(name, source)| (name, json!(source)))
+        .collect();
+    json!({
+        "customer": notifier.customer_code,
+        "enabled": notifier.enabled,
+        "kinds": notifier.kinds.as_ref().map(kind_names),
+        "to": addresses(&notifier.to),
+        "cc": addresses(&notifier.cc),
+        "bcc": addresses(&notifier.bcc),
+        "split": split_name(notifier.split),
+        "templates": templates,
+        "updated_at": notifier.updated_at,
+        "updated_by": notifier.updated_by,
+    })
+}
+
+/// Formats each field as text, with `inherit` for a field the notifier leaves unset.
+fn notifier_fields(notifier: &pb::Notifier) -> Vec<(&'static str, String)> {
+    let inherit = || "inherit".to_owned();
+    let addresses = |list: &Option<pb::AddressList>| match list {
+        None => inherit(),
+        Some(list) if list.addresses.is_empty() => "none".to_owned(),
+        Some(list) => list.addresses.join(", "),
+    };
+    let kinds = match &notifier.kinds {
+        None => inherit(),
+        Some(list) if list.kinds.is_empty() => "all".to_owned(),
+        Some(list) => kind_names(list).join(", "),
+    };
+    vec![
+        (
+            "enabled",
+            notifier.enabled.map_or_else(inherit, |e| e.to_string()),
+        ),
+        ("kinds", kinds),
+        ("to", addresses(&notifier.to)),
+        ("cc", addresses(&notifier.cc)),
+        ("bcc", addresses(&notifier.bcc)),
+        ("split", split_name(notifier.split).unwrap_or_else(inherit)),
+    ]
+}
+
+/// Formats a notifier on one line: `enabled=false kinds=inherit ... templates=en.subject`.
+fn notifier_summary(notifier: &pb::Notifier) -> String {
+    let mut parts: Vec<String> = notifier_fields(notifier)
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    let templates: Vec<String> = notifier_templates(notifier)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let templates = if templates.is_empty() {
+        "none".to_owned()
+    } else {
+        templates.join(",")
+    };
+    parts.push(format!("templates={templates}"));
+    parts.join(" ")
+}
+
+fn notifier_block(out: Out<'_>, notifier: &pb::Notifier) -> io::Result<()> {
+    for (name, value) in notifier_fields(notifier) {
+        writeln!(out, "    {name:<9} {value}")?;
+    }
+    for (name, source) in notifier_templates(notifier) {
+        writeln!(out, "    template  {name} {source:?}")?;
+    }
+    Ok(())
+}
+
+pub(crate) fn notifier_show(
+    out: Out<'_>,
+    response: &pb::GetNotifierResponse,
+    as_json: bool,
+) -> io::Result<()> {
+    let effective = response.effective.clone().unwrap_or_default();
+    if as_json {
+        return json_line(
+            out,
+            &json!({
+                "customer": effective.customer_code,
+                "own": response.own.as_ref().map(notifier_json),
+                "effective": notifier_json(&effective),
+            }),
+        );
+    }
+    let code = &effective.customer_code;
+    if code.is_empty() {
+        writeln!(out, "default notifier (from the config file)")?;
+        return notifier_block(out, &effective);
+    }
+    match &response.own {
+        Some(own) => {
+            writeln!(
+                out,
+                "customer {code}: own notifier, changed {} by {}",
+                own.updated_at, own.updated_by
+            )?;
+            notifier_block(out, own)?;
+        }
+        None => writeln!(
+            out,
+            "customer {code}: no notifier of its own; the default applies"
+        )?,
+    }
+    writeln!(out, "effective notifier of customer {code}")?;
+    notifier_block(out, &effective)
+}
+
+pub(crate) fn notifier_updated(
+    out: Out<'_>,
+    response: &pb::UpdateNotifierResponse,
+    as_json: bool,
+) -> io::Result<()> {
+    let own = response.own.clone().unwrap_or_default();
+    let effective = response.effective.clone().unwrap_or_default();
+    if as_json {
+        return json_line(
+            out,
+            &json!({
+                "customer": own.customer_code,
+                "change_id": response.change.as_ref().map(|c| c.id),
+                "own": notifier_json(&own),
+                "effective": notifier_json(&effective),
+            }),
+        );
+    }
+    writeln!(
+        out,
+        "notifier of customer {} changed by {}",
+        own.customer_code, own.updated_by
+    )?;
+    notifier_block(out, &own)?;
+    writeln!(out, "effective notifier of customer {}", own.customer_code)?;
+    notifier_block(out, &effective)
+}
+
+pub(crate) fn notifier_history(
+    out: Out<'_>,
+    changes: &[pb::NotifierChange],
+    as_json: bool,
+) -> io::Result<()> {
+    if as_json {
+        for change in changes {
+            json_line(
+                out,
+                &json!({
+                    "id": change.id,
+                    "customer": change.customer_code,
+                    "actor": change.actor,
+                    "at": change.at,
+                    "reason": change.reason,
+                    "old": change.old.as_ref().map(notifier_json),
+                    "new": change.new.as_ref().map(notifier_json),
+                }),
+            )?;
+        }
+        return Ok(());
+    }
+    if changes.is_empty() {
+        return writeln!(out, "no notifier changes recorded");
+    }
+    for change in changes {
+        writeln!(
+            out,
+            "{}  {}  by {}: {}",
+            change.at, change.customer_code, change.actor, change.reason
+        )?;
+        let old = change
+            .old
+            .as_ref()
+            .map_or_else(|| "no notifier of its own".to_owned(), notifier_summary);
+        writeln!(out, "    old: {old}")?;
+        let new = change.new.clone().unwrap_or_default();
+        writeln!(out, "    new: {}", notifier_summary(&new))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn notifier_list(
+    out: Out<'_>,
+    response: &pb::ListNotifiersResponse,
+    as_json: bool,
+) -> io::Result<()> {
+    let default = response.default_notifier.clone().unwrap_or_default();
+    if as_json {
+        json_line(out, &notifier_json(&default))?;
+        for notifier in &response.notifiers {
+            json_line(out, &notifier_json(notifier))?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "{:<16} {}", "(default)", notifier_summary(&default))?;
+    for notifier in &response.notifiers {
+        writeln!(
+            out,
+            "{:<16} {}  (changed {} by {})",
+            notifier.customer_code,
+            notifier_summary(notifier),
+            notifier.updated_at,
+            notifier.updated_by
+        )?;
     }
     Ok(())
 }

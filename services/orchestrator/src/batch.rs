@@ -10,7 +10,7 @@ use crate::error::OrchestratorError;
 use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose,
 };
-use crate::recipients;
+use crate::outgoing::Target;
 use crate::upstream::InvoiceSummary;
 
 /// What to run: the window and whether to write anything.
@@ -54,10 +54,14 @@ impl Engine {
         if request.dry_run {
             return self.plan_batch(&request).await;
         }
-        let _work = self
-            .work_lock
-            .try_lock()
-            .map_err(|_| self.already_running())?;
+        // A manual trigger while a batch runs is rejected, naming that batch. A scheduled one
+        // waits for it, and anything waits for a retry round, so no scheduled night is lost.
+        if request.trigger == BatchTrigger::Manual
+            && let Some(error) = self.already_running()
+        {
+            return Err(error);
+        }
+        let _work = self.work_lock.lock().await;
         let batch = Batch {
             id: uuid::Uuid::now_v7().to_string(),
             business_date: request.business_date,
@@ -108,6 +112,7 @@ impl Engine {
             counts,
             done: counts.eligible,
             delivery: None,
+            total: counts.eligible,
         });
         match &error {
             None => {
@@ -120,18 +125,14 @@ impl Engine {
         Ok(report)
     }
 
-    fn already_running(&self) -> OrchestratorError {
+    fn already_running(&self) -> Option<OrchestratorError> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        match running.as_ref() {
-            Some(batch) => OrchestratorError::BatchRunning {
+        running
+            .as_ref()
+            .map(|batch| OrchestratorError::BatchRunning {
                 batch_id: batch.id.clone(),
                 business_date: batch.business_date.clone(),
-            },
-            None => OrchestratorError::FailedPrecondition(
-                "deferred deliveries are being retried right now; run the batch again in a minute"
-                    .to_owned(),
-            ),
-        }
+            })
     }
 
     fn register_running(&self, batch: &Batch) -> broadcast::Sender<Progress> {
@@ -167,15 +168,17 @@ impl Engine {
         let mut to_deliver = Vec::new();
         let mut counts = BatchCounts::default();
         for summary in &summaries {
-            match self.plan(summary, &batch.id).await? {
-                Plan::Settled => {}
-                Plan::Waiting(delivery) => {
-                    self.store.record_batch_item(&batch.id, &delivery).await?;
-                    counts.add(delivery.state);
-                }
-                Plan::Deliver(delivery) => {
-                    self.store.record_batch_item(&batch.id, &delivery).await?;
-                    to_deliver.push(delivery);
+            for plan in self.plan(summary, &batch.id).await? {
+                match plan {
+                    Plan::Settled => {}
+                    Plan::Waiting(delivery) => {
+                        self.store.record_batch_item(&batch.id, &delivery).await?;
+                        counts.add(delivery.state);
+                    }
+                    Plan::Deliver(delivery) => {
+                        self.store.record_batch_item(&batch.id, &delivery).await?;
+                        to_deliver.push(delivery);
+                    }
                 }
             }
         }
@@ -186,6 +189,7 @@ impl Engine {
             counts,
             done: counts.eligible,
             delivery: None,
+            total,
         });
         tracing::info!(batch_id = %batch.id, found = summaries.len(), eligible = total, "batch planned");
 
@@ -193,7 +197,11 @@ impl Engine {
         // stream would starve the in-flight deliveries that hold the SQLite connection.
         let mut results = futures::stream::iter(to_deliver)
             .map(|delivery| async move {
-                let delivery = self.deliver(delivery).await?;
+                let delivery = if self.shutdown.is_triggered() {
+                    self.postpone(delivery).await?
+                } else {
+                    self.deliver(delivery).await?
+                };
                 self.store.record_batch_item(&batch.id, &delivery).await?;
                 Ok::<_, OrchestratorError>(delivery)
             })
@@ -207,34 +215,61 @@ impl Engine {
                 counts,
                 done: counts.eligible,
                 delivery: Some(delivery),
+                total,
             });
         }
         Ok(())
     }
 
-    /// Finds or creates the invoice's batch delivery and claims it for this batch.
+    /// Gives a claimed delivery back untouched when the server is stopping: the other services
+    /// of this process may already refuse connections, so attempting it would only defer it
+    /// with a misleading reason.
+    async fn postpone(&self, mut delivery: Delivery) -> Result<Delivery, OrchestratorError> {
+        delivery.state = DeliveryState::Deferred;
+        delivery.next_attempt_at = Some(Utc::now());
+        delivery.reason =
+            "not attempted: the server was stopping; the next batch or retry sends it".to_owned();
+        self.store.save_delivery(&delivery).await?;
+        Ok(delivery)
+    }
+
+    /// Finds or creates the invoice revision's batch deliveries (one, or one per To recipient)
+    /// and claims them for this batch.
     async fn plan(
         &self,
         summary: &InvoiceSummary,
         batch_id: &str,
+    ) -> Result<Vec<Plan>, OrchestratorError> {
+        let existing = self
+            .store
+            .batch_deliveries(&summary.number, summary.revision)
+            .await?;
+        let mut plans = Vec::new();
+        for target in self.batch_targets(summary, &existing).await? {
+            let found = existing.iter().find(|d| d.key == target.key).cloned();
+            plans.push(self.plan_target(summary, target, found, batch_id).await?);
+        }
+        Ok(plans)
+    }
+
+    /// Creates the target's delivery unless `existing` is it, and claims it for this batch.
+    async fn plan_target(
+        &self,
+        summary: &InvoiceSummary,
+        target: Target,
+        existing: Option<Delivery>,
+        batch_id: &str,
     ) -> Result<Plan, OrchestratorError> {
-        let key = Delivery::batch_key(&summary.number, summary.revision);
-        let existing = match self.store.delivery_by_key(&key).await? {
+        let existing = match existing {
             Some(existing) => existing,
             None => {
-                let mut fresh = Delivery::new(
-                    key.clone(),
-                    &summary.number,
-                    summary.revision,
-                    &summary.customer_code,
-                    Purpose::Batch,
-                );
+                let mut fresh = new_batch_delivery(summary, &target);
                 fresh.batch_id = Some(batch_id.to_owned());
                 if self.store.insert_delivery(&fresh).await? {
                     return Ok(Plan::Deliver(fresh));
                 }
                 // Another runner inserted it between our read and our insert.
-                match self.store.delivery_by_key(&key).await? {
+                match self.store.delivery_by_key(&target.key).await? {
                     Some(existing) => existing,
                     None => return Ok(Plan::Settled),
                 }
@@ -269,24 +304,23 @@ impl Engine {
             .await?;
         let mut items = Vec::new();
         for summary in summaries {
-            let key = Delivery::batch_key(&summary.number, summary.revision);
-            let mut delivery = match self.store.delivery_by_key(&key).await? {
-                Some(existing) if existing.state.is_settled() => continue,
-                Some(existing) => existing,
-                None => Delivery::new(
-                    key,
-                    &summary.number,
-                    summary.revision,
-                    &summary.customer_code,
-                    Purpose::Batch,
-                ),
-            };
-            let (state, reason) = self.planned_outcome(&mut delivery).await?;
-            items.push(BatchItem {
-                delivery,
-                state,
-                reason,
-            });
+            let existing = self
+                .store
+                .batch_deliveries(&summary.number, summary.revision)
+                .await?;
+            for target in self.batch_targets(&summary, &existing).await? {
+                let mut delivery = match existing.iter().find(|d| d.key == target.key) {
+                    Some(found) if found.state.is_settled() => continue,
+                    Some(found) => found.clone(),
+                    None => new_batch_delivery(&summary, &target),
+                };
+                let (state, reason) = self.planned_outcome(&mut delivery).await?;
+                items.push(BatchItem {
+                    delivery,
+                    state,
+                    reason,
+                });
+            }
         }
         let batch = Batch {
             id: String::new(),
@@ -312,26 +346,30 @@ impl Engine {
             return Ok((DeliveryState::Deferred, delivery.reason.clone()));
         }
         let invoice = self.upstream.get_invoice(&delivery.invoice_number).await?;
-        if invoice.notify_opt_out {
-            return Ok((
-                DeliveryState::Skipped,
-                "opted out: the ERP marked this invoice as not to be emailed".to_owned(),
-            ));
-        }
-        let resolved = recipients::from_contacts(&invoice.customer.contacts);
-        if let Some(reason) = resolved.unusable_reason() {
-            return Ok((DeliveryState::Skipped, reason));
-        }
-        delivery.to = resolved.to;
-        delivery.cc = resolved.cc;
-        delivery.bcc = resolved.bcc;
+        let outgoing = match self.batch_outgoing(delivery, &invoice).await? {
+            Ok(outgoing) => outgoing,
+            Err(reason) => return Ok((DeliveryState::Skipped, reason)),
+        };
+        let recipients = outgoing.recipients;
+        delivery.to = recipients.to;
+        delivery.cc = recipients.cc;
+        delivery.bcc = recipients.bcc;
         delivery.attachment_name = crate::resend::attachment_name(&invoice.number);
-        let message = self.templates.compose(
-            &invoice,
-            &self.config.company.name,
-            &self.config.company.email,
-        )?;
-        delivery.subject = message.subject;
-        Ok((DeliveryState::Planned, resolved.problems.join("; ")))
+        delivery.subject = outgoing.message.subject;
+        Ok((DeliveryState::Planned, recipients.problems.join("; ")))
     }
+}
+
+/// Builds a new batch delivery for one target; a per-To-recipient delivery starts with its
+/// recipient.
+fn new_batch_delivery(summary: &InvoiceSummary, target: &Target) -> Delivery {
+    let mut delivery = Delivery::new(
+        target.key.clone(),
+        &summary.number,
+        summary.revision,
+        &summary.customer_code,
+        Purpose::Batch,
+    );
+    delivery.to = target.to.iter().cloned().collect();
+    delivery
 }

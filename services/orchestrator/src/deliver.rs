@@ -6,8 +6,9 @@ use tracing::Instrument;
 use crate::engine::Engine;
 use crate::error::OrchestratorError;
 use crate::log::LogRecord;
+use crate::message::ComposedMessage;
 use crate::model::{Delivery, DeliveryState, Document, Purpose};
-use crate::recipients;
+use crate::outgoing::Outgoing;
 use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
 
 impl Engine {
@@ -39,11 +40,13 @@ impl Engine {
                     .await;
             }
         };
-        if delivery.purpose == Purpose::Batch
-            && let Some(reason) = self.batch_skip_reason(&mut delivery, &invoice)
-        {
-            return self.skip(delivery, reason).await;
-        }
+        let message = match self.message_for(&mut delivery, &invoice).await? {
+            Ok(message) => message,
+            Err(reason) if delivery.purpose == Purpose::Batch => {
+                return self.skip(delivery, reason).await;
+            }
+            Err(reason) => return self.fail(delivery, reason).await,
+        };
 
         let document = match self.frozen_document(&delivery, &invoice).await? {
             Ok(document) => document,
@@ -58,31 +61,41 @@ impl Engine {
         delivery.state = DeliveryState::Rendered;
         self.store.save_delivery(&delivery).await?;
 
-        self.submit(delivery, &invoice, &document).await
+        self.submit(delivery, &message, &document).await
     }
 
-    /// For batch deliveries: sets the recipients from the contacts, or says why not to send.
-    fn batch_skip_reason(&self, delivery: &mut Delivery, invoice: &Invoice) -> Option<String> {
-        if invoice.revision != delivery.invoice_revision {
-            return Some(format!(
-                "revision {} was replaced by revision {}; the next batch sends the new one",
-                delivery.invoice_revision, invoice.revision
-            ));
+    /// Composes the message to send and, for a batch delivery, sets its recipients from the
+    /// notifier and the contacts. The inner error is the reason nothing is sent: a batch
+    /// delivery is then skipped and a resend fails.
+    async fn message_for(
+        &self,
+        delivery: &mut Delivery,
+        invoice: &Invoice,
+    ) -> Result<Result<ComposedMessage, String>, OrchestratorError> {
+        if delivery.purpose == Purpose::Resend {
+            let notifier = self.effective_notifier(&invoice.customer.code).await?;
+            let composed = self.templates.compose(
+                invoice,
+                &self.config.company.name,
+                &self.config.company.email,
+                &notifier.templates,
+            );
+            return Ok(composed.map_err(|error| error.to_string()));
         }
-        if invoice.notify_opt_out {
-            return Some("opted out: the ERP marked this invoice as not to be emailed".to_owned());
-        }
-        let resolved = recipients::from_contacts(&invoice.customer.contacts);
-        if let Some(reason) = resolved.unusable_reason() {
-            return Some(reason);
-        }
-        for problem in &resolved.problems {
+        let Outgoing {
+            recipients,
+            message,
+        } = match self.batch_outgoing(delivery, invoice).await? {
+            Ok(outgoing) => outgoing,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        for problem in &recipients.problems {
             tracing::warn!(invoice = %invoice.number, customer = %invoice.customer.code, problem = %problem, "recipient left out");
         }
-        delivery.to = resolved.to;
-        delivery.cc = resolved.cc;
-        delivery.bcc = resolved.bcc;
-        None
+        delivery.to = recipients.to;
+        delivery.cc = recipients.cc;
+        delivery.bcc = recipients.bcc;
+        Ok(Ok(message))
     }
 
     /// The revision's frozen PDF, rendering and freezing it on first use.
@@ -114,14 +127,9 @@ impl Engine {
     async fn submit(
         &self,
         mut delivery: Delivery,
-        invoice: &Invoice,
+        message: &ComposedMessage,
         document: &Document,
     ) -> Result<Delivery, OrchestratorError> {
-        let message = self.templates.compose(
-            invoice,
-            &self.config.company.name,
-            &self.config.company.email,
-        )?;
         delivery.subject = message.subject.clone();
         delivery.message_id = self.message_id(&delivery);
         delivery.attempts += 1;
@@ -250,6 +258,21 @@ impl Engine {
             self.apply_send_result(&mut delivery, SendResult::Deferred);
         }
         tracing::warn!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, state = delivery.state.as_str(), reason = %delivery.reason, "delivery stopped before sending");
+        self.store.save_delivery(&delivery).await?;
+        Ok(delivery)
+    }
+
+    /// Ends a delivery that cannot be sent as requested, such as a resend whose template
+    /// fails, as failed. Nothing retries it on its own.
+    async fn fail(
+        &self,
+        mut delivery: Delivery,
+        reason: String,
+    ) -> Result<Delivery, OrchestratorError> {
+        tracing::warn!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, reason = %reason, "delivery failed before sending");
+        delivery.state = DeliveryState::Failed;
+        delivery.reason = reason;
+        delivery.next_attempt_at = None;
         self.store.save_delivery(&delivery).await?;
         Ok(delivery)
     }

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use invoicer_domain::email::Mailbox;
-use invoicer_kit::Config;
+use invoicer_kit::{Config, Shutdown};
 use tokio::sync::broadcast;
 
 use crate::api::Upstream;
 use crate::error::OrchestratorError;
 use crate::message::MessageTemplates;
 use crate::model::{BatchCounts, BatchStatus, Delivery};
+use crate::notifier::EffectiveNotifier;
 use crate::schedule::Schedule;
 use crate::store::Store;
 
@@ -25,6 +26,8 @@ pub(crate) struct Progress {
     pub counts: BatchCounts,
     pub done: u32,
     pub delivery: Option<Delivery>,
+    /// Eligible invoices of the batch; 0 until they are listed.
+    pub total: u32,
 }
 
 /// Settings resolved once at start from the config.
@@ -96,9 +99,13 @@ pub(crate) struct Engine {
     pub config: Arc<Config>,
     pub settings: Settings,
     pub schedule: Schedule,
+    /// Set when the host begins to stop; batches then attempt no further deliveries.
+    pub shutdown: Shutdown,
     pub store: Store,
     pub upstream: Upstream,
     pub templates: MessageTemplates,
+    /// The `[notifier]` section of the config file, checked at start.
+    pub default_notifier: EffectiveNotifier,
     pub running: Mutex<Option<RunningBatch>>,
     /// Serialises batches and the retry loop so one delivery never has two workers here.
     pub work_lock: tokio::sync::Mutex<()>,
@@ -110,11 +117,14 @@ impl Engine {
         config: Arc<Config>,
         store: Store,
         upstream: Upstream,
+        shutdown: Shutdown,
     ) -> Result<Engine, OrchestratorError> {
         let schedule_config = &config.batch.schedule;
         Ok(Engine {
+            shutdown,
             schedule: Schedule::new(&schedule_config.cron, config.schedule_timezone())?,
             settings: Settings::from_config(&config)?,
+            default_notifier: EffectiveNotifier::from_config(&config.notifier)?,
             config,
             store,
             upstream,

@@ -8,6 +8,8 @@ mod error;
 mod log;
 mod message;
 mod model;
+mod notifier;
+mod outgoing;
 mod recipients;
 mod resend;
 mod schedule;
@@ -36,7 +38,12 @@ impl ServicePlugin for OrchestratorPlugin {
         let url = config.database_url_for(ServiceName::Orchestrator);
         let store = store::Store::open(&url).await?;
         let upstream = api::Upstream::new(&ctx.channels);
-        let engine = Arc::new(engine::Engine::new(config.clone(), store, upstream)?);
+        let engine = Arc::new(engine::Engine::new(
+            config.clone(),
+            store,
+            upstream,
+            ctx.shutdown.clone(),
+        )?);
         engine.recover().await?;
 
         let schedule_config = &config.batch.schedule;

@@ -1,8 +1,13 @@
 //! The subject and body of an invoice email, rendered with minijinja from invoice fields.
-//! Templates exist per language; an unknown language falls back to English.
+//! A notifier's templates come first; the built-in ones exist in English and German, and an
+//! unknown language falls back to English.
 
-use minijinja::{Environment, context};
+use std::collections::HashSet;
 
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::notifier::{MessageTemplate, Templates};
 use crate::upstream::{Invoice, InvoiceKind};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,14 +80,7 @@ pub(crate) struct MessageTemplates {
 impl MessageTemplates {
     pub(crate) fn new() -> MessageTemplates {
         let mut environment = Environment::new();
-        // `.html` templates are escaped automatically; plain text and subjects are not.
-        environment.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                minijinja::AutoEscape::Html
-            } else {
-                minijinja::AutoEscape::None
-            }
-        });
+        set_escaping(&mut environment);
         for (name, source) in [
             ("en/subject.txt", EN_SUBJECT),
             ("en/body.txt", EN_TEXT),
@@ -98,43 +96,197 @@ impl MessageTemplates {
         MessageTemplates { environment }
     }
 
+    /// Renders the subject and bodies of `invoice`. For each of them the first template found
+    /// wins: `templates` in the customer's language (`de-at`, then `de`), then in the
+    /// language of the built-in fallback, then the built-in template.
     pub(crate) fn compose(
         &self,
         invoice: &Invoice,
         company: &str,
         company_email: &str,
+        templates: &Templates,
     ) -> Result<ComposedMessage, MessageError> {
-        let language = pick_language(&invoice.customer.language);
-        let context = context! {
-            number => invoice.number,
-            credit_note => invoice.kind == InvoiceKind::CreditNote,
-            customer => invoice.customer.name,
-            issued_date => invoice.issued_at.date_naive().to_string(),
-            due_date => invoice.due_date,
-            total => invoice.total,
-            currency => invoice.currency,
-            po_number => invoice.po_number,
-            company => company,
-            company_email => company_email,
+        let context = MessageContext {
+            number: &invoice.number,
+            credit_note: invoice.kind == InvoiceKind::CreditNote,
+            customer: &invoice.customer.name,
+            issued_date: invoice.issued_at.date_naive().to_string(),
+            due_date: &invoice.due_date,
+            total: &invoice.total,
+            currency: &invoice.currency,
+            po_number: &invoice.po_number,
+            company,
+            company_email,
         };
-        let render = |kind: &str| {
-            let name = format!("{language}/{kind}");
-            self.environment
-                .get_template(&name)
-                .and_then(|template| template.render(&context))
-                .map_err(|source| MessageError {
-                    template: name,
-                    source,
-                })
+        let languages = template_languages(&invoice.customer.language);
+        let builtin_language = pick_language(&invoice.customer.language);
+        let render = |part: Part| {
+            let custom = languages.iter().find_map(|language| {
+                let source = templates.get(language).and_then(|t| part.source(t))?;
+                Some((format!("templates.{language}.{}", part.field()), source))
+            });
+            let (name, result) = match custom {
+                Some((name, source)) => {
+                    let result = self.environment.render_named_str(&name, source, &context);
+                    (name, result)
+                }
+                None => {
+                    let name = format!("{builtin_language}/{}", part.builtin_file());
+                    let result = self
+                        .environment
+                        .get_template(&name)
+                        .and_then(|template| template.render(&context));
+                    (name, result)
+                }
+            };
+            result.map_err(|source| MessageError {
+                template: name,
+                source,
+            })
         };
-        let subject = render("subject.txt")?;
+        let subject = render(Part::Subject)?;
         Ok(ComposedMessage {
             // A header value must stay on one line whatever the data holds.
             subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-            text_body: render("body.txt")?,
-            html_body: render("body.html")?,
+            text_body: render(Part::Text)?,
+            html_body: render(Part::Html)?,
         })
     }
+}
+
+/// One of the three templates of an email.
+#[derive(Clone, Copy)]
+enum Part {
+    Subject,
+    Text,
+    Html,
+}
+
+impl Part {
+    /// Returns the key in a notifier's templates.
+    fn field(self) -> &'static str {
+        match self {
+            Part::Subject => "subject",
+            Part::Text => "text",
+            Part::Html => "html",
+        }
+    }
+
+    fn builtin_file(self) -> &'static str {
+        match self {
+            Part::Subject => "subject.txt",
+            Part::Text => "body.txt",
+            Part::Html => "body.html",
+        }
+    }
+
+    fn source(self, template: &MessageTemplate) -> Option<&str> {
+        match self {
+            Part::Subject => template.subject.as_deref(),
+            Part::Text => template.text.as_deref(),
+            Part::Html => template.html.as_deref(),
+        }
+    }
+}
+
+/// The variables of every template; `VARIABLES` lists their names.
+#[derive(Serialize)]
+struct MessageContext<'a> {
+    number: &'a str,
+    credit_note: bool,
+    customer: &'a str,
+    issued_date: String,
+    due_date: &'a str,
+    total: &'a str,
+    currency: &'a str,
+    po_number: &'a str,
+    company: &'a str,
+    company_email: &'a str,
+}
+
+pub(crate) const VARIABLES: &[&str] = &[
+    "number",
+    "credit_note",
+    "customer",
+    "issued_date",
+    "due_date",
+    "total",
+    "currency",
+    "po_number",
+    "company",
+    "company_email",
+];
+
+/// `.html` templates are escaped automatically; plain text and subjects are not.
+fn set_escaping(environment: &mut Environment<'_>) {
+    environment.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+}
+
+/// Checks a notifier template named `name` (such as `templates.en.subject`): it must parse,
+/// use only the known variables, and render a sample invoice and a sample credit note with
+/// minijinja's strict undefined behavior. Returns the reason when it does not.
+pub(crate) fn check_template(name: &str, source: &str) -> Result<(), String> {
+    let mut environment = Environment::new();
+    environment.set_undefined_behavior(UndefinedBehavior::Strict);
+    set_escaping(&mut environment);
+    let template = environment
+        .template_from_named_str(name, source)
+        .map_err(|error| format!("template {name} does not parse: {error}"))?;
+
+    let globals: HashSet<&str> = environment.globals().map(|(global, _)| global).collect();
+    let mut unknown: Vec<String> = template
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|variable| {
+            !VARIABLES.contains(&variable.as_str()) && !globals.contains(variable.as_str())
+        })
+        .collect();
+    unknown.sort();
+    if let Some(variable) = unknown.first() {
+        return Err(format!(
+            "template {name} uses the unknown variable {variable:?}; the variables are {}",
+            VARIABLES.join(", ")
+        ));
+    }
+
+    for credit_note in [false, true] {
+        let sample = MessageContext {
+            number: "INV-1",
+            credit_note,
+            customer: "Sample Customer",
+            issued_date: "2026-12-01".to_owned(),
+            due_date: "2026-12-31",
+            total: "100.00",
+            currency: "EUR",
+            po_number: "PO-1",
+            company: "Sample Company",
+            company_email: "billing@company.example",
+        };
+        template
+            .render(&sample)
+            .map_err(|error| format!("template {name} failed on a sample invoice: {error}"))?;
+    }
+    Ok(())
+}
+
+/// Lists the languages whose notifier templates apply to a customer, best first: the whole
+/// tag lowercased, its primary subtag, then the language of the built-in fallback.
+fn template_languages(tag: &str) -> Vec<String> {
+    let whole = tag.trim().replace('_', "-").to_ascii_lowercase();
+    let primary = whole.split('-').next().unwrap_or("").to_owned();
+    let mut languages = Vec::new();
+    for language in [whole, primary, pick_language(tag).to_owned()] {
+        if !language.is_empty() && !languages.contains(&language) {
+            languages.push(language);
+        }
+    }
+    languages
 }
 
 /// The primary subtag of a BCP 47 tag when a template exists for it, else English.
@@ -160,5 +312,168 @@ mod tests {
         assert_eq!(pick_language("de-AT"), "de");
         assert_eq!(pick_language("pt"), "en");
         assert_eq!(pick_language(""), "en");
+    }
+
+    fn sample_invoice(language: &str, kind: InvoiceKind) -> Invoice {
+        Invoice {
+            number: "INV-7".to_owned(),
+            revision: 1,
+            kind,
+            issued_at: chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+            due_date: "2026-12-31".to_owned(),
+            currency: "EUR".to_owned(),
+            total: "12.50".to_owned(),
+            po_number: String::new(),
+            notify_opt_out: false,
+            customer: crate::upstream::Customer {
+                code: "C-1".to_owned(),
+                name: "Müller & Söhne".to_owned(),
+                language: language.to_owned(),
+                contacts: Vec::new(),
+            },
+            raw: crate::api::RawInvoice::default(),
+        }
+    }
+
+    fn templates(language: &str, template: MessageTemplate) -> Templates {
+        Templates::from([(language.to_owned(), template)])
+    }
+
+    fn subject_only(subject: &str) -> MessageTemplate {
+        MessageTemplate {
+            subject: Some(subject.to_owned()),
+            ..MessageTemplate::default()
+        }
+    }
+
+    fn compose(invoice: &Invoice, templates: &Templates) -> ComposedMessage {
+        MessageTemplates::new()
+            .compose(invoice, "Seller", "billing@seller.example", templates)
+            .unwrap()
+    }
+
+    #[test]
+    fn template_languages_best_first() {
+        assert_eq!(template_languages("de-AT"), ["de-at", "de"]);
+        assert_eq!(template_languages("pt_BR"), ["pt-br", "pt", "en"]);
+        assert_eq!(template_languages(""), ["en"]);
+    }
+
+    #[test]
+    fn notifier_subject_replaces_builtin_only_for_subject() {
+        let invoice = sample_invoice("en", InvoiceKind::Invoice);
+        let message = compose(
+            &invoice,
+            &templates("en", subject_only("Bill {{ number }}")),
+        );
+        assert_eq!(message.subject, "Bill INV-7");
+        assert!(
+            message.text_body.starts_with("Dear Müller & Söhne,"),
+            "{}",
+            message.text_body
+        );
+    }
+
+    #[test]
+    fn region_template_wins_over_language_template() {
+        let invoice = sample_invoice("de-AT", InvoiceKind::Invoice);
+        let mut set = templates("de", subject_only("Rechnung {{ number }}"));
+        set.insert("de-at".to_owned(), subject_only("Honorarnote {{ number }}"));
+        assert_eq!(compose(&invoice, &set).subject, "Honorarnote INV-7");
+    }
+
+    #[test]
+    fn english_notifier_template_beats_builtin_fallback() {
+        let invoice = sample_invoice("pt", InvoiceKind::Invoice);
+        let set = templates("en", subject_only("Custom {{ number }}"));
+        assert_eq!(compose(&invoice, &set).subject, "Custom INV-7");
+    }
+
+    #[test]
+    fn german_customer_keeps_builtin_german_over_english_notifier() {
+        let invoice = sample_invoice("de", InvoiceKind::CreditNote);
+        let set = templates("en", subject_only("Custom {{ number }}"));
+        assert_eq!(
+            compose(&invoice, &set).subject,
+            "Gutschrift INV-7 von Seller"
+        );
+    }
+
+    #[test]
+    fn notifier_html_template_escapes_values() {
+        let invoice = sample_invoice("en", InvoiceKind::Invoice);
+        let html = MessageTemplate {
+            html: Some("<p>{{ customer }}</p>".to_owned()),
+            ..MessageTemplate::default()
+        };
+        let message = compose(&invoice, &templates("en", html));
+        assert_eq!(message.html_body, "<p>Müller &amp; Söhne</p>");
+    }
+
+    #[test]
+    fn check_template_accepts_known_variables() {
+        let source =
+            "{% if credit_note %}Credit{% endif %} {{ number | upper }} {{ range(2) | length }}";
+        assert_eq!(check_template("templates.en.subject", source), Ok(()));
+    }
+
+    #[test]
+    fn check_template_rejects_syntax_error() {
+        let error = check_template("templates.en.subject", "Invoice {% if number %}").unwrap_err();
+        assert!(error.contains("templates.en.subject"), "{error}");
+        assert!(error.contains("does not parse"), "{error}");
+    }
+
+    #[test]
+    fn check_template_rejects_unknown_variable() {
+        let error = check_template("templates.de.text", "Hallo {{ kunde }}").unwrap_err();
+        assert!(error.contains("templates.de.text"), "{error}");
+        assert!(error.contains("\"kunde\""), "{error}");
+    }
+
+    #[test]
+    fn check_template_rejects_unknown_variable_in_untaken_branch() {
+        let error = check_template(
+            "templates.en.html",
+            "{% if false %}{{ missing }}{% endif %}",
+        )
+        .unwrap_err();
+        assert!(error.contains("\"missing\""), "{error}");
+    }
+
+    #[test]
+    fn check_template_rejects_undefined_attribute() {
+        let error = check_template("templates.en.subject", "{{ number.digits }}").unwrap_err();
+        assert!(error.contains("failed on a sample invoice"), "{error}");
+    }
+
+    #[test]
+    fn variables_match_context_fields() {
+        let invoice = sample_invoice("en", InvoiceKind::Invoice);
+        let context = MessageContext {
+            number: &invoice.number,
+            credit_note: false,
+            customer: "",
+            issued_date: String::new(),
+            due_date: "",
+            total: "",
+            currency: "",
+            po_number: "",
+            company: "",
+            company_email: "",
+        };
+        let value = serde_json::to_value(&context).unwrap();
+        let mut fields: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort();
+        let mut expected = VARIABLES.to_vec();
+        expected.sort();
+        assert_eq!(fields, expected);
     }
 }

@@ -136,10 +136,41 @@ pub(crate) struct Delivery {
     pub updated_at: DateTime<Utc>,
 }
 
+/// mail-delivery rejects a delivery key (sent as the `X-Invoicer-Delivery` header) longer than
+/// this many characters.
+const MAX_DELIVERY_KEY_CHARS: usize = 200;
+
 impl Delivery {
-    /// The idempotency key: invoice, revision, notifier and purpose.
+    /// The idempotency key of an invoice revision's per-invoice batch delivery: invoice,
+    /// revision, `default`, purpose. The segment `default` named the single company-wide
+    /// notifier before customers had their own. It stays whichever notifier applies, so rows
+    /// written back then still count as the invoice's per-invoice delivery. Switching a
+    /// customer to its own notifier therefore never makes a sent invoice eligible again.
     pub(crate) fn batch_key(invoice_number: &str, revision: u32) -> String {
         format!("{invoice_number}/r{revision}/default/batch")
+    }
+
+    /// The idempotency key of the batch delivery to one To recipient, when the notifier sends
+    /// one message per To recipient: `to:` and the address lowercased, with `%`, spaces and
+    /// non-ASCII bytes percent-encoded. Where that key would be longer than mail-delivery
+    /// accepts, the address is replaced by its SHA-256 digest.
+    pub(crate) fn batch_to_key(invoice_number: &str, revision: u32, address: &str) -> String {
+        let address = address.to_lowercase();
+        let key = format!(
+            "{invoice_number}/r{revision}/to:{}/batch",
+            percent_encoded(&address)
+        );
+        if key.chars().count() <= MAX_DELIVERY_KEY_CHARS {
+            return key;
+        }
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(address.as_bytes()));
+        format!("{invoice_number}/r{revision}/to-sha256:{digest}/batch")
+    }
+
+    /// Whether this is its invoice revision's per-invoice batch delivery.
+    pub(crate) fn is_per_invoice_batch(&self) -> bool {
+        self.purpose == Purpose::Batch
+            && self.key == Delivery::batch_key(&self.invoice_number, self.invoice_revision)
     }
 
     pub(crate) fn resend_key(invoice_number: &str, revision: u32, request_id: &str) -> String {
@@ -185,6 +216,19 @@ impl Delivery {
             updated_at: now,
         }
     }
+}
+
+/// Keeps printable ASCII except `%`, and writes every other byte as `%XX`.
+fn percent_encoded(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_graphic() && byte != b'%' {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,5 +390,56 @@ mod tests {
     #[test]
     fn batch_key_contains_revision() {
         assert_eq!(Delivery::batch_key("INV-1", 2), "INV-1/r2/default/batch");
+    }
+
+    #[test]
+    fn batch_to_key_lowercases_address() {
+        assert_eq!(
+            Delivery::batch_to_key("INV-1", 2, "Anna@Buyer.example"),
+            "INV-1/r2/to:anna@buyer.example/batch"
+        );
+    }
+
+    #[test]
+    fn batch_to_key_differs_per_address() {
+        assert_ne!(
+            Delivery::batch_to_key("INV-1", 1, "a@x.example"),
+            Delivery::batch_to_key("INV-1", 1, "b@x.example")
+        );
+    }
+
+    #[test]
+    fn batch_to_key_differs_from_per_invoice_key() {
+        let per_invoice = Delivery::batch_key("INV-1", 1);
+        assert_ne!(Delivery::batch_to_key("INV-1", 1, "default"), per_invoice);
+        let to = Delivery::new(
+            Delivery::batch_to_key("INV-1", 1, "a@x.example"),
+            "INV-1",
+            1,
+            "C-1",
+            Purpose::Batch,
+        );
+        assert!(!to.is_per_invoice_batch());
+        let invoice = Delivery::new(per_invoice, "INV-1", 1, "C-1", Purpose::Batch);
+        assert!(invoice.is_per_invoice_batch());
+    }
+
+    #[test]
+    fn batch_to_key_stays_printable_ascii() {
+        let key = Delivery::batch_to_key("INV-1", 1, "jörg%x@bücher.example");
+        assert_eq!(key, "INV-1/r1/to:j%C3%B6rg%25x@b%C3%BCcher.example/batch");
+        assert!(key.chars().all(|c| c.is_ascii_graphic()));
+    }
+
+    #[test]
+    fn batch_to_key_hashes_long_address() {
+        let address = format!("{}@x.example", "a".repeat(220));
+        let key = Delivery::batch_to_key("INV-1", 1, &address);
+        assert!(key.starts_with("INV-1/r1/to-sha256:"), "{key}");
+        assert!(key.chars().count() <= MAX_DELIVERY_KEY_CHARS);
+        assert_eq!(
+            key,
+            Delivery::batch_to_key("INV-1", 1, &address.to_uppercase())
+        );
     }
 }

@@ -84,7 +84,8 @@ impl Recipients {
         self.to.iter().any(same) || self.cc.iter().any(same) || self.bcc.iter().any(same)
     }
 
-    fn push(&mut self, role: ContactRole, mailbox: Mailbox) {
+    /// Adds `mailbox` in `role` unless its address is already a recipient in any role.
+    pub(crate) fn push(&mut self, role: ContactRole, mailbox: Mailbox) {
         if self.contains(&mailbox.address) {
             return;
         }

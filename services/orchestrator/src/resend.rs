@@ -1,5 +1,7 @@
 //! Manual resends and previews. Neither changes the automatic setup: a resend is a delivery of
-//! its own, keyed by the client's request id, and a preview writes nothing.
+//! its own, keyed by the client's request id, and a preview writes nothing. Both use the
+//! customer's notifier templates and, when sending to the contacts, its extra addresses. A
+//! resend ignores whether the notifier is switched off and which kinds it sends.
 
 use invoicer_domain::email::Mailbox;
 
@@ -127,7 +129,11 @@ impl Engine {
         }
 
         let recipients = if to.is_empty() && cc.is_empty() && bcc.is_empty() {
-            recipients::from_contacts(&invoice.customer.contacts)
+            // To the contacts as a batch would send it: with the notifier's extra addresses.
+            let notifier = self.effective_notifier(&invoice.customer.code).await?;
+            let mut recipients = recipients::from_contacts(&invoice.customer.contacts);
+            notifier.add_extra_recipients(&mut recipients);
+            recipients
         } else {
             Recipients {
                 to,
@@ -233,15 +239,19 @@ impl Engine {
                 )));
             }
         };
+        let notifier = self.effective_notifier(&invoice.customer.code).await?;
         let message = self.templates.compose(
             &invoice,
             &self.config.company.name,
             &self.config.company.email,
+            &notifier.templates,
         )?;
+        let mut recipients = recipients::from_contacts(&invoice.customer.contacts);
+        notifier.add_extra_recipients(&mut recipients);
         Ok(Preview {
             document,
             subject: message.subject,
-            recipients: recipients::from_contacts(&invoice.customer.contacts),
+            recipients,
         })
     }
 }

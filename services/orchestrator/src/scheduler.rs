@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, Utc};
 use invoicer_kit::Shutdown;
 
 use crate::batch::BatchRequest;
@@ -155,18 +155,30 @@ pub(crate) fn spawn_scheduler(
 }
 
 async fn run_missed(engine: &Engine, schedule: &Schedule) -> Result<(), OrchestratorError> {
-    let previous = schedule.previous_at_or_before(Utc::now())?;
-    let batches = engine.store.list_batches(0, 50).await?;
-    let Some(last) = batches.iter().find(|b| b.trigger == BatchTrigger::Schedule) else {
-        // A new installation has missed nothing.
+    let last = engine.store.latest_scheduled_batch().await?;
+    let last_date = last.map(|batch| batch.business_date);
+    let Some(missed) = missed_fire(schedule, last_date, Utc::now())? else {
         return Ok(());
     };
-    if last.business_date >= previous.business_date {
-        return Ok(());
-    }
-    tracing::warn!(missed_business_date = %previous.business_date, last_business_date = %last.business_date, "running missed batch after downtime");
-    run_scheduled(engine, previous).await;
+    tracing::warn!(missed_business_date = %missed.business_date, last_business_date = ?last_date, "running missed batch after downtime");
+    run_scheduled(engine, missed).await;
     Ok(())
+}
+
+/// The fire instant to catch up at start-up: the latest one at or before `now`, when the last
+/// scheduled batch is for an earlier business date. Several missed nights give one batch,
+/// because its window reaches back over the lookback. A new installation (no scheduled batch
+/// yet) has missed nothing.
+pub(crate) fn missed_fire(
+    schedule: &Schedule,
+    last_business_date: Option<NaiveDate>,
+    now: DateTime<Utc>,
+) -> Result<Option<FireInstant>, OrchestratorError> {
+    let Some(last) = last_business_date else {
+        return Ok(None);
+    };
+    let previous = schedule.previous_at_or_before(now)?;
+    Ok((previous.business_date > last).then_some(previous))
 }
 
 async fn run_scheduled(engine: &Engine, fire: FireInstant) {
@@ -179,5 +191,70 @@ async fn run_scheduled(engine: &Engine, fire: FireInstant) {
     };
     if let Err(error) = engine.run_batch(request).await {
         tracing::error!(business_date = %fire.business_date, %error, "scheduled batch failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn date(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn missed_nights_caught_up_once() {
+        let schedule = Schedule::new("0 2 * * *", "Europe/Berlin").unwrap();
+        // Down from the night of 2026-12-01 until 10:00 UTC on 2026-12-04: one batch, for the
+        // latest fire instant (02:00 Berlin on 2026-12-04 = 01:00 UTC).
+        let missed = missed_fire(
+            &schedule,
+            Some(date("2026-12-01")),
+            utc("2026-12-04T10:00:00Z"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(missed.at, utc("2026-12-04T01:00:00Z"));
+        assert_eq!(missed.business_date, date("2026-12-04"));
+    }
+
+    #[test]
+    fn nothing_missed_when_last_batch_is_latest() {
+        let schedule = Schedule::new("0 2 * * *", "Europe/Berlin").unwrap();
+        let missed = missed_fire(
+            &schedule,
+            Some(date("2026-12-04")),
+            utc("2026-12-04T10:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(missed, None);
+    }
+
+    #[test]
+    fn nothing_missed_before_todays_fire() {
+        let schedule = Schedule::new("0 2 * * *", "Europe/Berlin").unwrap();
+        // At 00:30 UTC (01:30 Berlin) today's batch is not due yet; yesterday's ran.
+        let missed = missed_fire(
+            &schedule,
+            Some(date("2026-12-03")),
+            utc("2026-12-04T00:30:00Z"),
+        )
+        .unwrap();
+        assert_eq!(missed, None);
+    }
+
+    #[test]
+    fn new_installation_misses_nothing() {
+        let schedule = Schedule::new("0 2 * * *", "UTC").unwrap();
+        assert_eq!(
+            missed_fire(&schedule, None, utc("2026-12-04T10:00:00Z")).unwrap(),
+            None
+        );
     }
 }

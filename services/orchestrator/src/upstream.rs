@@ -28,10 +28,28 @@ impl UpstreamError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum InvoiceKind {
     Invoice,
     CreditNote,
+}
+
+impl InvoiceKind {
+    pub(crate) const ALL: [InvoiceKind; 2] = [InvoiceKind::Invoice, InvoiceKind::CreditNote];
+
+    /// Returns the name that the export format and the config file use.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            InvoiceKind::Invoice => "invoice",
+            InvoiceKind::CreditNote => "credit_note",
+        }
+    }
+
+    pub(crate) fn parse(value: &str) -> Option<InvoiceKind> {
+        InvoiceKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == value)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

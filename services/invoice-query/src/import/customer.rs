@@ -1,12 +1,11 @@
 //! Checks of one `customer` record and its contacts.
 
 use invoicer_domain::LanguageTag;
-use invoicer_domain::email::Mailbox;
+use invoicer_domain::email::{AddressError, Mailbox, parse_address_list};
 use serde_json::Value;
 
 use super::CheckedRecord;
-use super::fields::{Checker, Lines, Scope};
-use super::mailbox::parse_mailbox;
+use super::fields::{Checker, Lines, Scope, excerpt};
 use crate::model::{Contact, Customer, RecipientRole};
 
 /// Maximum length of a customer code, in characters.
@@ -80,7 +79,7 @@ fn read_contact(checker: &mut Checker, value: &Value, path: &str) -> Option<Cont
     let name = checker
         .optional_text(&scope, "name", Lines::Single)
         .unwrap_or_default();
-    let email = read_email(checker, &scope);
+    let email = read_email(checker, &scope, &name);
     let role = if scope
         .object
         .get("invoice_role")
@@ -97,22 +96,88 @@ fn read_contact(checker: &mut Checker, value: &Value, path: &str) -> Option<Cont
     })
 }
 
-/// Reads a contact's address. It must be one RFC 5322 mailbox, and the parser that the mail
-/// path uses must accept it too, so that an address imported here can also be sent to.
-fn read_email(checker: &mut Checker, scope: &Scope<'_>) -> Option<String> {
+/// Reads a contact's address list and returns it as the ERP sent it. `parse_address_list`,
+/// the parser the orchestrator uses when it sends, splits and checks it, so import and sending
+/// agree on which addresses are valid. The contact is rejected when no element is valid, and
+/// each invalid element beside a valid one becomes a warning.
+fn read_email(checker: &mut Checker, scope: &Scope<'_>, contact_name: &str) -> Option<String> {
     let email = checker.required_text(scope, "email", Lines::Single)?;
-    if let Err(reason) = parse_mailbox(&email) {
-        checker.report(
-            scope.field_path("email"),
-            format!("invalid email address {email:?}: {reason}"),
-        );
+    let field = scope.field_path("email");
+    let contact = contact_label(contact_name);
+    let elements = parse_address_list(&email);
+    if elements.iter().all(Result::is_err) {
+        let errors: Vec<&AddressError> = elements.iter().filter_map(|e| e.as_ref().err()).collect();
+        checker.report(field, no_valid_address_message(&email, &contact, &errors));
         return None;
     }
-    if let Err(error) = Mailbox::parse(&email) {
-        let message =
-            format!("{error}; the address is valid RFC 5322, but invoicer cannot send to it");
-        checker.report(scope.field_path("email"), message);
-        return None;
+    for (index, element) in elements.iter().enumerate() {
+        let Err(error) = element else {
+            continue;
+        };
+        let next_has_name = matches!(
+            elements.get(index + 1),
+            Some(Ok(Mailbox { name: Some(_), .. }))
+        );
+        checker.warn(
+            field.clone(),
+            invalid_element_warning(&contact, error, next_has_name),
+        );
     }
     Some(email)
+}
+
+/// Builds the warning for one invalid element of a list that has valid ones too.
+/// `next_has_name` is true when the element after it is a mailbox with a display name.
+fn invalid_element_warning(contact: &str, error: &AddressError, next_has_name: bool) -> String {
+    let mut message = format!(
+        "invalid email address {:?} for {contact}: {}; this address gets no mail until it is \
+         fixed in the ERP, while the other addresses in the field still do",
+        error.input, error.reason
+    );
+    // An unquoted display name with a comma, such as `Lee, Jordan <j@x.example>`, splits into
+    // a name fragment without `@` followed by a mailbox with a display name.
+    if next_has_name && !error.input.contains('@') {
+        message.push_str(&format!(
+            "; if {:?} is part of the display name after it, put the whole name in quotes, as \
+             in \"Lee, Jordan\" <j@x.example>",
+            error.input
+        ));
+    }
+    message
+}
+
+/// Names a contact in messages by its display name, which the export does not require.
+fn contact_label(name: &str) -> String {
+    if name.is_empty() {
+        "the contact without a name".to_owned()
+    } else {
+        format!("contact {name:?}")
+    }
+}
+
+/// Builds the rejection message for an address field without any valid element. `errors`
+/// contains one entry per non-empty element.
+fn no_valid_address_message(email: &str, contact: &str, errors: &[&AddressError]) -> String {
+    match errors {
+        [] => format!(
+            "no email address for {contact} in {}: give one address, or several separated by \
+             commas or semicolons",
+            excerpt(email)
+        ),
+        [error] => format!(
+            "invalid email address {:?} for {contact}: {}",
+            error.input, error.reason
+        ),
+        several => {
+            let reasons: Vec<String> = several
+                .iter()
+                .map(|error| format!("{:?} is invalid ({})", error.input, error.reason))
+                .collect();
+            format!(
+                "no valid email address for {contact} in {}: {}",
+                excerpt(email),
+                reasons.join(", ")
+            )
+        }
+    }
 }

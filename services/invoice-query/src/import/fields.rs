@@ -42,12 +42,22 @@ impl<'a> Scope<'a> {
 /// Collects the problems of one record.
 #[derive(Default)]
 pub(crate) struct Checker {
+    /// Problems that reject the record.
     pub(crate) problems: Vec<FieldProblem>,
+    /// Problems that are reported but do not reject the record.
+    pub(crate) warnings: Vec<FieldProblem>,
 }
 
 impl Checker {
     pub(crate) fn report(&mut self, field: String, message: impl Into<String>) {
         self.problems.push(FieldProblem {
+            field,
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn warn(&mut self, field: String, message: impl Into<String>) {
+        self.warnings.push(FieldProblem {
             field,
             message: message.into(),
         });

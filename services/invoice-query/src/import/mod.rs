@@ -8,7 +8,6 @@ mod customer;
 mod document;
 mod fields;
 mod invoice;
-pub(crate) mod mailbox;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +30,9 @@ pub(crate) struct CheckedRecord<T> {
     /// Customer code or invoice number as written, empty when the record has none.
     pub(crate) key: String,
     pub(crate) outcome: Result<T, Vec<FieldProblem>>,
+    /// Problems that did not reject the record, such as one invalid address in a list whose
+    /// other addresses are valid. A rejected record keeps its warnings too.
+    pub(crate) warnings: Vec<FieldProblem>,
 }
 
 impl<T> CheckedRecord<T> {
@@ -43,6 +45,7 @@ impl<T> CheckedRecord<T> {
             path: path.to_owned(),
             key,
             outcome,
+            warnings: checker.warnings,
         }
     }
 
@@ -59,6 +62,19 @@ impl<T> CheckedRecord<T> {
         let Err(problems) = &self.outcome else {
             return Vec::new();
         };
+        self.to_report_entries(problems, record_type)
+    }
+
+    /// Returns the warnings in the shape of rejections, as the import report carries them.
+    pub(crate) fn warnings(&self, record_type: RecordType) -> Vec<Rejection> {
+        self.to_report_entries(&self.warnings, record_type)
+    }
+
+    fn to_report_entries(
+        &self,
+        problems: &[FieldProblem],
+        record_type: RecordType,
+    ) -> Vec<Rejection> {
         problems
             .iter()
             .map(|problem| Rejection {

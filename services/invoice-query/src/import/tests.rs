@@ -1,6 +1,7 @@
 //! Tests of the export checks: one case per rule, each asserting the field path and that the
 //! message names the offending value.
 
+use invoicer_domain::email::parse_address_list;
 use serde_json::{Value, json};
 
 use super::fields::FieldProblem;
@@ -85,6 +86,13 @@ fn invoice_problem(change: impl FnOnce(&mut Value)) -> FieldProblem {
         .expect_err("invoice should be rejected");
     assert_eq!(problems.len(), 1, "{problems:?}");
     problems.into_iter().next().unwrap()
+}
+
+/// Checks the example customer with the email field of `contacts[1]` replaced by `email`.
+fn check_second_contact_email(email: &str) -> CheckedRecord<Customer> {
+    let mut value = customer_json();
+    value["contacts"][1]["email"] = json!(email);
+    check_customer(&value)
 }
 
 fn parse(text: &str) -> ParsedExport {
@@ -248,6 +256,16 @@ fn contact_email_invalid() {
         "{}",
         problem.message
     );
+    assert!(
+        problem.message.contains("contact \"Anna Schmidt\""),
+        "{}",
+        problem.message
+    );
+    assert!(
+        problem.message.ends_with("missing `@`"),
+        "{}",
+        problem.message
+    );
 }
 
 #[test]
@@ -261,23 +279,207 @@ fn contact_email_missing() {
 
 #[test]
 fn contact_email_with_quoted_display_name() {
-    let mut value = customer_json();
-    value["contacts"][0]["email"] = json!("\"Lee, Jordan\" <j@x.example>");
-    let customer = valid_customer(&value);
-    assert_eq!(customer.contacts[0].email, "\"Lee, Jordan\" <j@x.example>");
+    let record = check_second_contact_email("\"Lee, Jordan\" <j@x.example>");
+    assert_eq!(record.warnings, Vec::new());
+    let customer = record
+        .outcome
+        .unwrap_or_else(|problems| panic!("{problems:?}"));
+    let email = &customer.contacts[1].email;
+    assert_eq!(email, "\"Lee, Jordan\" <j@x.example>");
+    let mailboxes = parse_address_list(email);
+    assert_eq!(mailboxes.len(), 1, "{mailboxes:?}");
+    let mailbox = mailboxes[0].as_ref().unwrap();
+    assert_eq!(mailbox.name.as_deref(), Some("Lee, Jordan"));
+    assert_eq!(mailbox.address, "j@x.example");
 }
 
 #[test]
-fn contact_email_with_unquoted_comma() {
-    let problem =
-        customer_problem(|c| c["contacts"][0]["email"] = json!("Lee, Jordan <j@x.example>"));
+fn contact_email_list_separated_by_semicolon() {
+    let record = check_second_contact_email("ap@x.example; archive@x.example");
+    assert_eq!(record.warnings, Vec::new());
+    let customer = record
+        .outcome
+        .unwrap_or_else(|problems| panic!("{problems:?}"));
+    assert_eq!(
+        customer.contacts[1].email,
+        "ap@x.example; archive@x.example"
+    );
+}
+
+#[test]
+fn contact_email_list_separated_by_comma() {
+    let record = check_second_contact_email("ap@x.example,Archive <archive@x.example>");
+    assert_eq!(record.warnings, Vec::new());
+    let customer = record
+        .outcome
+        .unwrap_or_else(|problems| panic!("{problems:?}"));
+    assert_eq!(
+        customer.contacts[1].email,
+        "ap@x.example,Archive <archive@x.example>"
+    );
+}
+
+#[test]
+fn contact_email_list_with_one_invalid_element() {
+    let record = check_second_contact_email("a@x.example, broken");
+    assert_eq!(record.warnings.len(), 1, "{:?}", record.warnings);
+    let warning = &record.warnings[0];
+    assert_eq!(warning.field, "customers[0].contacts[1].email");
     assert!(
-        problem.message.contains("\"Lee, Jordan <j@x.example>\""),
+        warning.message.contains("invalid email address \"broken\""),
+        "{}",
+        warning.message
+    );
+    assert!(
+        warning.message.contains("contact \"Kreditoren\""),
+        "{}",
+        warning.message
+    );
+    assert!(
+        warning.message.contains("missing `@`"),
+        "{}",
+        warning.message
+    );
+    let customer = record
+        .outcome
+        .unwrap_or_else(|problems| panic!("{problems:?}"));
+    assert_eq!(customer.contacts[1].email, "a@x.example, broken");
+}
+
+#[test]
+fn contact_email_warning_key_is_customer_code() {
+    let record = check_second_contact_email("a@x.example, broken");
+    let warnings = record.warnings(RecordType::Customer);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].key, "C-1001");
+    assert_eq!(warnings[0].record_type, RecordType::Customer);
+    assert_eq!(warnings[0].field, "customers[0].contacts[1].email");
+    assert_eq!(record.rejections(RecordType::Customer), Vec::new());
+}
+
+#[test]
+fn contact_email_unquoted_comma_in_display_name() {
+    // Unquoted, the comma separates two elements: the name fragment `Lee` and a valid mailbox.
+    let record = check_second_contact_email("Lee, Jordan <j@x.example>");
+    assert!(record.outcome.is_ok(), "{:?}", record.outcome);
+    assert_eq!(record.warnings.len(), 1, "{:?}", record.warnings);
+    let message = &record.warnings[0].message;
+    assert!(
+        message.contains("invalid email address \"Lee\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("put the whole name in quotes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn contact_email_no_quoting_hint_without_name() {
+    let record = check_second_contact_email("broken, a@x.example");
+    assert_eq!(record.warnings.len(), 1, "{:?}", record.warnings);
+    let message = &record.warnings[0].message;
+    assert!(!message.contains("in quotes"), "{message}");
+}
+
+#[test]
+fn contact_email_all_invalid() {
+    let problem = customer_problem(|c| c["contacts"][1]["email"] = json!("broken; also broken"));
+    assert_eq!(problem.field, "customers[0].contacts[1].email");
+    assert!(
+        problem
+            .message
+            .contains("no valid email address for contact \"Kreditoren\""),
         "{}",
         problem.message
     );
     assert!(
-        problem.message.contains("must be quoted"),
+        problem.message.contains("\"broken; also broken\""),
+        "{}",
+        problem.message
+    );
+    assert!(
+        problem
+            .message
+            .contains("\"broken\" is invalid (missing `@`)"),
+        "{}",
+        problem.message
+    );
+    assert!(
+        problem
+            .message
+            .contains("\"also broken\" is invalid (missing `@`)"),
+        "{}",
+        problem.message
+    );
+}
+
+#[test]
+fn contact_email_all_invalid_no_warnings() {
+    let record = check_second_contact_email("broken; also broken");
+    assert!(record.outcome.is_err(), "{:?}", record.outcome);
+    assert_eq!(record.warnings, Vec::new());
+}
+
+#[test]
+fn contact_email_empty() {
+    let problem = customer_problem(|c| c["contacts"][1]["email"] = json!(""));
+    assert_eq!(problem.field, "customers[0].contacts[1].email");
+    assert!(
+        problem
+            .message
+            .starts_with("no email address for contact \"Kreditoren\" in \"\""),
+        "{}",
+        problem.message
+    );
+}
+
+#[test]
+fn contact_email_only_separators() {
+    let problem = customer_problem(|c| c["contacts"][1]["email"] = json!(" ; , "));
+    assert_eq!(problem.field, "customers[0].contacts[1].email");
+    assert!(
+        problem.message.contains("in \" ; , \""),
+        "{}",
+        problem.message
+    );
+}
+
+#[test]
+fn contact_email_empty_without_contact_name() {
+    let problem = customer_problem(|c| {
+        c["contacts"][1].as_object_mut().unwrap().remove("name");
+        c["contacts"][1]["email"] = json!("");
+    });
+    assert!(
+        problem
+            .message
+            .starts_with("no email address for the contact without a name"),
+        "{}",
+        problem.message
+    );
+}
+
+#[test]
+fn contact_email_control_character() {
+    // The valid first element does not turn the control character into a warning.
+    let problem =
+        customer_problem(|c| c["contacts"][1]["email"] = json!("a@x.example, b\u{7}@x.example"));
+    assert_eq!(problem.field, "customers[0].contacts[1].email");
+    assert!(
+        problem.message.contains("control character U+0007"),
+        "{}",
+        problem.message
+    );
+}
+
+#[test]
+fn contact_email_line_break() {
+    let problem =
+        customer_problem(|c| c["contacts"][1]["email"] = json!("a@x.example,\nb@x.example"));
+    assert_eq!(problem.field, "customers[0].contacts[1].email");
+    assert!(
+        problem.message.contains("line break (U+000A)"),
         "{}",
         problem.message
     );
@@ -1005,17 +1207,22 @@ fn invoice_sums_checked_despite_other_problems() {
 }
 
 #[test]
-fn contact_email_that_mail_path_cannot_use() {
-    // A domain literal is valid RFC 5322, but mail delivery sends only to host names.
+fn contact_email_domain_literal() {
+    // A domain literal is valid RFC 5322, but the address parser that sending uses accepts only
+    // host names.
     let problem = customer_problem(|c| c["contacts"][0]["email"] = json!("root@[192.0.2.1]"));
     assert_eq!(problem.field, "customers[0].contacts[0].email");
     assert!(
-        problem.message.contains("\"root@[192.0.2.1]\""),
+        problem
+            .message
+            .contains("invalid email address \"root@[192.0.2.1]\""),
         "{}",
         problem.message
     );
     assert!(
-        problem.message.contains("invoicer cannot send to it"),
+        problem
+            .message
+            .contains("character not allowed in the domain"),
         "{}",
         problem.message
     );

@@ -91,6 +91,7 @@ impl InvoiceQuery {
             invoices_updated = report.invoices.updated,
             invoices_unchanged = report.invoices.unchanged,
             invoices_rejected = report.invoices.rejected,
+            warnings = report.warnings.len(),
             "import finished"
         );
         Ok(report)
@@ -104,6 +105,7 @@ impl InvoiceQuery {
     ) -> Result<HashSet<String>, QueryError> {
         let mut rejected_codes = HashSet::new();
         for record in records {
+            warn(report, record.warnings(RecordType::Customer));
             let Ok(customer) = &record.outcome else {
                 reject(
                     report,
@@ -126,6 +128,7 @@ impl InvoiceQuery {
         report: &mut ImportReport,
     ) -> Result<(), QueryError> {
         for record in records {
+            warn(report, record.warnings(RecordType::Invoice));
             let Ok(valid) = &record.outcome else {
                 reject(
                     report,
@@ -263,6 +266,34 @@ fn log_rejection(rejection: &Rejection) {
         }
         RecordType::Unknown => {
             tracing::info!(key = %key, field = %field, reason = %message, "record of unknown type rejected");
+        }
+    }
+}
+
+/// Adds the warnings of one record to the report and logs each.
+fn warn(report: &mut ImportReport, warnings: Vec<Rejection>) {
+    for warning in warnings {
+        log_warning(&warning);
+        report.warnings.push(warning);
+    }
+}
+
+fn log_warning(warning: &Rejection) {
+    let Rejection {
+        record_type,
+        key,
+        field,
+        message,
+    } = warning;
+    match record_type {
+        RecordType::Customer => {
+            tracing::info!(customer = %key, field = %field, reason = %message, "warning on customer record");
+        }
+        RecordType::Invoice => {
+            tracing::info!(invoice = %key, field = %field, reason = %message, "warning on invoice record");
+        }
+        RecordType::Unknown => {
+            tracing::info!(key = %key, field = %field, reason = %message, "warning on record of unknown type");
         }
     }
 }

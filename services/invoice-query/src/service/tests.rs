@@ -184,6 +184,80 @@ async fn customer_created_updated_unchanged() {
 }
 
 #[tokio::test]
+async fn address_list_warning_keeps_customer() {
+    let (_folder, service) = open_service().await;
+    let mut listed = customer("C-1");
+    listed["contacts"][0]["email"] = json!("ap@c-1.example; broken");
+    let report = service
+        .import(export(
+            &[listed],
+            &[invoice("INV-1", "C-1", "2026-12-03T10:00:00Z")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.customers, counts(1, 0, 0, 0));
+    assert_eq!(report.invoices, counts(1, 0, 0, 0));
+    assert_eq!(report.rejections, Vec::new());
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    let warning = &report.warnings[0];
+    assert_eq!(warning.record_type, RecordType::Customer);
+    assert_eq!(warning.key, "C-1");
+    assert_eq!(warning.field, "customers[0].contacts[0].email");
+    assert!(
+        warning.message.contains("invalid email address \"broken\""),
+        "{}",
+        warning.message
+    );
+
+    let stored = service.get_customer("C-1").await.unwrap();
+    assert_eq!(stored.contacts[0].email, "ap@c-1.example; broken");
+}
+
+#[tokio::test]
+async fn address_list_warning_repeated_on_reimport() {
+    let (_folder, service) = open_service().await;
+    let mut listed = customer("C-1");
+    listed["contacts"][0]["email"] = json!("ap@c-1.example; broken");
+    let document = export(&[listed], &[]);
+    service.import(document.clone()).await.unwrap();
+    let report = service.import(document).await.unwrap();
+    assert_eq!(report.customers, counts(0, 0, 1, 0));
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+}
+
+#[tokio::test]
+async fn rejected_customer_keeps_its_warnings() {
+    let (_folder, service) = open_service().await;
+    let mut bad = customer("C-1");
+    bad["language"] = json!("en_US");
+    bad["contacts"][0]["email"] = json!("ap@c-1.example; broken");
+    let report = service.import(export(&[bad], &[])).await.unwrap();
+    assert_eq!(report.customers, counts(0, 0, 0, 1));
+    assert_eq!(report.rejections.len(), 1, "{:?}", report.rejections);
+    assert_eq!(report.rejections[0].field, "customers[0].language");
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert_eq!(report.warnings[0].field, "customers[0].contacts[0].email");
+}
+
+#[tokio::test]
+async fn address_list_without_valid_element_rejects_customer() {
+    let (_folder, service) = open_service().await;
+    let mut bad = customer("C-1");
+    bad["contacts"][0]["email"] = json!("broken; also broken");
+    let report = service.import(export(&[bad], &[])).await.unwrap();
+    assert_eq!(report.customers, counts(0, 0, 0, 1));
+    assert_eq!(report.warnings, Vec::new());
+    assert_eq!(report.rejections.len(), 1, "{:?}", report.rejections);
+    assert_eq!(report.rejections[0].key, "C-1");
+    assert_eq!(report.rejections[0].field, "customers[0].contacts[0].email");
+    let missing = service.get_customer("C-1").await.unwrap_err();
+    assert!(
+        matches!(missing, QueryError::CustomerNotFound { .. }),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
 async fn invoice_for_unknown_customer_rejected() {
     let (_folder, service) = open_service().await;
     let report = service

@@ -1,10 +1,13 @@
 //! `invoicer batch run|status|list`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use invoicer_kit::Config;
+use invoicer_kit::GrpcChannel;
 use invoicer_proto::orchestrator::v1 as pb;
+use invoicer_proto::orchestrator::v1::orchestrator_service_client::OrchestratorServiceClient;
 
 use crate::cli::{BatchCommand, BatchListArgs, BatchRunArgs, BatchStatusArgs};
 use crate::client::{Clients, describe};
@@ -35,14 +38,70 @@ async fn run_batch(
         dry_run: args.dry_run,
         business_date: args.business_date.unwrap_or_default(),
     };
-    let response = clients
-        .orchestrator
-        .run_batch(request)
-        .await
-        .map_err(|s| describe(&clients.endpoint, s))?;
+    // The bar goes to stderr, so it never mixes with the table or the JSON lines on stdout.
+    let progress = (!args.dry_run && std::io::stderr().is_terminal())
+        .then(|| tokio::spawn(show_progress(clients.orchestrator.clone())));
+    let response = clients.orchestrator.run_batch(request).await;
+    if let Some(task) = progress {
+        task.abort();
+        let _ = task.await;
+    }
+    let response = response.map_err(|s| describe(&clients.endpoint, s))?;
     let batch = response.into_inner().batch.unwrap_or_default();
     output::batch(out, &batch, args.json)?;
     Ok(batch_exit_code(&batch))
+}
+
+/// Finds the batch this command started, once the server has opened it, and draws its
+/// progress until the command ends.
+async fn show_progress(mut client: OrchestratorServiceClient<GrpcChannel>) {
+    let bar = ClearOnDrop(indicatif::ProgressBar::new(0));
+    bar.0.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} invoices  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let running = i32::from(pb::BatchStatus::Running);
+    let batch_id = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let request = pb::ListBatchesRequest {
+            page_size: 1,
+            page_token: String::new(),
+        };
+        let Ok(response) = client.list_batches(request).await else {
+            continue;
+        };
+        if let Some(batch) = response
+            .into_inner()
+            .batches
+            .into_iter()
+            .find(|b| b.status == running)
+        {
+            break batch.id;
+        }
+    };
+    let request = pb::WatchBatchRequest { batch_id };
+    let Ok(response) = client.watch_batch(request).await else {
+        return;
+    };
+    let mut stream = response.into_inner();
+    while let Ok(Some(event)) = stream.message().await {
+        let counts = event.counts.unwrap_or_default();
+        bar.0.set_length(u64::from(event.total));
+        bar.0.set_position(u64::from(event.done));
+        bar.0.set_message(format!(
+            "sent {} skipped {} failed {} deferred {} unknown {}",
+            counts.sent, counts.skipped, counts.failed, counts.deferred, counts.unknown
+        ));
+    }
+}
+
+/// Removes the bar from the terminal however the task ends, also when it is aborted.
+struct ClearOnDrop(indicatif::ProgressBar);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// Non-zero when the batch itself failed; invoices that were not sent are listed, not errors.

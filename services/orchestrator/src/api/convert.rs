@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::upstream::SendResult;
 
-fn instant(at: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn instant(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

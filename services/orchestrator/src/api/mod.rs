@@ -2,6 +2,7 @@
 //! other services.
 
 mod convert;
+mod notifiers;
 mod server;
 mod upstream;
 

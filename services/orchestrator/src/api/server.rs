@@ -12,7 +12,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{convert, notifiers};
 use crate::batch::BatchRequest;
 use crate::engine::{Engine, Progress, parse_lookback};
 use crate::error::OrchestratorError;
@@ -38,7 +38,7 @@ pub(crate) struct OrchestratorApi {
     engine: Arc<Engine>,
 }
 
-fn to_status(error: OrchestratorError) -> Status {
+pub(super) fn to_status(error: OrchestratorError) -> Status {
     match error {
         OrchestratorError::InvalidArgument { field, message } => invalid_argument(field, message),
         OrchestratorError::NotFound(message) => Status::not_found(message),
@@ -92,6 +92,7 @@ fn progress_message(progress: &Progress) -> pb::BatchProgress {
         counts: Some(convert::counts(&progress.counts)),
         done: progress.done,
         delivery: progress.delivery.as_ref().map(convert::delivery),
+        total: progress.total,
     }
 }
 
@@ -199,6 +200,7 @@ impl OrchestratorService for OrchestratorApi {
             counts,
             done: counts.eligible,
             delivery: None,
+            total: counts.eligible,
         };
         let stream = tokio_stream::once(Ok(progress_message(&last)));
         Ok(Response::new(Box::pin(stream)))
@@ -328,5 +330,39 @@ impl OrchestratorService for OrchestratorApi {
                 .map(convert::mailbox)
                 .collect(),
         }))
+    }
+
+    async fn get_notifier(
+        &self,
+        request: Request<pb::GetNotifierRequest>,
+    ) -> Result<Response<pb::GetNotifierResponse>, Status> {
+        notifiers::get(&self.engine, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn update_notifier(
+        &self,
+        request: Request<pb::UpdateNotifierRequest>,
+    ) -> Result<Response<pb::UpdateNotifierResponse>, Status> {
+        notifiers::update(&self.engine, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_notifiers(
+        &self,
+        _request: Request<pb::ListNotifiersRequest>,
+    ) -> Result<Response<pb::ListNotifiersResponse>, Status> {
+        notifiers::list(&self.engine).await.map(Response::new)
+    }
+
+    async fn list_notifier_changes(
+        &self,
+        request: Request<pb::ListNotifierChangesRequest>,
+    ) -> Result<Response<pb::ListNotifierChangesResponse>, Status> {
+        notifiers::changes(&self.engine, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

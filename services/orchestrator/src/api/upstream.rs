@@ -26,7 +26,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 const LIST_PAGE_SIZE: u32 = 1000;
 
 /// The invoice and customer exactly as invoice-query returned them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct RawInvoice {
     invoice: types::Invoice,
     customer: types::Customer,
@@ -115,6 +115,18 @@ impl Upstream {
         let invoice = response.invoice.ok_or_else(|| missing("invoice"))?;
         let customer = response.customer.ok_or_else(|| missing("customer"))?;
         invoice_from_proto(invoice, customer)
+    }
+
+    /// Whether invoice-query has a customer with `code`.
+    pub(crate) async fn customer_exists(&self, code: &str) -> Result<bool, UpstreamError> {
+        let request = iq::GetCustomerRequest {
+            code: code.to_owned(),
+        };
+        match self.invoices.clone().get_customer(request).await {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
+            Err(status) => Err(error(ServiceName::InvoiceQuery, "GetCustomer", status)),
+        }
     }
 
     pub(crate) async fn render(

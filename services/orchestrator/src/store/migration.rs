@@ -8,7 +8,7 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateTables)]
+        vec![Box::new(CreateTables), Box::new(CreateNotifiers)]
     }
 
     // Each service keeps its own migration history, because they may share one database.
@@ -258,6 +258,106 @@ async fn create_documents(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 .col(OrDocuments::InvoiceNumber)
                 .col(OrDocuments::InvoiceRevision)
                 .unique()
+                .to_owned(),
+        )
+        .await
+}
+
+struct CreateNotifiers;
+
+impl MigrationName for CreateNotifiers {
+    fn name(&self) -> &str {
+        "m20261204_000002_notifiers"
+    }
+}
+
+#[derive(DeriveIden)]
+enum OrNotifiers {
+    Table,
+    CustomerCode,
+    Enabled,
+    KindsJson,
+    ToJson,
+    CcJson,
+    BccJson,
+    Split,
+    TemplatesJson,
+    UpdatedAt,
+    UpdatedBy,
+}
+
+#[derive(DeriveIden)]
+enum OrNotifierChanges {
+    Table,
+    Id,
+    CustomerCode,
+    Actor,
+    Reason,
+    At,
+    OldJson,
+    NewJson,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateNotifiers {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(OrNotifiers::Table)
+                    .if_not_exists()
+                    .col(string(OrNotifiers::CustomerCode).primary_key())
+                    .col(boolean_null(OrNotifiers::Enabled))
+                    .col(text_null(OrNotifiers::KindsJson))
+                    .col(text_null(OrNotifiers::ToJson))
+                    .col(text_null(OrNotifiers::CcJson))
+                    .col(text_null(OrNotifiers::BccJson))
+                    .col(string_null(OrNotifiers::Split))
+                    .col(text(OrNotifiers::TemplatesJson))
+                    .col(timestamp_with_time_zone(OrNotifiers::UpdatedAt))
+                    .col(string(OrNotifiers::UpdatedBy))
+                    .to_owned(),
+            )
+            .await?;
+        create_notifier_changes(manager).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            OrNotifierChanges::Table.into_iden(),
+            OrNotifiers::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn create_notifier_changes(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(OrNotifierChanges::Table)
+                .if_not_exists()
+                .col(big_pk_auto(OrNotifierChanges::Id))
+                .col(string(OrNotifierChanges::CustomerCode))
+                .col(string(OrNotifierChanges::Actor))
+                .col(text(OrNotifierChanges::Reason))
+                .col(timestamp_with_time_zone(OrNotifierChanges::At))
+                .col(text_null(OrNotifierChanges::OldJson))
+                .col(text(OrNotifierChanges::NewJson))
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .create_index(
+            Index::create()
+                .name("or_notifier_changes_customer")
+                .table(OrNotifierChanges::Table)
+                .col(OrNotifierChanges::CustomerCode)
+                .col(OrNotifierChanges::Id)
                 .to_owned(),
         )
         .await

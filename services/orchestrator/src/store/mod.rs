@@ -1,8 +1,9 @@
-//! The orchestrator's database: batches, batch items, deliveries and frozen documents. The only
-//! module that touches sea-orm entities.
+//! The orchestrator's database: batches, batch items, deliveries, frozen documents and
+//! notifiers. The only module that touches sea-orm entities.
 
 mod entities;
 mod migration;
+mod notifiers;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use invoicer_domain::email::Mailbox;
@@ -79,8 +80,9 @@ impl Store {
             finished_at: Set(batch.finished_at),
             error: Set(batch.error.clone()),
         };
+        // Only a second scheduled batch of one business date can conflict (ids are new).
         let result = batch::Entity::insert(row)
-            .on_conflict_do_nothing()
+            .on_conflict_do_nothing_on([batch::Column::ScheduleKey])
             .exec_without_returning(&self.db)
             .await?;
         Ok(matches!(result, TryInsertResult::Inserted(n) if n > 0))
@@ -115,6 +117,16 @@ impl Store {
     ) -> Result<Option<Batch>, StoreError> {
         let row = batch::Entity::find()
             .filter(batch::Column::ScheduleKey.eq(business_date.to_string()))
+            .one(&self.db)
+            .await?;
+        row.map(batch_from_row).transpose()
+    }
+
+    /// The scheduled batch with the latest business date, if any.
+    pub(crate) async fn latest_scheduled_batch(&self) -> Result<Option<Batch>, StoreError> {
+        let row = batch::Entity::find()
+            .filter(batch::Column::ScheduleKey.is_not_null())
+            .order_by_desc(batch::Column::BusinessDate)
             .one(&self.db)
             .await?;
         row.map(batch_from_row).transpose()
@@ -220,7 +232,7 @@ impl Store {
     pub(crate) async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
         let row = delivery_to_row(delivery)?;
         let result = delivery::Entity::insert(row)
-            .on_conflict_do_nothing()
+            .on_conflict_do_nothing_on([delivery::Column::DeliveryKey])
             .exec_without_returning(&self.db)
             .await?;
         Ok(matches!(result, TryInsertResult::Inserted(n) if n > 0))
@@ -239,6 +251,23 @@ impl Store {
             .one(&self.db)
             .await?;
         row.map(delivery_from_row).transpose()
+    }
+
+    /// Lists every batch delivery of one invoice revision: the per-invoice one and any per To
+    /// recipient.
+    pub(crate) async fn batch_deliveries(
+        &self,
+        invoice_number: &str,
+        revision: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::InvoiceNumber.eq(invoice_number))
+            .filter(delivery::Column::InvoiceRevision.eq(revision as i32))
+            .filter(delivery::Column::Purpose.eq(Purpose::Batch.as_str()))
+            .order_by_asc(delivery::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(delivery_from_row).collect()
     }
 
     pub(crate) async fn delivery_by_request_id(
@@ -385,7 +414,10 @@ impl Store {
             ..Default::default()
         };
         document::Entity::insert(row)
-            .on_conflict_do_nothing()
+            .on_conflict_do_nothing_on([
+                document::Column::InvoiceNumber,
+                document::Column::InvoiceRevision,
+            ])
             .exec_without_returning(&self.db)
             .await?;
         let stored = self

@@ -1,0 +1,149 @@
+//! Batch triggers: concurrent runs, a repeated scheduled trigger, and the catch-up of a missed
+//! batch after downtime.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use invoicer_e2e::System;
+use invoicer_proto::orchestrator::v1 as pb;
+use invoicer_test_db::TestDatabase;
+use invoicer_test_smtp::{Stage, TestSmtpServer};
+
+use crate::data::{contact, customer, export, invoice};
+
+on_both_databases!(
+    concurrent_triggers_send_once,
+    repeated_scheduled_trigger_sends_nothing,
+    missed_batch_caught_up_at_start
+);
+
+fn three_invoices() -> String {
+    export(
+        vec![customer(
+            "C-1",
+            vec![contact("Lee", "lee@buyer.example", "to")],
+        )],
+        vec![
+            invoice("INV-1", "C-1", "10.00"),
+            invoice("INV-2", "C-1", "20.00"),
+            invoice("INV-3", "C-1", "30.00"),
+        ],
+    )
+}
+
+fn today() -> String {
+    chrono::Utc::now().date_naive().to_string()
+}
+
+async fn concurrent_triggers_send_once(database: TestDatabase) -> Result<()> {
+    // Slow replies keep the first batch running while the second trigger arrives.
+    let smtp = TestSmtpServer::builder()
+        .delay(Stage::DataEnd, Duration::from_millis(300))
+        .start()
+        .await?;
+    let system = System::start(database, smtp).await?;
+    system.import_text("a.json", &three_invoices()).await?;
+
+    let (first, second) = tokio::join!(system.run_batch("30d"), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        system.run_batch("30d").await
+    });
+    let first = first?;
+    let error = second
+        .unwrap_err()
+        .downcast::<tonic::Status>()
+        .context("second trigger failed otherwise")?;
+    assert_eq!(error.code(), tonic::Code::Aborted);
+    assert!(error.message().contains(&first.id), "{}", error.message());
+    assert_eq!(first.counts.unwrap_or_default().sent, 3);
+
+    let again = system.run_batch("30d").await?;
+    assert_eq!(again.counts.unwrap_or_default().eligible, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(system.smtp.messages().len(), 3, "an invoice went out twice");
+    system.stop().await
+}
+
+async fn repeated_scheduled_trigger_sends_nothing(database: TestDatabase) -> Result<()> {
+    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    system.import_text("a.json", &three_invoices()).await?;
+    let date = today();
+
+    let first = system
+        .cli(&["batch", "run", "--business-date", &date, "--json"])
+        .await?;
+    let first_summary = first.json_lines()?.pop().context("no output")?;
+    assert_eq!(first_summary["sent"], 3, "{}", first.stdout);
+    assert_eq!(first_summary["business_date"], date.as_str());
+
+    let second = system
+        .cli(&["batch", "run", "--business-date", &date, "--json"])
+        .await?;
+    let second_summary = second.json_lines()?.pop().context("no output")?;
+    assert_eq!(
+        second_summary["batch"], first_summary["batch"],
+        "a second batch was opened for {date}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(system.smtp.messages().len(), 3);
+
+    let listed = system.cli(&["batch", "list", "--json"]).await?;
+    assert_eq!(listed.json_lines()?.len(), 1, "{}", listed.stdout);
+    system.stop().await
+}
+
+async fn missed_batch_caught_up_at_start(database: TestDatabase) -> Result<()> {
+    let mut system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    system.import_text("a.json", &three_invoices()).await?;
+
+    // A scheduled batch ran three days ago, before these invoices were issued.
+    let three_days_ago = (chrono::Utc::now() - chrono::Duration::days(3))
+        .date_naive()
+        .to_string();
+    let old = system
+        .cli(&["batch", "run", "--business-date", &three_days_ago, "--json"])
+        .await?;
+    assert_eq!(old.json_lines()?.pop().context("no output")?["eligible"], 0);
+
+    // The process was down since; it starts with the schedule on and catch-up enabled.
+    system
+        .restart_with(|config| {
+            config.batch.schedule.enabled = true;
+            config.batch.schedule.catch_up = true;
+            config.batch.schedule.cron = "0 2 * * *".to_owned();
+        })
+        .await?;
+    let messages = system.wait_for_messages(3).await?;
+    assert_eq!(messages.len(), 3);
+
+    let batches = finished_batches(&system).await?;
+    assert_eq!(batches.len(), 2, "catch-up ran more than once: {batches:?}");
+    let caught_up = &batches[0];
+    assert_eq!(caught_up.trigger, i32::from(pb::BatchTrigger::Schedule));
+    assert_eq!(caught_up.counts.unwrap_or_default().sent, 3);
+    assert!(
+        caught_up.business_date > three_days_ago,
+        "{}",
+        caught_up.business_date
+    );
+    system.stop().await
+}
+
+/// The batches once none is running any more, newest first.
+async fn finished_batches(system: &System) -> Result<Vec<pb::Batch>> {
+    let running = i32::from(pb::BatchStatus::Running);
+    for _ in 0..100 {
+        let request = pb::ListBatchesRequest::default();
+        let batches = system
+            .orchestrator()?
+            .list_batches(request)
+            .await?
+            .into_inner()
+            .batches;
+        if batches.iter().all(|b| b.status != running) {
+            return Ok(batches);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("a batch was still running after 10 s")
+}

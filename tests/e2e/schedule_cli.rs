@@ -1,0 +1,67 @@
+//! `invoicer schedule next`: fire instants an operator can check before configuring them.
+
+use anyhow::Result;
+
+async fn schedule_next(args: &[&str]) -> Result<Vec<serde_json::Value>> {
+    let mut argv = vec![
+        "invoicer".to_owned(),
+        "schedule".to_owned(),
+        "next".to_owned(),
+        "--json".to_owned(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let mut stdout = Vec::new();
+    invoicer::run(argv, &mut stdout).await?;
+    String::from_utf8(stdout)?
+        .lines()
+        .map(|line| Ok(serde_json::from_str(line)?))
+        .collect()
+}
+
+#[tokio::test]
+async fn schedule_next_berlin_spring_gap() -> Result<()> {
+    let args = [
+        "--cron",
+        "30 2 * * *",
+        "--timezone",
+        "Europe/Berlin",
+        "--after",
+        "2025-03-29T12:00:00Z",
+        "--count",
+        "2",
+    ];
+    let instants = schedule_next(&args).await?;
+    assert_eq!(instants.len(), 2);
+    assert_eq!(instants[0]["at"], "2025-03-30T01:00:00Z");
+    assert_eq!(instants[0]["local"], "2025-03-30T03:00:00+02:00");
+    assert_eq!(instants[0]["business_date"], "2025-03-30");
+    assert_eq!(instants[1]["at"], "2025-03-31T00:30:00Z");
+    Ok(())
+}
+
+#[tokio::test]
+async fn schedule_next_berlin_fall_back_once() -> Result<()> {
+    let args = [
+        "--cron",
+        "30 2 * * *",
+        "--timezone",
+        "Europe/Berlin",
+        "--after",
+        "2025-10-25T12:00:00Z",
+        "--count",
+        "2",
+    ];
+    let instants = schedule_next(&args).await?;
+    assert_eq!(instants[0]["at"], "2025-10-26T00:30:00Z");
+    assert_eq!(instants[1]["at"], "2025-10-27T01:30:00Z");
+    Ok(())
+}
+
+#[tokio::test]
+async fn schedule_next_rejects_unknown_timezone() -> Result<()> {
+    let error = schedule_next(&["--timezone", "Mars/Olympus"])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("Mars/Olympus"), "{error}");
+    Ok(())
+}
