@@ -309,6 +309,11 @@ async fn address_list_with_invalid_element_still_sent(database: TestDatabase) ->
 
     let batch = system.run_batch("30d").await?;
     assert_eq!(batch.counts.unwrap_or_default().sent, 1);
+    let reason = &batch.deliveries[0].reason;
+    assert!(
+        reason.contains("not-an-address"),
+        "the left-out address is not reported: {reason:?}"
+    );
     let parsed = parse_message(&system.wait_for_messages(1).await?[0])?;
     assert_eq!(parsed.to, ["ap@buyer.example", "ar@buyer.example"]);
     system.stop().await

@@ -43,7 +43,7 @@ impl Mailbox {
         Ok(Mailbox { name, address })
     }
 
-    /// Whether the address needs the SMTPUTF8 extension (a non-ASCII local part or domain).
+    /// Returns whether the address needs the SMTPUTF8 extension (a non-ASCII local part or domain).
     pub fn needs_smtputf8(&self) -> bool {
         !self.address.is_ascii()
     }

@@ -87,7 +87,7 @@ impl Channels {
     }
 }
 
-/// A channel that connects on first use and reconnects after failures. `request_timeout`
+/// Builds a channel that connects on first use and reconnects after failures. `request_timeout`
 /// bounds each call; services leave it unset and rely on their callers' deadlines.
 pub fn lazy_channel(url: &str, request_timeout: Option<Duration>) -> Result<Channel, BoxError> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())

@@ -65,13 +65,13 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientConfig {
-    /// What the CLI dials. `INVOICER_ENDPOINT`.
+    /// URL the CLI commands dial. `INVOICER_ENDPOINT`.
     pub endpoint: String,
     /// Seconds before a CLI call gives up.
     pub timeout_secs: u64,
 }
 
-/// Where services that do not run in this process are reached. An unset entry means this
+/// Endpoints of the services that do not run in this process. An unset entry means this
 /// process's own listen address.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -378,7 +378,7 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("outbox"))
     }
 
-    /// The timezone of the schedule: its own, or the company's.
+    /// Returns the timezone of the schedule: its own, or the company's.
     pub fn schedule_timezone(&self) -> &str {
         self.batch
             .schedule

@@ -125,7 +125,7 @@ impl Shutdown {
     }
 }
 
-/// What a service gets from the host when it starts.
+/// The handles a service gets from the host when it starts.
 #[derive(Clone)]
 pub struct ServiceContext {
     pub config: Arc<Config>,

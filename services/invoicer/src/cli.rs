@@ -142,7 +142,7 @@ pub struct ResendArgs {
     /// Bcc address (repeatable).
     #[arg(long)]
     pub bcc: Vec<String>,
-    /// Why the invoice is sent again; kept in the email log.
+    /// Reason for sending the invoice again, kept in the email log.
     #[arg(long)]
     pub reason: String,
     /// Your id for this request; repeating it returns the first result and sends nothing
@@ -152,7 +152,7 @@ pub struct ResendArgs {
     /// Revision whose frozen PDF to send [default: the latest].
     #[arg(long, default_value_t = 0)]
     pub revision: u32,
-    /// Who asks, kept in the email log [default: $USER].
+    /// Name of the requester, kept in the email log [default: $USER].
     #[arg(long)]
     pub actor: Option<String>,
     #[arg(long)]

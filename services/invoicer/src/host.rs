@@ -5,7 +5,7 @@ use std::sync::Arc;
 use invoicer_kit::server::{self, RunningServer};
 use invoicer_kit::{BoxError, Config, ServiceName, ServicePlugin};
 
-/// The plugin of each service name.
+/// Returns the plugin of a service name.
 pub fn plugin(name: ServiceName) -> Arc<dyn ServicePlugin> {
     match name {
         ServiceName::InvoiceQuery => Arc::new(invoicer_invoice_query::InvoiceQueryPlugin::new()),

@@ -295,7 +295,7 @@ impl Engine {
         Ok(claimed.map_or(Plan::Settled, Plan::Deliver))
     }
 
-    /// A dry run: what a batch would do now, with nothing written and nothing sent.
+    /// Plans a dry run: what a batch would do now, with nothing written and nothing sent.
     async fn plan_batch(&self, request: &BatchRequest) -> Result<BatchReport, OrchestratorError> {
         let window_start = request.cutoff - request.lookback;
         let summaries = self

@@ -92,13 +92,18 @@ impl Engine {
         for problem in &recipients.problems {
             tracing::warn!(invoice = %invoice.number, customer = %invoice.customer.code, problem = %problem, "recipient left out");
         }
+        // Kept as the reason of the delivery, so the batch report lists the addresses left out
+        // even when the others received the invoice.
+        if !recipients.problems.is_empty() {
+            delivery.reason = format!("left out: {}", recipients.problems.join("; "));
+        }
         delivery.to = recipients.to;
         delivery.cc = recipients.cc;
         delivery.bcc = recipients.bcc;
         Ok(Ok(message))
     }
 
-    /// The revision's frozen PDF, rendering and freezing it on first use.
+    /// Returns the revision's frozen PDF, rendering and freezing it on first use.
     async fn frozen_document(
         &self,
         delivery: &Delivery,
@@ -130,6 +135,7 @@ impl Engine {
         message: &ComposedMessage,
         document: &Document,
     ) -> Result<Delivery, OrchestratorError> {
+        let left_out = std::mem::take(&mut delivery.reason);
         delivery.subject = message.subject.clone();
         delivery.message_id = self.message_id(&delivery);
         delivery.attempts += 1;
@@ -166,6 +172,11 @@ impl Engine {
             }
         };
         self.apply_send_result(&mut delivery, result);
+        if !left_out.is_empty() && delivery.reason.is_empty() {
+            delivery.reason = left_out;
+        } else if !left_out.is_empty() {
+            delivery.reason = format!("{}; {left_out}", delivery.reason);
+        }
         self.store.save_delivery(&delivery).await?;
         tracing::info!(
             invoice = %delivery.invoice_number,

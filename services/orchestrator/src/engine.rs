@@ -135,7 +135,7 @@ impl Engine {
         })
     }
 
-    /// The Message-ID for a delivery's next attempt, chosen before the attempt and stored.
+    /// Chooses the Message-ID of a delivery's next attempt; it is stored before the attempt.
     pub(crate) fn message_id(&self, delivery: &Delivery) -> String {
         format!(
             "{}.{}@{}",

@@ -289,7 +289,7 @@ fn template_languages(tag: &str) -> Vec<String> {
     languages
 }
 
-/// The primary subtag of a BCP 47 tag when a template exists for it, else English.
+/// Picks the primary subtag of a BCP 47 tag when a template exists for it, else English.
 fn pick_language(tag: &str) -> &'static str {
     let primary = tag
         .split(['-', '_'])

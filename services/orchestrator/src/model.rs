@@ -92,7 +92,7 @@ pub(crate) enum Role {
     Bcc,
 }
 
-/// The server's answer for one recipient of one attempt.
+/// The server's reply for one recipient of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RecipientOutcome {
     pub address: String,

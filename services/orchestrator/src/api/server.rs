@@ -97,7 +97,7 @@ fn progress_message(progress: &Progress) -> pb::BatchProgress {
 }
 
 impl OrchestratorApi {
-    /// The fire instant of the schedule on the business date `text`.
+    /// Finds the schedule's fire instant on the business date `text`.
     fn scheduled_fire(&self, text: &str) -> Result<crate::schedule::FireInstant, Status> {
         let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
             invalid_argument(

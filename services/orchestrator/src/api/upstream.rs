@@ -62,7 +62,7 @@ impl Upstream {
         }
     }
 
-    /// Every posted invoice issued in `[since, before)`, oldest first, across all pages.
+    /// Lists every posted invoice issued in `[since, before)`, oldest first, across all pages.
     pub(crate) async fn list_invoices(
         &self,
         before: DateTime<Utc>,
