@@ -14,7 +14,8 @@ use crate::data::{contact, customer, export, invoice};
 on_both_databases!(
     concurrent_triggers_send_once,
     repeated_scheduled_trigger_sends_nothing,
-    missed_batch_caught_up_at_start
+    missed_batch_caught_up_at_start,
+    watch_batch_streams_progress
 );
 
 fn three_invoices() -> String {
@@ -146,4 +147,58 @@ async fn finished_batches(system: &System) -> Result<Vec<pb::Batch>> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     anyhow::bail!("a batch was still running after 10 s")
+}
+
+async fn watch_batch_streams_progress(database: TestDatabase) -> Result<()> {
+    let smtp = TestSmtpServer::builder()
+        .delay(Stage::DataEnd, Duration::from_millis(200))
+        .start()
+        .await?;
+    let system = System::start(database, smtp).await?;
+    system.import_text("a.json", &three_invoices()).await?;
+
+    let run = system.run_batch("30d");
+    let watch = async {
+        // The batch opens within a moment; find it and follow it to its end.
+        let batch_id = loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let request = pb::ListBatchesRequest::default();
+            let batches = system
+                .orchestrator()?
+                .list_batches(request)
+                .await?
+                .into_inner()
+                .batches;
+            if let Some(batch) = batches.into_iter().next() {
+                break batch.id;
+            }
+        };
+        let request = pb::WatchBatchRequest { batch_id };
+        let mut stream = system
+            .orchestrator()?
+            .watch_batch(request)
+            .await?
+            .into_inner();
+        let mut events = Vec::new();
+        while let Some(event) = stream.message().await? {
+            events.push(event);
+        }
+        Ok::<_, anyhow::Error>(events)
+    };
+    let (batch, events) = tokio::join!(run, watch);
+    let (batch, events) = (batch?, events?);
+
+    let last = events.last().context("WatchBatch sent nothing")?;
+    assert_eq!(last.batch_id, batch.id);
+    assert_eq!(last.status, i32::from(pb::BatchStatus::Completed));
+    assert_eq!(last.total, 3);
+    assert_eq!(last.done, 3);
+    assert_eq!(last.counts.unwrap_or_default().sent, 3);
+    let with_delivery = events.iter().filter(|e| e.delivery.is_some()).count();
+    assert!(
+        with_delivery >= 1,
+        "no per-delivery event among {} events",
+        events.len()
+    );
+    system.stop().await
 }

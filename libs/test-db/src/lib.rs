@@ -96,19 +96,58 @@ impl TestDatabase {
     }
 
     /// Drops the PostgreSQL database; the temporary folder goes with `self`.
-    pub async fn remove(self) -> Result<(), TestDbError> {
+    pub async fn remove(mut self) -> Result<(), TestDbError> {
         if let TestDatabase::Postgres {
             admin_url, name, ..
-        } = self
+        } = &mut self
+            && !name.is_empty()
         {
-            let admin = Database::connect(&admin_url).await?;
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
-            admin.close().await?;
+            let name = std::mem::take(name);
+            drop_database(admin_url, &name).await?;
         }
         Ok(())
     }
+}
+
+/// A test that panics never reaches `remove`, so dropping the value drops the database too.
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let TestDatabase::Postgres {
+            admin_url, name, ..
+        } = self
+        else {
+            return;
+        };
+        if name.is_empty() {
+            return;
+        }
+        let (admin_url, name) = (admin_url.clone(), std::mem::take(name));
+        // A thread of its own, because this may run inside a runtime that cannot block.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime
+                .block_on(drop_database(&admin_url, &name))
+                .map_err(std::io::Error::other)
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not drop a test database on {POSTGRES_URL_VARIABLE}"
+            );
+        }
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> Result<(), TestDbError> {
+    let admin = Database::connect(admin_url).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    admin.close().await?;
+    Ok(())
 }
 
 /// `url` with its database name replaced by `name`.

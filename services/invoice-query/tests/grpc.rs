@@ -2,7 +2,6 @@
 //! this plugin, called over gRPC on SQLite and, when `INVOICER_TEST_DATABASE_URL` is set, on
 //! a fresh PostgreSQL database.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,8 +11,8 @@ use invoicer_kit::server::RunningServer;
 use invoicer_kit::{Config, ServicePlugin};
 use invoicer_proto::invoice_query::v1 as pb;
 use invoicer_proto::types::v1 as types;
+use invoicer_test_db::TestDatabase;
 use pb::invoice_query_service_client::InvoiceQueryServiceClient;
-use sea_orm::{ConnectionTrait, Database};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -27,7 +26,7 @@ async fn start_server(
     database_url: Option<String>,
 ) -> anyhow::Result<RunningServer> {
     let mut config = Config {
-        data_dir: data_dir.join("data"),
+        data_dir: data_dir.to_path_buf(),
         database_url,
         ..Config::default()
     };
@@ -323,72 +322,35 @@ async fn check_get_customer(client: &mut Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn grpc_rpcs_on_sqlite() -> anyhow::Result<()> {
-    let folder = tempfile::tempdir()?;
-    let server = start_server(folder.path(), None).await?;
+/// Starts a server on `database`, calls every RPC, then stops the server.
+async fn run_on(database: &TestDatabase) -> anyhow::Result<()> {
+    let server = start_server(&database.data_dir(), database.database_url()).await?;
     let result = exercise_all_rpcs(&server).await;
     server
         .shutdown("test finished")
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
-    result?;
+    result
+}
+
+#[tokio::test]
+async fn grpc_rpcs_on_sqlite() -> anyhow::Result<()> {
+    let database = TestDatabase::sqlite()?;
+    run_on(&database).await?;
     ensure!(
-        folder.path().join("data/invoice_query.db").exists(),
+        database.data_dir().join("invoice_query.db").exists(),
         "no SQLite file in the data folder"
     );
+    database.remove().await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn grpc_rpcs_on_postgres() -> anyhow::Result<()> {
-    let Some(admin_url) = std::env::var("INVOICER_TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-    else {
-        // Written to stderr directly so the line shows even when the test harness captures output.
-        writeln!(
-            std::io::stderr(),
-            "skipped grpc_rpcs_on_postgres: INVOICER_TEST_DATABASE_URL is not set"
-        )?;
+    let Some(database) = TestDatabase::postgres("grpc_rpcs_on_postgres").await? else {
         return Ok(());
     };
-    let name = format!("iq_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-
-    let folder = tempfile::tempdir()?;
-    let result = async {
-        let server = start_server(
-            folder.path(),
-            Some(database_url_with_name(&admin_url, &name)),
-        )
-        .await?;
-        let result = exercise_all_rpcs(&server).await;
-        server
-            .shutdown("test finished")
-            .await
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
-        result
-    }
-    .await;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await?;
+    let result = run_on(&database).await;
+    database.remove().await?;
     result
-}
-
-/// `url` with its database name replaced by `name`, keeping any query string.
-fn database_url_with_name(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-    match query {
-        Some(query) => format!("{server}/{name}?{query}"),
-        None => format!("{server}/{name}"),
-    }
 }

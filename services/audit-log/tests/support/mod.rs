@@ -1,119 +1,33 @@
 //! Test harness: a real host server with only the audit-log plugin on 127.0.0.1:0, over a
 //! SQLite file in a temporary folder or a fresh PostgreSQL database.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use invoicer_audit_log::AuditLogPlugin;
 use invoicer_kit::server::RunningServer;
 use invoicer_kit::{Config, ServiceName, ServicePlugin};
 use invoicer_proto::audit_log::v1 as pb;
 use invoicer_proto::types::v1 as types;
+pub(crate) use invoicer_test_db::TestDatabase;
 use pb::audit_log_service_client::AuditLogServiceClient;
 use sea_orm::{ConnectionTrait, Database};
 use tonic::transport::Channel;
 
 pub(crate) type Client = AuditLogServiceClient<Channel>;
 
-/// Names the PostgreSQL server the tests may use, as a URL of an existing database from which
-/// each test creates and drops its own.
-const POSTGRES_URL_VARIABLE: &str = "INVOICER_TEST_DATABASE_URL";
-
-pub(crate) enum TestDatabase {
-    Sqlite {
-        folder: tempfile::TempDir,
-    },
-    Postgres {
-        admin_url: String,
-        name: String,
-        url: String,
-    },
-}
-
-impl TestDatabase {
-    pub(crate) fn sqlite() -> Result<TestDatabase> {
-        Ok(TestDatabase::Sqlite {
-            folder: tempfile::tempdir()?,
-        })
+/// Builds the server configuration for `database`. On SQLite the data folder does not exist
+/// yet, so the plugin must create it.
+fn config_for(database: &TestDatabase) -> Config {
+    let mut config = Config::default();
+    config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.server.shutdown_grace_secs = 5;
+    match database.database_url() {
+        Some(url) => config.database_url = Some(url),
+        None => config.data_dir = database.folder().join("data/nested"),
     }
-
-    /// Creates a fresh database on the server of `INVOICER_TEST_DATABASE_URL`. Returns `None`,
-    /// after a skip line on stderr, when the variable is unset.
-    pub(crate) async fn postgres(test: &str) -> Result<Option<TestDatabase>> {
-        let Some(admin_url) = std::env::var(POSTGRES_URL_VARIABLE)
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            // Written to stderr directly, because the test harness hides `eprintln!` output.
-            let _ = writeln!(
-                std::io::stderr(),
-                "postgres::{test} skipped: set {POSTGRES_URL_VARIABLE} (such as \
-                 postgres://postgres@127.0.0.1:5432/test) to run it on PostgreSQL"
-            );
-            return Ok(None);
-        };
-        let name = format!("al_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(&admin_url)
-            .await
-            .context("connect to the test server")?;
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await?;
-        admin.close().await?;
-        let url = with_database_name(&admin_url, &name)?;
-        Ok(Some(TestDatabase::Postgres {
-            admin_url,
-            name,
-            url,
-        }))
-    }
-
-    async fn remove(self) -> Result<()> {
-        if let TestDatabase::Postgres {
-            admin_url, name, ..
-        } = self
-        {
-            let admin = Database::connect(&admin_url).await?;
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
-            admin.close().await?;
-        }
-        Ok(())
-    }
-
-    fn config(&self) -> Config {
-        let mut config = Config::default();
-        config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.server.shutdown_grace_secs = 5;
-        match self {
-            // A folder that does not exist yet: the plugin must create it.
-            TestDatabase::Sqlite { folder } => config.data_dir = folder.path().join("data/nested"),
-            TestDatabase::Postgres { url, .. } => config.database_url = Some(url.clone()),
-        }
-        config
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database_name(url: &str, name: &str) -> Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let Some(authority_start) = base.find("://").map(|i| i + 3) else {
-        bail!("{POSTGRES_URL_VARIABLE}={url:?} is not a URL such as postgres://host/db");
-    };
-    let server = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    Ok(match query {
-        Some(query) => format!("{server}/{name}?{query}"),
-        None => format!("{server}/{name}"),
-    })
+    config
 }
 
 pub(crate) struct Harness {
@@ -125,7 +39,7 @@ pub(crate) struct Harness {
 
 impl Harness {
     pub(crate) async fn start(database: TestDatabase) -> Result<Harness> {
-        let config = Arc::new(database.config());
+        let config = Arc::new(config_for(&database));
         let (server, client) = serve(&config).await?;
         Ok(Harness {
             database,
@@ -173,7 +87,8 @@ impl Harness {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         drop(self.client);
-        self.database.remove().await
+        self.database.remove().await?;
+        Ok(())
     }
 
     pub(crate) async fn append(&self, entry: pb::Entry) -> Result<pb::Entry> {
