@@ -15,7 +15,8 @@ on_both_databases!(
     concurrent_triggers_send_once,
     repeated_scheduled_trigger_sends_nothing,
     missed_batch_caught_up_at_start,
-    watch_batch_streams_progress
+    watch_batch_streams_progress,
+    future_business_date_rejected
 );
 
 fn three_invoices() -> String {
@@ -32,8 +33,22 @@ fn three_invoices() -> String {
     )
 }
 
-fn today() -> String {
-    chrono::Utc::now().date_naive().to_string()
+/// Yesterday's date: its scheduled batch (02:00 UTC by default) is always in the past.
+fn yesterday() -> String {
+    (chrono::Utc::now() - chrono::Duration::days(1))
+        .date_naive()
+        .to_string()
+}
+
+/// Three invoices issued three days ago, so yesterday's scheduled batch includes them.
+fn three_older_invoices() -> String {
+    let mut document: serde_json::Value =
+        serde_json::from_str(&three_invoices()).unwrap_or_default();
+    let issued = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    for invoice in document["invoices"].as_array_mut().into_iter().flatten() {
+        invoice["issued_at"] = serde_json::json!(issued);
+    }
+    document.to_string()
 }
 
 async fn concurrent_triggers_send_once(database: TestDatabase) -> Result<()> {
@@ -67,8 +82,10 @@ async fn concurrent_triggers_send_once(database: TestDatabase) -> Result<()> {
 
 async fn repeated_scheduled_trigger_sends_nothing(database: TestDatabase) -> Result<()> {
     let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
-    system.import_text("a.json", &three_invoices()).await?;
-    let date = today();
+    system
+        .import_text("a.json", &three_older_invoices())
+        .await?;
+    let date = yesterday();
 
     let first = system
         .cli(&["batch", "run", "--business-date", &date, "--json"])
@@ -200,5 +217,34 @@ async fn watch_batch_streams_progress(database: TestDatabase) -> Result<()> {
         "no per-delivery event among {} events",
         events.len()
     );
+    system.stop().await
+}
+
+async fn future_business_date_rejected(database: TestDatabase) -> Result<()> {
+    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    let next_week = (chrono::Utc::now() + chrono::Duration::days(7))
+        .date_naive()
+        .to_string();
+    let request = pb::RunBatchRequest {
+        business_date: next_week.clone(),
+        ..Default::default()
+    };
+    let error = system.orchestrator()?.run_batch(request).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(error.message().contains(&next_week), "{}", error.message());
+    let cutoff = pb::RunBatchRequest {
+        cutoff: "2099-01-01T00:00:00Z".to_owned(),
+        ..Default::default()
+    };
+    let error = system.orchestrator()?.run_batch(cutoff).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(error.message().contains("future"), "{}", error.message());
+    let batches = system
+        .orchestrator()?
+        .list_batches(pb::ListBatchesRequest::default())
+        .await?
+        .into_inner()
+        .batches;
+    assert!(batches.is_empty(), "a rejected trigger stored a batch");
     system.stop().await
 }

@@ -9,6 +9,7 @@ use invoicer_test_smtp::TestSmtpServer;
 on_both_databases!(
     resend_invalid_address_names_it,
     resend_without_reason_rejected,
+    resend_reason_with_control_character_rejected,
     resend_unknown_invoice_not_found,
     resend_request_id_reused_for_other_invoice_rejected,
     resend_does_not_mark_batch_delivery
@@ -110,5 +111,23 @@ async fn resend_does_not_mark_batch_delivery(database: TestDatabase) -> Result<(
         "a resend kept the batch from sending the invoice"
     );
     assert_eq!(system.wait_for_messages(2).await?.len(), 2);
+    system.stop().await
+}
+
+async fn resend_reason_with_control_character_rejected(database: TestDatabase) -> Result<()> {
+    let system = system_with_invoice(database).await?;
+    let request = request(&[], "copy\n\u{1b}[31mred");
+    let error = system
+        .orchestrator()?
+        .resend_invoice(request)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(
+        error.message().contains("control character"),
+        "{}",
+        error.message()
+    );
+    assert!(system.smtp.messages().is_empty());
     system.stop().await
 }

@@ -91,14 +91,18 @@ pub async fn start(
 
 fn add_reflection(routes: &mut RoutesBuilder) -> Result<(), BoxError> {
     // Both versions: grpcurl 1.8 speaks only v1alpha, newer clients prefer v1. The health
-    // descriptor is registered too, or reflection clients cannot see grpc.health.v1.
+    // descriptor is registered too, or reflection clients cannot see grpc.health.v1. Each
+    // builder adds its own version's descriptor; the other version's is added by hand, so
+    // that either one lists and describes both reflection services.
     let v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(invoicer_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(invoicer_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     routes.add_service(v1);
     routes.add_service(v1alpha);

@@ -1,6 +1,7 @@
 //! The gRPC face of audit-log: the only module that touches generated proto types. It converts
 //! requests to domain types and maps every error to a `tonic::Status` in one match.
 
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 use invoicer_kit::status::{internal, invalid_argument};
@@ -33,11 +34,14 @@ impl AuditLogService for AuditLogApi {
         &self,
         request: Request<pb::AppendEntryRequest>,
     ) -> Result<Response<pb::AppendEntryResponse>, Status> {
-        let attempt = attempt_from_proto(request.into_inner().entry)
+        let entry = request.into_inner().entry;
+        let attempted_at = attempted_at_from_proto(entry.as_ref().map_or("", |e| e.at.as_str()))
             .map_err(|error| to_status("append entry", error))?;
+        let attempt =
+            attempt_from_proto(entry).map_err(|error| to_status("append entry", error))?;
         let entry = self
             .log
-            .append(attempt)
+            .append(attempt, attempted_at)
             .await
             .map_err(|error| to_status("append entry", error))?;
         Ok(Response::new(pb::AppendEntryResponse {
@@ -148,6 +152,22 @@ fn attempt_from_proto(entry: Option<pb::Entry>) -> Result<SendAttempt, Error> {
         trace_id: entry.trace_id,
         destination: entry.destination,
     })
+}
+
+/// Reads the optional attempt time: RFC 3339, not in the future beyond a minute of clock skew.
+fn attempted_at_from_proto(text: &str) -> Result<Option<DateTime<Utc>>, Error> {
+    const FIELD: &str = "entry.at";
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let at = DateTime::parse_from_rfc3339(text.trim())
+        .map_err(|_| Error::invalid(FIELD, format!("invalid RFC 3339 instant {text:?}")))?
+        .with_timezone(&Utc);
+    if at > Utc::now() + chrono::Duration::minutes(1) {
+        return Err(Error::invalid(FIELD, format!("{text:?} is in the future")));
+    }
+    // Millisecond precision, as for entries timed by audit-log.
+    Ok(DateTime::from_timestamp_millis(at.timestamp_millis()))
 }
 
 fn trigger_from_proto(trigger: Option<pb::Trigger>) -> Result<Trigger, Error> {

@@ -1,5 +1,6 @@
 //! The operations of audit-log, independent of gRPC: append, list, get and verify.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::chain::{self, ChainVerifier, Verification};
@@ -28,10 +29,17 @@ impl AuditLog {
         AuditLog { store }
     }
 
-    /// Validates `attempt` and appends it as the next entry of the chain.
-    pub(crate) async fn append(&self, attempt: SendAttempt) -> Result<Entry, Error> {
+    /// Validates `attempt` and appends it as the next entry of the chain. `attempted_at` is
+    /// when the attempt ended, for outcomes appended late (after audit-log was unreachable);
+    /// `None` uses the time of the append.
+    pub(crate) async fn append(
+        &self,
+        attempt: SendAttempt,
+        attempted_at: Option<DateTime<Utc>>,
+    ) -> Result<Entry, Error> {
         attempt.validate()?;
-        let entry = self.store.append(|tip| seal(&attempt, tip)).await?;
+        let at = attempted_at.unwrap_or_else(now_millis);
+        let entry = self.store.append(|tip| seal(&attempt, at, tip)).await?;
         tracing::debug!(
             sequence = entry.sequence,
             invoice = %entry.attempt.invoice_number,
@@ -119,12 +127,12 @@ fn unreadable_break(verifier: &ChainVerifier, error: Error) -> Result<chain::Cha
     })
 }
 
-/// Builds the entry that follows `tip`, with a new id, the current time and its hash.
-fn seal(attempt: &SendAttempt, tip: ChainTip) -> Entry {
+/// Builds the entry that follows `tip`, with a new id, the attempt's time and its hash.
+fn seal(attempt: &SendAttempt, at: DateTime<Utc>, tip: ChainTip) -> Entry {
     let mut entry = Entry {
         sequence: tip.next_sequence,
         id: Uuid::now_v7(),
-        at: now_millis(),
+        at,
         attempt: attempt.clone(),
         prev_hash: tip.prev_hash,
         entry_hash: String::new(),

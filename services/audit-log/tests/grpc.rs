@@ -44,6 +44,8 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     append_assigns_chain_fields,
+    append_keeps_attempt_time,
+    append_rejects_future_attempt_time,
     append_round_trips_every_field,
     append_continues_chain_after_restart,
     get_entry_by_id,
@@ -131,7 +133,6 @@ async fn append_assigns_chain_fields(harness: &mut Harness) -> Result<()> {
     let mut client_values = sent_entry("INV-1", "ALFKI", batch_trigger("b1"), "a@alfki.example");
     client_values.sequence = 99;
     client_values.id = "client-chosen".to_owned();
-    client_values.at = "2000-01-01T00:00:00Z".to_owned();
     client_values.prev_hash = "f".repeat(64);
     client_values.entry_hash = "f".repeat(64);
 
@@ -172,6 +173,31 @@ async fn append_assigns_chain_fields(harness: &mut Harness) -> Result<()> {
     }
     let ids: HashSet<&str> = appended.iter().map(|entry| entry.id.as_str()).collect();
     assert_eq!(ids.len(), 3);
+    Ok(())
+}
+
+async fn append_keeps_attempt_time(harness: &mut Harness) -> Result<()> {
+    let mut late = sent_entry("INV-1", "ALFKI", batch_trigger("b1"), "a@alfki.example");
+    late.at = "2026-12-04T02:00:00.123456+01:00".to_owned();
+    let appended = harness.append(late).await?;
+    // Kept, in UTC and cut to milliseconds.
+    assert_eq!(appended.at, "2026-12-04T01:00:00.123Z");
+    Ok(())
+}
+
+async fn append_rejects_future_attempt_time(harness: &mut Harness) -> Result<()> {
+    let mut future = sent_entry("INV-1", "ALFKI", batch_trigger("b1"), "a@alfki.example");
+    future.at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let error = harness.append(future).await.unwrap_err();
+    let status = error
+        .downcast_ref::<tonic::Status>()
+        .context("not a gRPC status")?;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("entry.at"),
+        "{}",
+        status.message()
+    );
     Ok(())
 }
 

@@ -149,7 +149,7 @@ pub struct ResendArgs {
     /// [default: a new id].
     #[arg(long)]
     pub request_id: Option<String>,
-    /// Revision whose frozen PDF to send [default: the latest].
+    /// Revision whose frozen PDF to send; 0 means the latest.
     #[arg(long, default_value_t = 0)]
     pub revision: u32,
     /// Name of the requester, kept in the email log [default: $USER].
@@ -166,7 +166,7 @@ pub struct PreviewArgs {
     /// Output file [default: <invoice number>.pdf in the current folder].
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Revision [default: the latest].
+    /// Revision to render; 0 means the latest.
     #[arg(long, default_value_t = 0)]
     pub revision: u32,
 }

@@ -21,6 +21,11 @@ pub(crate) struct Clients {
 
 impl Clients {
     pub(crate) fn new(config: &Config, endpoint: &str) -> anyhow::Result<Clients> {
+        if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+            anyhow::bail!(
+                "invalid endpoint {endpoint:?}: use a URL such as http://127.0.0.1:50051 (--endpoint or INVOICER_ENDPOINT)"
+            );
+        }
         let timeout = Duration::from_secs(config.client.timeout_secs);
         let channel = lazy_channel(endpoint, Some(timeout))
             .map_err(|e| anyhow::anyhow!("{e}"))

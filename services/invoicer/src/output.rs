@@ -281,7 +281,7 @@ pub(crate) fn preview(
 ) -> io::Result<()> {
     writeln!(
         out,
-        "wrote {} ({} bytes, {} pages, sha256 {})",
+        "wrote {} ({} bytes, {} page(s), sha256 {})",
         path.display(),
         preview.pdf.len(),
         preview.page_count,

@@ -218,6 +218,11 @@ impl Engine {
                 total,
             });
         }
+        if self.shutdown.is_triggered() {
+            return Err(OrchestratorError::FailedPrecondition(
+                "stopped early because the server was stopping; the deliveries not attempted are deferred and due at once".to_owned(),
+            ));
+        }
         Ok(())
     }
 

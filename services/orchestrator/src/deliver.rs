@@ -1,6 +1,7 @@
 //! Delivering one claimed delivery: resolve recipients, freeze the PDF, persist the attempt,
 //! submit it to mail-delivery, record the outcome and write the email log.
 
+use chrono::Utc;
 use tracing::Instrument;
 
 use crate::engine::Engine;
@@ -187,7 +188,7 @@ impl Engine {
             reason = %delivery.reason,
             "delivery attempt ended"
         );
-        self.write_log(&delivery, result, document.content.len() as u64)
+        self.write_log(&delivery, result, document.content.len() as u64, Utc::now())
             .await;
         Ok(delivery)
     }
@@ -228,12 +229,14 @@ impl Engine {
         delivery: &Delivery,
         result: SendResult,
         attachment_size: u64,
+        attempted_at: chrono::DateTime<Utc>,
     ) {
         let record = LogRecord {
             delivery,
             from: &self.settings.from,
             outcome: result,
             attachment_size,
+            attempted_at,
         };
         match self.upstream.append_log(&record).await {
             Ok(()) => {

@@ -12,4 +12,6 @@ pub(crate) struct LogRecord<'a> {
     pub from: &'a Mailbox,
     pub outcome: SendResult,
     pub attachment_size: u64,
+    /// When the attempt ended; the log keeps it also when the entry is appended later.
+    pub attempted_at: chrono::DateTime<chrono::Utc>,
 }

@@ -82,6 +82,18 @@ impl Engine {
                 "a reason is required; it is kept in the email log",
             ));
         }
+        for (field, value) in [
+            ("reason", &request.reason),
+            ("actor", &request.actor),
+            ("request_id", &request.request_id),
+        ] {
+            if value.chars().any(char::is_control) {
+                return Err(OrchestratorError::invalid(
+                    field,
+                    format!("{value:?} contains a control character; use one line of plain text"),
+                ));
+            }
+        }
         if let Some(previous) = self.replay(&request).await? {
             return Ok(ResendResult {
                 delivery: previous,

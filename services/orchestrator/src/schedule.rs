@@ -10,7 +10,7 @@ use croner::Cron;
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error(
-        "invalid cron expression {expression:?}: {message}; expected five fields such as `0 2 * * *`"
+        "invalid cron expression {expression:?}: {message} Use five fields (minute hour day-of-month month day-of-week), such as `0 2 * * *`"
     )]
     Cron { expression: String, message: String },
     #[error("unknown timezone {0:?}: expected an IANA name such as `Europe/Berlin`")]

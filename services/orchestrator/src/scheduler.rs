@@ -43,7 +43,8 @@ impl Engine {
                 delivery.state = DeliveryState::Unknown;
                 delivery.reason = "the process stopped while submitting to the mail server; check the server's log before resending".to_owned();
                 self.store.save_delivery(&delivery).await?;
-                self.write_log(&delivery, SendResult::Unknown, 0).await;
+                self.write_log(&delivery, SendResult::Unknown, 0, Utc::now())
+                    .await;
             } else {
                 delivery.state = DeliveryState::Deferred;
                 delivery.next_attempt_at = Some(Utc::now());
@@ -75,7 +76,9 @@ impl Engine {
                 .document(&delivery.invoice_number, delivery.invoice_revision)
                 .await?
                 .map_or(0, |d| d.content.len() as u64);
-            self.write_log(&delivery, result, size).await;
+            // `updated_at` is when the outcome was stored, right after the attempt.
+            self.write_log(&delivery, result, size, delivery.updated_at)
+                .await;
         }
         for delivery in self
             .store

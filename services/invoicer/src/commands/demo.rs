@@ -116,10 +116,17 @@ async fn drive(
     };
     writeln!(out, "\n{} messages written to {destination}", entries.len())?;
     writeln!(out, "databases: {}", config.data_dir.display())?;
-    writeln!(
-        out,
-        "run the demo again to see that a second batch sends nothing"
-    )?;
+    if entries.is_empty() {
+        writeln!(
+            out,
+            "every invoice of the sample was already sent by an earlier demo run"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "run the demo again to see that a second batch sends nothing"
+        )?;
+    }
     Ok(if batch.status == i32::from(pb::BatchStatus::Completed) {
         ExitCode::SUCCESS
     } else {

@@ -103,6 +103,7 @@ pub(super) fn log_entry(record: &LogRecord<'_>) -> audit::Entry {
         detail: delivery.reason.clone(),
         trace_id: delivery.trace_id.clone(),
         destination: delivery.destination.clone(),
+        at: instant(record.attempted_at),
         ..Default::default()
     }
 }

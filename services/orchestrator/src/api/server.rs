@@ -110,12 +110,23 @@ impl OrchestratorApi {
             .schedule
             .fire_on(date)
             .map_err(|e| to_status(e.into()))?;
-        fire.ok_or_else(|| {
+        let fire = fire.ok_or_else(|| {
             invalid_argument(
                 "business_date",
                 format!("the schedule does not fire on {date}; `invoicer schedule next` shows when it does"),
             )
-        })
+        })?;
+        // Running a future date now would use up that date's one scheduled batch early.
+        if fire.at > Utc::now() {
+            return Err(invalid_argument(
+                "business_date",
+                format!(
+                    "the batch of {date} is due at {}; the scheduler runs it then",
+                    fire.at.to_rfc3339()
+                ),
+            ));
+        }
+        Ok(fire)
     }
 }
 
@@ -136,6 +147,15 @@ impl OrchestratorService for OrchestratorApi {
         let (cutoff, business_date, trigger) = match request.business_date.trim() {
             "" => {
                 let cutoff = parse_instant("cutoff", &request.cutoff)?.unwrap_or_else(Utc::now);
+                if cutoff > Utc::now() + chrono::Duration::minutes(1) {
+                    return Err(invalid_argument(
+                        "cutoff",
+                        format!(
+                            "{} is in the future; a batch only sends invoices already issued",
+                            request.cutoff
+                        ),
+                    ));
+                }
                 let date = cutoff
                     .with_timezone(&self.engine.settings.timezone)
                     .date_naive();
