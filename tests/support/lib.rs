@@ -42,7 +42,7 @@ pub struct CliOutput {
 }
 
 impl CliOutput {
-    /// Each stdout line parsed as JSON.
+    /// Parses each stdout line as JSON.
     pub fn json_lines(&self) -> Result<Vec<serde_json::Value>> {
         self.stdout
             .lines()
@@ -159,7 +159,7 @@ impl System {
             .context("RunBatch returned no batch")
     }
 
-    /// Every email log entry matching `filter`, newest first.
+    /// Reads every email log entry matching `filter`, newest first.
     pub async fn log_entries(
         &self,
         mut filter: audit::ListEntriesRequest,

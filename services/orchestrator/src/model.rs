@@ -83,7 +83,7 @@ impl Purpose {
     }
 }
 
-/// Which contact role a recipient came from.
+/// The contact role a recipient came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Role {
@@ -119,7 +119,7 @@ pub(crate) struct Delivery {
     pub attachment_name: String,
     pub pdf_sha256: String,
     pub message_id: String,
-    /// Why the invoice was not sent; empty when it was.
+    /// Reason the invoice was not sent, empty when it was.
     pub reason: String,
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,

@@ -53,9 +53,10 @@ impl Schedule {
         self.timezone
     }
 
-    /// The first fire instant strictly after `after`. A local time inside a spring-forward gap
-    /// fires at the first valid instant after the gap; a local time inside a repeated fall-back
-    /// hour fires at its first occurrence only (croner 4.0 behaves so; the tests pin it).
+    /// Returns the first fire instant strictly after `after`. A local time inside a
+    /// spring-forward gap fires at the first valid instant after the gap. A local time inside a
+    /// repeated fall-back hour fires at its first occurrence only, as croner 4.0 does; the tests
+    /// below pin both.
     pub fn next_after(&self, after: DateTime<Utc>) -> Result<FireInstant, ScheduleError> {
         let local = after.with_timezone(&self.timezone);
         let next = self
@@ -65,7 +66,7 @@ impl Schedule {
         Ok(self.fire_instant(next))
     }
 
-    /// The last fire instant at or before `at`.
+    /// Returns the last fire instant at or before `at`.
     pub fn previous_at_or_before(&self, at: DateTime<Utc>) -> Result<FireInstant, ScheduleError> {
         let local = at.with_timezone(&self.timezone);
         let previous = self
@@ -75,7 +76,7 @@ impl Schedule {
         Ok(self.fire_instant(previous))
     }
 
-    /// The next `count` fire instants after `after`.
+    /// Returns the next `count` fire instants after `after`.
     pub fn upcoming(
         &self,
         after: DateTime<Utc>,
@@ -91,7 +92,7 @@ impl Schedule {
         Ok(instants)
     }
 
-    /// The fire instant whose business date is `date`: the first one on that local day.
+    /// Returns the fire instant whose business date is `date`: the first one on that local day.
     pub fn fire_on(&self, date: NaiveDate) -> Result<Option<FireInstant>, ScheduleError> {
         let day_start = date
             .and_hms_opt(0, 0, 0)
