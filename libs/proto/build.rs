@@ -12,15 +12,16 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: `env!` would bake in the checkout that first compiled this script, and
+    // clones sharing a target folder reuse that binary.
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     // File by file: with only the folder listed, editing a .proto did not rerun this script
-    // (seen with cargo 1.95).
+    // (seen with cargo 1.95). Relative paths resolve against this package in each checkout, so
+    // clones that share one target folder do not take each other's generated code as fresh.
     for proto in PROTOS {
-        println!(
-            "cargo:rerun-if-changed={}",
-            proto_root.join(proto).display()
-        );
+        println!("cargo:rerun-if-changed=../../proto/{proto}");
     }
+    println!("cargo:rerun-if-changed=build.rs");
 
     let descriptors = protox::compile(PROTOS, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);

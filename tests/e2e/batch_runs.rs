@@ -102,6 +102,8 @@ async fn repeated_scheduled_trigger_sends_nothing(database: TestDatabase) -> Res
         second_summary["batch"], first_summary["batch"],
         "a second batch was opened for {date}"
     );
+    assert_eq!(first_summary["replayed"], false);
+    assert_eq!(second_summary["replayed"], true);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(system.smtp.messages().len(), 3);
 

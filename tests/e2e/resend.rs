@@ -10,6 +10,7 @@ on_both_databases!(
     resend_invalid_address_names_it,
     resend_without_reason_rejected,
     resend_reason_with_control_character_rejected,
+    resend_repeat_with_other_parameters_rejected,
     resend_unknown_invoice_not_found,
     resend_request_id_reused_for_other_invoice_rejected,
     resend_does_not_mark_batch_delivery
@@ -129,5 +130,48 @@ async fn resend_reason_with_control_character_rejected(database: TestDatabase) -
         error.message()
     );
     assert!(system.smtp.messages().is_empty());
+    system.stop().await
+}
+
+async fn resend_repeat_with_other_parameters_rejected(database: TestDatabase) -> Result<()> {
+    let system = system_with_invoice(database).await?;
+    let mut first = request(&["copy@elsewhere.example"], "copy");
+    first.request_id = "ticket-1".to_owned();
+    system.orchestrator()?.resend_invoice(first.clone()).await?;
+
+    let mut other_address = first.clone();
+    other_address.to = vec!["other@elsewhere.example".to_owned()];
+    let error = system
+        .orchestrator()?
+        .resend_invoice(other_address)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(
+        error.message().contains("another to"),
+        "{}",
+        error.message()
+    );
+
+    let mut other_reason = first.clone();
+    other_reason.reason = "something else".to_owned();
+    let error = system
+        .orchestrator()?
+        .resend_invoice(other_reason)
+        .await
+        .unwrap_err();
+    assert!(
+        error.message().contains("another reason"),
+        "{}",
+        error.message()
+    );
+
+    let replay = system
+        .orchestrator()?
+        .resend_invoice(first)
+        .await?
+        .into_inner();
+    assert!(replay.replayed, "the exact repeat was not replayed");
+    assert_eq!(system.smtp.messages().len(), 1);
     system.stop().await
 }

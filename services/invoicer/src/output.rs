@@ -143,6 +143,31 @@ fn counts_json(batch: &pb::Batch) -> Value {
     })
 }
 
+/// The result of `batch run`: the batch, and whether it had run already.
+pub(crate) fn batch_run(
+    out: Out<'_>,
+    batch: &pb::Batch,
+    replayed: bool,
+    as_json: bool,
+) -> io::Result<()> {
+    if as_json {
+        for delivery in &batch.deliveries {
+            json_line(out, &delivery_json(delivery))?;
+        }
+        let mut counts = counts_json(batch);
+        counts["replayed"] = json!(replayed);
+        return json_line(out, &counts);
+    }
+    if replayed {
+        writeln!(
+            out,
+            "the scheduled batch of {} ran already; nothing was sent now. As it ended:",
+            batch.business_date
+        )?;
+    }
+    self::batch(out, batch, false)
+}
+
 pub(crate) fn batch(out: Out<'_>, batch: &pb::Batch, as_json: bool) -> io::Result<()> {
     if as_json {
         for delivery in &batch.deliveries {

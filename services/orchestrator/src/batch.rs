@@ -28,6 +28,8 @@ pub(crate) struct BatchRequest {
 pub(crate) struct BatchReport {
     pub batch: Batch,
     pub items: Vec<BatchItem>,
+    /// The scheduled batch of that business date had run already; nothing was sent now.
+    pub replayed: bool,
 }
 
 impl BatchReport {
@@ -87,6 +89,7 @@ impl Engine {
             return Ok(BatchReport {
                 batch: existing,
                 items,
+                replayed: true,
             });
         }
         tracing::info!(batch_id = %batch.id, business_date = %batch.business_date, trigger = batch.trigger.as_str(), cutoff = %batch.cutoff, window_start = %batch.window_start, "batch started");
@@ -104,7 +107,11 @@ impl Engine {
             .await?;
         let batch = self.store.get_batch(&batch.id).await?.unwrap_or(batch);
         let items = self.store.batch_items(&batch.id).await?;
-        let report = BatchReport { batch, items };
+        let report = BatchReport {
+            batch,
+            items,
+            replayed: false,
+        };
         let counts = report.counts();
         let _ = progress.send(Progress {
             batch_id: report.batch.id.clone(),
@@ -338,7 +345,11 @@ impl Engine {
             finished_at: None,
             error: None,
         };
-        Ok(BatchReport { batch, items })
+        Ok(BatchReport {
+            batch,
+            items,
+            replayed: false,
+        })
     }
 
     async fn planned_outcome(

@@ -65,6 +65,42 @@ fn parse_overrides(
     Ok(mailboxes)
 }
 
+/// Which part of a repeated request differs from the first one with its request id, if any.
+/// Recipients are compared only when the repeat names some, because the first request may
+/// have used the contacts' addresses of that time.
+fn differs_from(
+    request: &ResendRequest,
+    previous: &Delivery,
+) -> Result<Option<&'static str>, OrchestratorError> {
+    if request.reason.trim() != previous.resend_reason.trim() {
+        return Ok(Some("reason"));
+    }
+    let overrides = [
+        ("to", &request.to, &previous.to),
+        ("cc", &request.cc, &previous.cc),
+        ("bcc", &request.bcc, &previous.bcc),
+    ];
+    if overrides
+        .iter()
+        .all(|(_, requested, _)| requested.is_empty())
+    {
+        return Ok(None);
+    }
+    for (field, requested, sent) in overrides {
+        let mut requested: Vec<String> = parse_overrides(field, requested)?
+            .into_iter()
+            .map(|m| m.address.to_lowercase())
+            .collect();
+        let mut sent: Vec<String> = sent.iter().map(|m| m.address.to_lowercase()).collect();
+        requested.sort();
+        sent.sort();
+        if requested != sent {
+            return Ok(Some(field));
+        }
+    }
+    Ok(None)
+}
+
 impl Engine {
     pub(crate) async fn resend(
         &self,
@@ -214,6 +250,15 @@ impl Engine {
                 format!(
                     "request id {:?} was already used for invoice {}; choose a new request id",
                     request.request_id, previous.invoice_number
+                ),
+            ));
+        }
+        if let Some(difference) = differs_from(request, &previous)? {
+            return Err(OrchestratorError::invalid(
+                "request_id",
+                format!(
+                    "request id {:?} was already used with another {difference}; repeat the first request exactly, or choose a new request id",
+                    request.request_id
                 ),
             ));
         }

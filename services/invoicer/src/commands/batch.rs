@@ -47,8 +47,9 @@ async fn run_batch(
         let _ = task.await;
     }
     let response = response.map_err(|s| describe(&clients.endpoint, s))?;
-    let batch = response.into_inner().batch.unwrap_or_default();
-    output::batch(out, &batch, args.json)?;
+    let response = response.into_inner();
+    let batch = response.batch.unwrap_or_default();
+    output::batch_run(out, &batch, response.replayed, args.json)?;
     Ok(batch_exit_code(&batch))
 }
 

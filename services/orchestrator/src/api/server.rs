@@ -180,6 +180,7 @@ impl OrchestratorService for OrchestratorApi {
             .map_err(to_status)?;
         Ok(Response::new(pb::RunBatchResponse {
             batch: Some(convert::batch(&report.batch, &report.items, true)),
+            replayed: report.replayed,
         }))
     }
 
