@@ -388,6 +388,21 @@ impl Config {
     }
 }
 
+/// Returns the folder of a `sqlite://` file URL, such as `/srv/data` for
+/// `sqlite:///srv/data/audit_log.db?mode=rwc`. `None` for other databases, in-memory SQLite and
+/// files in the working directory. Stores create this folder before they connect.
+pub fn sqlite_folder(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let folder = Path::new(path).parent()?;
+    (!folder.as_os_str().is_empty()).then(|| folder.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +467,29 @@ mod tests {
         let german = &config.notifier.templates["de"];
         assert_eq!(german.subject.as_deref(), Some("Rechnung {{ number }}"));
         assert_eq!(german.text, None);
+    }
+
+    #[test]
+    fn sqlite_folder_of_file_urls() {
+        assert_eq!(
+            sqlite_folder("sqlite:///srv/data/iq.db?mode=rwc"),
+            Some(PathBuf::from("/srv/data"))
+        );
+        assert_eq!(
+            sqlite_folder("sqlite://data/iq.db"),
+            Some(PathBuf::from("data"))
+        );
+        assert_eq!(
+            sqlite_folder("sqlite:data/iq.db"),
+            Some(PathBuf::from("data"))
+        );
+    }
+
+    #[test]
+    fn sqlite_folder_none_without_folder() {
+        assert_eq!(sqlite_folder("sqlite::memory:"), None);
+        assert_eq!(sqlite_folder("sqlite://iq.db?mode=rwc"), None);
+        assert_eq!(sqlite_folder("postgres://postgres@127.0.0.1/test"), None);
     }
 
     #[test]

@@ -9,8 +9,6 @@ mod migration;
 mod recipients;
 mod rows;
 
-use std::path::PathBuf;
-
 use sea_orm::sea_query::Query;
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
@@ -51,7 +49,7 @@ pub(crate) struct Store {
 impl Store {
     /// Connects to `url`, creating the folder of a SQLite file when it is missing.
     pub(crate) async fn connect(url: &str) -> Result<Store, Error> {
-        if let Some(folder) = sqlite_folder(url) {
+        if let Some(folder) = invoicer_kit::config::sqlite_folder(url) {
             std::fs::create_dir_all(&folder).map_err(|source| Error::DataDir {
                 path: folder.display().to_string(),
                 source,
@@ -233,45 +231,4 @@ async fn chain_tip(transaction: &DatabaseTransaction) -> Result<ChainTip, DbErr>
 
 fn is_unique_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-}
-
-/// Returns the folder of a `sqlite://` file URL, or `None` for other URLs, in-memory databases
-/// and files in the working directory.
-fn sqlite_folder(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return None;
-    }
-    let folder = PathBuf::from(path).parent()?.to_path_buf();
-    (!folder.as_os_str().is_empty()).then_some(folder)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_folder_of_absolute_file() {
-        let folder = sqlite_folder("sqlite:///srv/invoicer/audit_log.db?mode=rwc");
-        assert_eq!(folder, Some(PathBuf::from("/srv/invoicer")));
-    }
-
-    #[test]
-    fn sqlite_folder_of_relative_file() {
-        let folder = sqlite_folder("sqlite://invoicer-data/audit_log.db?mode=rwc");
-        assert_eq!(folder, Some(PathBuf::from("invoicer-data")));
-    }
-
-    #[test]
-    fn sqlite_folder_skips_other_urls() {
-        assert_eq!(sqlite_folder("sqlite::memory:"), None);
-        assert_eq!(sqlite_folder("sqlite://audit_log.db"), None);
-        assert_eq!(
-            sqlite_folder("postgres://postgres@127.0.0.1:5432/test"),
-            None
-        );
-    }
 }

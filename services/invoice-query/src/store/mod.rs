@@ -6,7 +6,7 @@ mod entities;
 mod invoices;
 mod migration;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
@@ -65,7 +65,7 @@ impl Store {
     /// Connects to `url` and runs pending migrations. For SQLite the file's folder is created
     /// first, because SQLite creates the file but not its folder.
     pub(crate) async fn connect(url: &str) -> Result<Store, StoreError> {
-        if let Some(folder) = sqlite_folder(url) {
+        if let Some(folder) = invoicer_kit::config::sqlite_folder(url) {
             std::fs::create_dir_all(&folder).map_err(|source| StoreError::CreateDataDir {
                 path: folder.clone(),
                 source,
@@ -94,20 +94,6 @@ impl Store {
     }
 }
 
-/// Extracts the folder of a SQLite file URL such as `sqlite://data/invoice_query.db?mode=rwc`.
-/// Returns `None` for other databases and for in-memory SQLite.
-fn sqlite_folder(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return None;
-    }
-    let folder = Path::new(path).parent()?;
-    (!folder.as_os_str().is_empty()).then(|| folder.to_owned())
-}
-
 fn encode_json<T: serde::Serialize>(subject: &str, value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|source| StoreError::Encode {
         subject: subject.to_owned(),
@@ -120,28 +106,4 @@ fn decode_json<T: serde::de::DeserializeOwned>(subject: &str, text: &str) -> Res
         subject: subject.to_owned(),
         reason: error.to_string(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_folder_of_file_url() {
-        assert_eq!(
-            sqlite_folder("sqlite:///srv/data/invoice_query.db?mode=rwc"),
-            Some(PathBuf::from("/srv/data"))
-        );
-        assert_eq!(
-            sqlite_folder("sqlite://data/iq.db"),
-            Some(PathBuf::from("data"))
-        );
-    }
-
-    #[test]
-    fn sqlite_folder_none_for_other_urls() {
-        assert_eq!(sqlite_folder("sqlite::memory:"), None);
-        assert_eq!(sqlite_folder("sqlite://iq.db?mode=rwc"), None);
-        assert_eq!(sqlite_folder("postgres://postgres@127.0.0.1/test"), None);
-    }
 }

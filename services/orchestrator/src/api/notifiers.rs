@@ -7,7 +7,7 @@ use invoicer_proto::types::v1 as types;
 use tonic::Status;
 
 use super::convert::instant;
-use super::server::to_status;
+use super::server::{parse_offset_token, to_status};
 use crate::engine::Engine;
 use crate::notifier::{
     EffectiveNotifier, MessageTemplate, Notifier, NotifierChange, NotifierUpdate,
@@ -69,19 +69,7 @@ pub(super) async fn changes(
         0 => DEFAULT_CHANGE_PAGE,
         n => n.min(MAX_CHANGE_PAGE),
     };
-    let offset = if request.page_token.is_empty() {
-        0
-    } else {
-        request.page_token.parse::<u64>().map_err(|_| {
-            invalid_argument(
-                "page_token",
-                format!(
-                    "invalid page token {:?}; pass the next_page_token of the previous page",
-                    request.page_token
-                ),
-            )
-        })?
-    };
+    let offset = parse_offset_token(&request.page_token)?;
     let mut changes = engine
         .notifier_changes(&request.customer_code, offset, u64::from(page_size) + 1)
         .await

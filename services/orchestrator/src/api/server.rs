@@ -69,6 +69,20 @@ pub(super) fn to_status(error: OrchestratorError) -> Status {
     }
 }
 
+/// Reads a page token of the offset-paged lists: empty for the first page, else the
+/// `next_page_token` of the previous page.
+pub(super) fn parse_offset_token(token: &str) -> Result<u64, Status> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    token.parse::<u64>().map_err(|_| {
+        invalid_argument(
+            "page_token",
+            format!("invalid page token {token:?}; pass the next_page_token of the previous page"),
+        )
+    })
+}
+
 fn parse_instant(field: &'static str, value: &str) -> Result<Option<DateTime<Utc>>, Status> {
     if value.trim().is_empty() {
         return Ok(None);
@@ -260,19 +274,7 @@ impl OrchestratorService for OrchestratorApi {
             0 => DEFAULT_BATCH_PAGE,
             n => n.min(MAX_BATCH_PAGE),
         };
-        let offset = if request.page_token.is_empty() {
-            0
-        } else {
-            request.page_token.parse::<u64>().map_err(|_| {
-                invalid_argument(
-                    "page_token",
-                    format!(
-                        "invalid page token {:?}; pass the next_page_token of the previous page",
-                        request.page_token
-                    ),
-                )
-            })?
-        };
+        let offset = parse_offset_token(&request.page_token)?;
         let store = &self.engine.store;
         let batches = store
             .list_batches(offset, u64::from(page_size) + 1)

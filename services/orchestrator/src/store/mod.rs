@@ -5,6 +5,8 @@ mod entities;
 mod migration;
 mod notifiers;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use invoicer_domain::email::Mailbox;
 use sea_orm::sea_query::Expr;
@@ -122,7 +124,7 @@ impl Store {
         row.map(batch_from_row).transpose()
     }
 
-    /// The scheduled batch with the latest business date, if any.
+    /// Returns the scheduled batch with the latest business date, if any.
     pub(crate) async fn latest_scheduled_batch(&self) -> Result<Option<Batch>, StoreError> {
         let row = batch::Entity::find()
             .filter(batch::Column::ScheduleKey.is_not_null())
@@ -209,9 +211,21 @@ impl Store {
             .order_by_asc(batch_item::Column::Id)
             .all(&self.db)
             .await?;
+        let mut deliveries = HashMap::with_capacity(items.len());
+        // One query per chunk, kept below the bind-parameter limits of SQLite and PostgreSQL.
+        for chunk in items.chunks(500) {
+            let ids: Vec<&str> = chunk.iter().map(|item| item.delivery_id.as_str()).collect();
+            let rows = delivery::Entity::find()
+                .filter(delivery::Column::Id.is_in(ids))
+                .all(&self.db)
+                .await?;
+            for row in rows {
+                deliveries.insert(row.id.clone(), delivery_from_row(row)?);
+            }
+        }
         let mut result = Vec::with_capacity(items.len());
         for item in items {
-            let Some(delivery) = self.get_delivery(&item.delivery_id).await? else {
+            let Some(delivery) = deliveries.get(&item.delivery_id).cloned() else {
                 return Err(corrupt(
                     "or_batch_items",
                     item.id.to_string(),
@@ -434,18 +448,11 @@ impl Store {
 }
 
 fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
-    let Some(rest) = url.strip_prefix("sqlite://") else {
+    let Some(folder) = invoicer_kit::config::sqlite_folder(url) else {
         return Ok(());
     };
-    let path = rest.split('?').next().unwrap_or(rest);
-    let Some(parent) = std::path::Path::new(path).parent() else {
-        return Ok(());
-    };
-    if parent.as_os_str().is_empty() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir {
-        path: parent.display().to_string(),
+    std::fs::create_dir_all(&folder).map_err(|source| StoreError::DataDir {
+        path: folder.display().to_string(),
         source,
     })
 }
