@@ -149,7 +149,7 @@ async fn missed_batch_caught_up_at_start(database: TestDatabase) -> Result<()> {
     system.stop().await
 }
 
-/// The batches once none is running any more, newest first.
+/// Waits until no batch is running and returns the batches, newest first.
 async fn finished_batches(system: &System) -> Result<Vec<pb::Batch>> {
     let running = i32::from(pb::BatchStatus::Running);
     for _ in 0..100 {

@@ -16,7 +16,7 @@ pub(crate) fn customer(code: &str, contacts: Vec<Value>) -> Value {
     })
 }
 
-/// A posted invoice with one line of `amount`, issued a day before the test runs.
+/// Builds a posted invoice with one line of `amount`, issued a day before the test runs.
 pub(crate) fn invoice(number: &str, customer: &str, amount: &str) -> Value {
     json!({
         "number": number,
@@ -34,7 +34,7 @@ pub(crate) fn invoice(number: &str, customer: &str, amount: &str) -> Value {
     })
 }
 
-/// An RFC 3339 instant one day ago, so invoices fall inside the default 30-day lookback.
+/// Returns the RFC 3339 instant one day ago, so invoices fall inside the default 30-day lookback.
 fn yesterday() -> String {
     (chrono::Utc::now() - chrono::Duration::days(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -1,4 +1,4 @@
-//! grpcurl, through server reflection, sees and calls every service.
+//! grpcurl lists, describes and calls every service through server reflection.
 
 use anyhow::{Context, Result};
 use invoicer_e2e::System;

@@ -177,7 +177,7 @@ impl System {
         }
     }
 
-    /// Waits until the SMTP server holds `count` accepted messages.
+    /// Waits until the SMTP server has accepted `count` messages.
     pub async fn wait_for_messages(&self, count: usize) -> Result<Vec<ReceivedMessage>> {
         self.smtp
             .wait_for_messages(count, Duration::from_secs(120))
@@ -271,7 +271,7 @@ pub fn parse_message(message: &ReceivedMessage) -> Result<ParsedMessage> {
     })
 }
 
-/// The text of a PDF, by poppler's `pdftotext` (Debian package poppler-utils).
+/// Extracts the text of a PDF with poppler's `pdftotext` (Debian package poppler-utils).
 pub fn pdf_text(pdf: &[u8], folder: &Path) -> Result<String> {
     let path = folder.join(format!("{}.pdf", sha256_hex(pdf)));
     std::fs::write(&path, pdf)?;

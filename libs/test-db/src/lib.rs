@@ -69,7 +69,7 @@ impl TestDatabase {
         }))
     }
 
-    /// A folder for files of the test (the SQLite files, or the outbox on PostgreSQL).
+    /// Returns a folder for the test's files (the SQLite files, or the outbox on PostgreSQL).
     pub fn folder(&self) -> &Path {
         match self {
             TestDatabase::Sqlite { folder } | TestDatabase::Postgres { folder, .. } => {
@@ -82,7 +82,7 @@ impl TestDatabase {
         self.folder().join("data")
     }
 
-    /// The shared database URL on PostgreSQL; `None` on SQLite, where each service keeps its
+    /// Returns the shared database URL on PostgreSQL; `None` on SQLite, where each service keeps its
     /// own file in the data folder.
     pub fn database_url(&self) -> Option<String> {
         match self {
@@ -122,7 +122,7 @@ impl Drop for TestDatabase {
             return;
         }
         let (admin_url, name) = (admin_url.clone(), std::mem::take(name));
-        // A thread of its own, because this may run inside a runtime that cannot block.
+        // A thread of its own, because `drop` may run on a runtime thread, where `block_on` panics.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

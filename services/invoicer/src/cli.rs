@@ -282,10 +282,10 @@ pub struct NotifierSetArgs {
     /// Field that inherits the default notifier's value again (repeatable).
     #[arg(long, value_enum, value_name = "FIELD")]
     pub inherit: Vec<InheritArg>,
-    /// Why the notifier changes; kept in the change history.
+    /// Reason for the change, kept in the change history.
     #[arg(long)]
     pub reason: String,
-    /// Who makes the change, kept in the change history [default: $USER].
+    /// Name of the person making the change, kept in the change history [default: $USER].
     #[arg(long)]
     pub actor: Option<String>,
     #[arg(long)]

@@ -143,7 +143,7 @@ fn counts_json(batch: &pb::Batch) -> Value {
     })
 }
 
-/// The result of `batch run`: the batch, and whether it had run already.
+/// Prints the result of `batch run`: the batch, and whether it had run already.
 pub(crate) fn batch_run(
     out: Out<'_>,
     batch: &pb::Batch,

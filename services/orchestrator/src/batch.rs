@@ -13,7 +13,7 @@ use crate::model::{
 use crate::outgoing::Target;
 use crate::upstream::InvoiceSummary;
 
-/// What to run: the window and whether to write anything.
+/// A batch to run: its window and whether to write anything.
 #[derive(Debug, Clone)]
 pub(crate) struct BatchRequest {
     pub cutoff: DateTime<Utc>,
@@ -38,7 +38,7 @@ impl BatchReport {
     }
 }
 
-/// What the batch does with one invoice it found.
+/// The batch's decision for one invoice it found.
 enum Plan {
     /// Sent, failed for good or maybe delivered: not eligible again.
     Settled,

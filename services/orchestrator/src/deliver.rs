@@ -305,7 +305,7 @@ impl Engine {
     }
 }
 
-/// Whether a failed SendEmail call may have sent the message. Only a failure to connect
+/// Classifies a failed SendEmail call by whether it may have sent the message. Only a failure to connect
 /// proves that mail-delivery never got the request; any other error might have come after
 /// the message went out.
 fn send_error_result(error: &UpstreamError) -> SendResult {

@@ -1,4 +1,4 @@
-//! What the orchestrator writes to the email log for each attempt's outcome.
+//! The record the orchestrator writes to the email log for each attempt's outcome.
 
 use invoicer_domain::email::Mailbox;
 

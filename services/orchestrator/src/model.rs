@@ -50,7 +50,7 @@ impl DeliveryState {
         .find(|state| state.as_str() == value)
     }
 
-    /// Whether a batch leaves an invoice in this state alone: it went out (or may have), or it
+    /// Returns whether a batch leaves an invoice in this state alone: it went out (or may have), or it
     /// failed for good. Skipped and deferred deliveries are taken up again.
     pub(crate) fn is_settled(self) -> bool {
         matches!(
@@ -167,7 +167,7 @@ impl Delivery {
         format!("{invoice_number}/r{revision}/to-sha256:{digest}/batch")
     }
 
-    /// Whether this is its invoice revision's per-invoice batch delivery.
+    /// Returns whether this is its invoice revision's per-invoice batch delivery.
     pub(crate) fn is_per_invoice_batch(&self) -> bool {
         self.purpose == Purpose::Batch
             && self.key == Delivery::batch_key(&self.invoice_number, self.invoice_revision)

@@ -161,7 +161,9 @@ mod tests {
     #[test]
     fn no_contact_gives_reason() {
         let recipients = from_contacts(&[]);
-        assert!(recipients.to.is_empty() && recipients.cc.is_empty() && recipients.bcc.is_empty());
+        assert!(recipients.to.is_empty());
+        assert!(recipients.cc.is_empty());
+        assert!(recipients.bcc.is_empty());
         assert!(
             recipients
                 .unusable_reason()

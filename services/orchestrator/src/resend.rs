@@ -65,7 +65,7 @@ fn parse_overrides(
     Ok(mailboxes)
 }
 
-/// Which part of a repeated request differs from the first one with its request id, if any.
+/// Names the part of a repeated request that differs from the first one with its request id.
 /// Recipients are compared only when the repeat names some, because the first request may
 /// have used the contacts' addresses of that time.
 fn differs_from(
@@ -232,7 +232,7 @@ impl Engine {
         })
     }
 
-    /// The earlier result of the same request id, if there is one.
+    /// Returns the earlier result of the same request id, if there is one.
     async fn replay(&self, request: &ResendRequest) -> Result<Option<Delivery>, OrchestratorError> {
         if request.request_id.is_empty() {
             return Ok(None);

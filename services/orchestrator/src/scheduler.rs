@@ -168,7 +168,7 @@ async fn run_missed(engine: &Engine, schedule: &Schedule) -> Result<(), Orchestr
     Ok(())
 }
 
-/// The fire instant to catch up at start-up: the latest one at or before `now`, when the last
+/// Returns the fire instant to catch up at start-up: the latest one at or before `now`, when the last
 /// scheduled batch is for an earlier business date. Several missed nights give one batch,
 /// because its window reaches back over the lookback. A new installation (no scheduled batch
 /// yet) has missed nothing.

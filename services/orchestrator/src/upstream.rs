@@ -1,4 +1,4 @@
-//! What the orchestrator needs from the other services, in its own types. `api::upstream`
+//! The orchestrator's own types for what it reads from and sends to the other services. `api::upstream`
 //! implements the calls.
 
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ pub(crate) struct UpstreamError {
 }
 
 impl UpstreamError {
-    /// The service could not be reached, so the request did not run.
+    /// Returns whether the service could not be reached, so the request did not run.
     pub(crate) fn is_unavailable(&self) -> bool {
         self.code == tonic::Code::Unavailable
     }

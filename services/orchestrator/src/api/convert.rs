@@ -146,7 +146,7 @@ pub(super) fn delivery(delivery: &Delivery) -> pb::Delivery {
     }
 }
 
-/// A batch item: the delivery as it ended in that batch.
+/// Converts a batch item: the delivery as it ended in that batch.
 pub(super) fn batch_item(item: &BatchItem) -> pb::Delivery {
     let mut converted = delivery(&item.delivery);
     converted.state = delivery_state(item.state).into();

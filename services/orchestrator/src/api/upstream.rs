@@ -117,7 +117,7 @@ impl Upstream {
         invoice_from_proto(invoice, customer)
     }
 
-    /// Whether invoice-query has a customer with `code`.
+    /// Returns whether invoice-query has a customer with `code`.
     pub(crate) async fn customer_exists(&self, code: &str) -> Result<bool, UpstreamError> {
         let request = iq::GetCustomerRequest {
             code: code.to_owned(),
