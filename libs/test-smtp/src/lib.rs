@@ -1,8 +1,10 @@
 //! A scriptable SMTP server (RFC 5321 over TCP on `127.0.0.1:0`) for tests. It stores every
-//! message it reads and injects the faults a test sets up: per-recipient replies, a reply
-//! to MAIL FROM or to the final dot, a connection closed after the final dot, a refusing
-//! greeting, delays. It speaks STARTTLS and implicit TLS with a certificate made at start,
-//! and AUTH PLAIN and LOGIN.
+//! message it reads and injects the faults a test sets up. At any stage (greeting, EHLO,
+//! STARTTLS, AUTH, MAIL, RCPT per address, DATA, end of data, RSET, NOOP, QUIT) it can send
+//! any reply, wait, or close the connection, every time or the first few times. It closes
+//! idle connections after a timeout or on request. It advertises SIZE when set, speaks
+//! STARTTLS and implicit TLS with a certificate made at start, and AUTH PLAIN and LOGIN. It
+//! counts open connections and records when each message arrived.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), invoicer_test_smtp::TestSmtpError> {
@@ -29,7 +31,7 @@ mod tests;
 
 use std::time::Duration;
 
-pub use script::{Reply, Stage, TestSmtpServerBuilder};
+pub use script::{Action, Reply, Stage, TestSmtpServerBuilder};
 pub use server::{ReceivedMessage, TestSmtpServer};
 pub use tls::CERTIFICATE_NAMES;
 
@@ -48,6 +50,15 @@ pub enum TestSmtpError {
     WaitTimedOut {
         expected: usize,
         received: usize,
+        timeout: Duration,
+    },
+    #[error(
+        "timed out after {timeout:?} waiting for at most {expected} open connections; {open} \
+         are open"
+    )]
+    OpenConnectionsTimedOut {
+        expected: usize,
+        open: usize,
         timeout: Duration,
     },
 }

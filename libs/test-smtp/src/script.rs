@@ -2,6 +2,7 @@
 //! faults it injects.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// One SMTP reply: a three-digit code and its text, for example `550` and
@@ -25,18 +26,96 @@ impl Reply {
     }
 }
 
-/// The points of a session where the builder can delay the server's reply.
+/// The points of a session where the builder can delay or replace the server's reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
     Greeting,
+    /// The reply to EHLO or HELO.
     Ehlo,
+    /// The reply to the STARTTLS command (220 before the upgrade).
+    StartTls,
+    /// The reply to the AUTH command, given before any challenge.
+    Auth,
     MailFrom,
+    /// Every RCPT TO; [`TestSmtpServerBuilder::on_rcpt`] scripts one address.
     RcptTo,
     /// The reply to the `DATA` command itself (354 or a scripted refusal).
     Data,
     /// The reply after the final dot of the message.
     DataEnd,
+    Rset,
+    Noop,
+    Quit,
 }
+
+/// The server's behaviour at one stage in place of the normal one: wait, then send a given
+/// reply, the normal reply, or close the connection without replying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub(crate) delay: Duration,
+    pub(crate) response: Response,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Response {
+    Normal,
+    Reply(Reply),
+    Close,
+}
+
+impl Action {
+    /// Sends this reply in place of the normal one. A positive reply has the normal effect
+    /// (the recipient is accepted, the message is stored, TLS starts after a 220).
+    pub fn reply(code: u16, text: impl Into<String>) -> Action {
+        Action {
+            delay: Duration::ZERO,
+            response: Response::Reply(Reply::new(code, text)),
+        }
+    }
+
+    /// Closes the connection without a reply. At [`Stage::DataEnd`] the message is read
+    /// and stored first.
+    pub fn close() -> Action {
+        Action {
+            delay: Duration::ZERO,
+            response: Response::Close,
+        }
+    }
+
+    /// Sends the normal reply after `delay`.
+    pub fn delay(delay: Duration) -> Action {
+        Action {
+            delay,
+            response: Response::Normal,
+        }
+    }
+
+    /// Waits `delay` before this action.
+    pub fn after(mut self, delay: Duration) -> Action {
+        self.delay = delay;
+        self
+    }
+}
+
+/// The command a scripted action applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    Stage(Stage),
+    /// RCPT TO for one address, lowercased.
+    Rcpt(String),
+}
+
+/// One scripted action with the number of times it applies (`None`: every time).
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    target: Target,
+    action: Action,
+    times: Option<usize>,
+}
+
+/// How often each rule has been used, across every connection of one server.
+#[derive(Debug, Default)]
+pub(crate) struct RuleUses(Mutex<Vec<usize>>);
 
 /// The server's use of TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +139,11 @@ pub(crate) struct Script {
     pub(crate) credentials: Option<(String, String)>,
     pub(crate) require_auth: bool,
     pub(crate) tls: TlsMode,
-    pub(crate) mail_from_reply: Option<Reply>,
-    /// Keyed by the lowercased address.
-    pub(crate) rcpt_replies: HashMap<String, Reply>,
-    pub(crate) data_reply: Option<Reply>,
-    pub(crate) data_end_reply: Option<Reply>,
-    pub(crate) close_after_data: bool,
+    /// Checked in order; the first rule for the target that has uses left applies.
+    pub(crate) rules: Vec<Rule>,
     pub(crate) delays: HashMap<Stage, Duration>,
+    /// Closes a connection that sends no command for this long, after a 421 reply.
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 impl Default for Script {
@@ -79,23 +156,43 @@ impl Default for Script {
             credentials: None,
             require_auth: false,
             tls: TlsMode::None,
-            mail_from_reply: None,
-            rcpt_replies: HashMap::new(),
-            data_reply: None,
-            data_end_reply: None,
-            close_after_data: false,
+            rules: Vec::new(),
             delays: HashMap::new(),
+            idle_timeout: None,
         }
     }
 }
 
 impl Script {
-    pub(crate) fn rcpt_reply(&self, address: &str) -> Option<&Reply> {
-        self.rcpt_replies.get(&address.to_lowercase())
-    }
-
     pub(crate) fn delay(&self, stage: Stage) -> Option<Duration> {
         self.delays.get(&stage).copied()
+    }
+
+    /// Returns the scripted action at `stage` and counts its use; for RCPT TO, a rule for
+    /// `address` comes before a rule for every recipient.
+    pub(crate) fn take_action(
+        &self,
+        uses: &RuleUses,
+        stage: Stage,
+        address: Option<&str>,
+    ) -> Option<Action> {
+        let mut uses = uses
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        uses.resize(self.rules.len(), 0);
+        let rcpt_target = address.map(|address| Target::Rcpt(address.to_lowercase()));
+        let targets = rcpt_target.into_iter().chain([Target::Stage(stage)]);
+        for target in targets {
+            let found = self.rules.iter().enumerate().find(|(index, rule)| {
+                rule.target == target && rule.times.is_none_or(|times| uses[*index] < times)
+            });
+            if let Some((index, rule)) = found {
+                uses[index] += 1;
+                return Some(rule.action.clone());
+            }
+        }
+        None
     }
 }
 
@@ -165,43 +262,74 @@ impl TestSmtpServerBuilder {
     }
 
     /// Replies to every MAIL FROM with this reply instead of `250`.
-    pub fn reply_to_mail_from(mut self, code: u16, text: impl Into<String>) -> Self {
-        self.script.mail_from_reply = Some(Reply::new(code, text));
-        self
+    pub fn reply_to_mail_from(self, code: u16, text: impl Into<String>) -> Self {
+        self.on(Stage::MailFrom, Action::reply(code, text))
     }
 
     /// Replies to `RCPT TO:<address>` (compared without case) with this reply, for example
     /// `550 5.1.1 no such user` or `450 4.2.0 try later`.
-    pub fn reject_rcpt(mut self, address: &str, code: u16, text: impl Into<String>) -> Self {
-        self.script
-            .rcpt_replies
-            .insert(address.to_lowercase(), Reply::new(code, text));
-        self
+    pub fn reject_rcpt(self, address: &str, code: u16, text: impl Into<String>) -> Self {
+        self.on_rcpt(address, Action::reply(code, text))
     }
 
     /// Replies to the DATA command with this reply instead of `354`.
-    pub fn reply_to_data(mut self, code: u16, text: impl Into<String>) -> Self {
-        self.script.data_reply = Some(Reply::new(code, text));
-        self
+    pub fn reply_to_data(self, code: u16, text: impl Into<String>) -> Self {
+        self.on(Stage::Data, Action::reply(code, text))
     }
 
     /// Replies to the final dot of a message with this reply instead of `250`, for example
     /// `451 4.3.0 try again later` or `554 5.6.0 message rejected`.
-    pub fn reply_at_data_end(mut self, code: u16, text: impl Into<String>) -> Self {
-        self.script.data_end_reply = Some(Reply::new(code, text));
-        self
+    pub fn reply_at_data_end(self, code: u16, text: impl Into<String>) -> Self {
+        self.on(Stage::DataEnd, Action::reply(code, text))
     }
 
     /// Reads the whole message, then closes the connection without replying to the final
     /// dot, so the client cannot know whether the message was accepted.
-    pub fn close_after_data(mut self) -> Self {
-        self.script.close_after_data = true;
+    pub fn close_after_data(self) -> Self {
+        self.on(Stage::DataEnd, Action::close())
+    }
+
+    /// Waits this long before the reply at `stage`, on top of any scripted action.
+    pub fn delay(mut self, stage: Stage, delay: Duration) -> Self {
+        self.script.delays.insert(stage, delay);
         self
     }
 
-    /// Waits this long before the reply at `stage`.
-    pub fn delay(mut self, stage: Stage, delay: Duration) -> Self {
-        self.script.delays.insert(stage, delay);
+    /// Runs `action` at every `stage`, in place of the normal reply.
+    pub fn on(self, stage: Stage, action: Action) -> Self {
+        self.rule(Target::Stage(stage), action, None)
+    }
+
+    /// Runs `action` at the first `times` occurrences of `stage` across every connection.
+    /// Later occurrences go to the next rule for the stage, or get the normal reply.
+    pub fn on_first(self, stage: Stage, times: usize, action: Action) -> Self {
+        self.rule(Target::Stage(stage), action, Some(times))
+    }
+
+    /// Runs `action` at every `RCPT TO:<address>` (compared without case).
+    pub fn on_rcpt(self, address: &str, action: Action) -> Self {
+        self.rule(Target::Rcpt(address.to_lowercase()), action, None)
+    }
+
+    /// Runs `action` at the first `times` `RCPT TO:<address>` commands across every
+    /// connection, then falls back as [`on_first`](Self::on_first) does.
+    pub fn on_rcpt_first(self, address: &str, times: usize, action: Action) -> Self {
+        self.rule(Target::Rcpt(address.to_lowercase()), action, Some(times))
+    }
+
+    /// Closes a connection that sends no command for `timeout`, after a `421` reply, as
+    /// servers end idle sessions.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.script.idle_timeout = Some(timeout);
+        self
+    }
+
+    fn rule(mut self, target: Target, action: Action, times: Option<usize>) -> Self {
+        self.script.rules.push(Rule {
+            target,
+            action,
+            times,
+        });
         self
     }
 }

@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::TestSmtpError;
-use crate::script::{Script, TestSmtpServerBuilder, TlsMode};
+use crate::script::{RuleUses, Script, TestSmtpServerBuilder, TlsMode};
 use crate::session::Session;
 use crate::tls::{self, TlsMaterial};
 
@@ -34,6 +34,10 @@ pub struct ReceivedMessage {
     pub tls: bool,
     /// The server's reply to the final dot, `None` when it closed the connection instead.
     pub final_reply: Option<crate::Reply>,
+    /// The connection it came on, numbered from 1 in the order the server accepted them.
+    pub connection_number: usize,
+    /// When the server had read the final dot.
+    pub received_at: Instant,
 }
 
 impl ReceivedMessage {
@@ -54,14 +58,26 @@ struct Received {
     messages: Vec<ReceivedMessage>,
     commands: Vec<String>,
     connections: usize,
+    open_connections: usize,
+    max_open_connections: usize,
 }
 
-/// The state the sessions share with the test: the received messages and a wake-up for
-/// waiters.
-#[derive(Default)]
+/// The state the sessions share with the test: the received messages, a wake-up for
+/// waiters and the signal that closes idle connections.
 pub(crate) struct Store {
     received: Mutex<Received>,
     changed: Notify,
+    closing: watch::Sender<u64>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            received: Mutex::default(),
+            changed: Notify::new(),
+            closing: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Store {
@@ -81,9 +97,28 @@ impl Store {
         self.lock().commands.push(line);
     }
 
-    fn record_connection(&self) {
-        self.lock().connections += 1;
+    /// Counts a new open connection and returns its number.
+    fn record_connection(&self) -> usize {
+        let number = {
+            let mut received = self.lock();
+            received.connections += 1;
+            received.open_connections += 1;
+            received.max_open_connections =
+                received.max_open_connections.max(received.open_connections);
+            received.connections
+        };
         self.changed.notify_waiters();
+        number
+    }
+
+    fn record_close(&self) {
+        self.lock().open_connections -= 1;
+        self.changed.notify_waiters();
+    }
+
+    /// Returns a receiver that changes when the test closes idle connections.
+    pub(crate) fn closing_signal(&self) -> watch::Receiver<u64> {
+        self.closing.subscribe()
     }
 }
 
@@ -156,6 +191,48 @@ impl TestSmtpServer {
         self.store.lock().connections
     }
 
+    /// Returns the number of connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.store.lock().open_connections
+    }
+
+    /// Returns the largest number of connections that were open at the same time.
+    pub fn max_open_connections(&self) -> usize {
+        self.store.lock().max_open_connections
+    }
+
+    /// Closes every connection that is waiting for a command, without a reply, as a server
+    /// does when it drops idle sessions. Connections in the middle of a command are left open.
+    pub fn close_idle_connections(&self) {
+        self.store
+            .closing
+            .send_modify(|generation| *generation += 1);
+    }
+
+    /// Waits until at most `count` connections are open.
+    pub async fn wait_for_open_connections(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<(), TestSmtpError> {
+        let wait = async {
+            loop {
+                let changed = self.store.changed.notified();
+                if self.open_connections() <= count {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.map_err(|_| {
+            TestSmtpError::OpenConnectionsTimedOut {
+                expected: count,
+                open: self.open_connections(),
+                timeout,
+            }
+        })
+    }
+
     /// Waits until the server has accepted at least `count` messages and returns them.
     pub async fn wait_for_messages(
         &self,
@@ -199,6 +276,7 @@ impl TestSmtpServerBuilder {
         let store = Arc::new(Store::default());
         let context = Arc::new(ServerContext {
             script: self.script,
+            rule_uses: RuleUses::default(),
             tls,
             store: store.clone(),
         });
@@ -216,6 +294,7 @@ impl TestSmtpServerBuilder {
 
 pub(crate) struct ServerContext {
     pub(crate) script: Script,
+    pub(crate) rule_uses: RuleUses,
     pub(crate) tls: TlsMaterial,
     pub(crate) store: Arc<Store>,
 }
@@ -227,8 +306,8 @@ async fn accept_loop(listener: TcpListener, context: Arc<ServerContext>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    context.store.record_connection();
-                    sessions.spawn(serve_connection(socket, peer, context.clone()));
+                    let number = context.store.record_connection();
+                    sessions.spawn(serve_connection(socket, peer, number, context.clone()));
                 }
                 Err(error) => tracing::warn!(%error, "test smtp server cannot accept a connection"),
             },
@@ -237,8 +316,14 @@ async fn accept_loop(listener: TcpListener, context: Arc<ServerContext>) {
     }
 }
 
-async fn serve_connection(socket: TcpStream, peer: SocketAddr, context: Arc<ServerContext>) {
-    if let Err(error) = Session::run(socket, &context).await {
+async fn serve_connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    number: usize,
+    context: Arc<ServerContext>,
+) {
+    if let Err(error) = Session::run(socket, &context, number).await {
         tracing::debug!(%peer, %error, "test smtp session ended with an error");
     }
+    context.store.record_close();
 }

@@ -7,7 +7,7 @@ mod data;
 use tokio::net::TcpStream;
 
 use crate::connection::{Connection, Line};
-use crate::script::{Reply, Script, Stage, TlsMode};
+use crate::script::{Action, Reply, Response, Script, Stage, TlsMode};
 use crate::server::ServerContext;
 
 /// The command loop's next step after one command.
@@ -15,6 +15,13 @@ enum Flow {
     Continue,
     Close,
     StartTls,
+}
+
+/// The event that ended the wait for the next command.
+enum Wait {
+    Line(std::io::Result<Line>),
+    Idle,
+    Closing,
 }
 
 /// The reason the command loop stopped.
@@ -34,6 +41,8 @@ struct Transaction {
 
 pub(crate) struct Session<'a> {
     context: &'a ServerContext,
+    /// The connection's number, counted from 1 in the order the server accepted them.
+    connection_number: usize,
     ehlo_name: Option<String>,
     authenticated_as: Option<String>,
     transaction: Option<Transaction>,
@@ -41,14 +50,18 @@ pub(crate) struct Session<'a> {
 
 impl<'a> Session<'a> {
     /// Serves one connection until QUIT, a fault that closes it, or the client leaving.
-    pub(crate) async fn run(socket: TcpStream, context: &'a ServerContext) -> std::io::Result<()> {
+    pub(crate) async fn run(
+        socket: TcpStream,
+        context: &'a ServerContext,
+        connection_number: usize,
+    ) -> std::io::Result<()> {
         let implicit_tls = context.script.tls == TlsMode::Implicit;
         let mut connection = if implicit_tls {
             Connection::new(Box::new(context.tls.acceptor.accept(socket).await?), true)
         } else {
             Connection::new(Box::new(socket), false)
         };
-        let mut session = Session::new(context);
+        let mut session = Session::new(context, connection_number);
         if !session.greet(&mut connection).await? {
             return Ok(());
         }
@@ -63,15 +76,16 @@ impl<'a> Session<'a> {
                         .await?;
                     connection = Connection::new(Box::new(tls_stream), true);
                     // RFC 3207: after the upgrade the client starts again with EHLO.
-                    session = Session::new(context);
+                    session = Session::new(context, connection_number);
                 }
             }
         }
     }
 
-    fn new(context: &'a ServerContext) -> Session<'a> {
+    fn new(context: &'a ServerContext, connection_number: usize) -> Session<'a> {
         Session {
             context,
+            connection_number,
             ehlo_name: None,
             authenticated_as: None,
             transaction: None,
@@ -82,28 +96,95 @@ impl<'a> Session<'a> {
         &self.context.script
     }
 
-    /// Sends the greeting; returns false when the script's greeting refuses service.
+    /// Sends the greeting; returns false when the greeting refuses service or the script
+    /// closed the connection.
     async fn greet(&self, connection: &mut Connection) -> std::io::Result<bool> {
-        let greeting = &self.script().greeting;
-        self.send_at(connection, Stage::Greeting, greeting).await?;
-        Ok(greeting.code == 220)
+        let greeting = self.script().greeting.clone();
+        let sent = self
+            .respond(connection, Stage::Greeting, None, greeting)
+            .await?;
+        Ok(sent.is_some_and(|reply| reply.code == 220))
     }
 
-    async fn send_at(
+    /// Returns the scripted action for `stage` (and `address` at RCPT TO), counting its use.
+    fn scripted(&self, stage: Stage, address: Option<&str>) -> Option<Action> {
+        self.script()
+            .take_action(&self.context.rule_uses, stage, address)
+    }
+
+    /// Sends the reply for `stage`: the scripted one, or `normal`, after any delay. Returns
+    /// the reply sent, or `None` when the script closes the connection instead.
+    async fn respond(
         &self,
         connection: &mut Connection,
         stage: Stage,
-        reply: &Reply,
-    ) -> std::io::Result<()> {
+        address: Option<&str>,
+        normal: Reply,
+    ) -> std::io::Result<Option<Reply>> {
+        let action = self.scripted(stage, address);
+        self.respond_with(connection, stage, action, normal).await
+    }
+
+    async fn respond_with(
+        &self,
+        connection: &mut Connection,
+        stage: Stage,
+        action: Option<Action>,
+        normal: Reply,
+    ) -> std::io::Result<Option<Reply>> {
         if let Some(delay) = self.script().delay(stage) {
             tokio::time::sleep(delay).await;
         }
-        connection.send(reply).await
+        let response = match action {
+            Some(action) => {
+                tokio::time::sleep(action.delay).await;
+                action.response
+            }
+            None => Response::Normal,
+        };
+        let reply = match response {
+            Response::Normal => normal,
+            Response::Reply(reply) => reply,
+            Response::Close => return Ok(None),
+        };
+        connection.send(&reply).await?;
+        Ok(Some(reply))
+    }
+
+    /// Reads the next command line. Returns `None` when the idle timeout passed or the test
+    /// closed idle connections, so the connection is to close.
+    async fn next_line(&self, connection: &mut Connection) -> std::io::Result<Option<Line>> {
+        let mut closing = self.context.store.closing_signal();
+        let idle_timeout = self.script().idle_timeout;
+        let idle = async {
+            match idle_timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+        let wait = tokio::select! {
+            line = connection.read_line() => Wait::Line(line),
+            () = idle => Wait::Idle,
+            _ = closing.changed() => Wait::Closing,
+        };
+        match wait {
+            Wait::Line(line) => line.map(Some),
+            Wait::Idle => {
+                connection
+                    .reply(421, "4.4.2 idle timeout, closing connection")
+                    .await?;
+                Ok(None)
+            }
+            Wait::Closing => Ok(None),
+        }
     }
 
     async fn serve_commands(&mut self, connection: &mut Connection) -> std::io::Result<Exit> {
         loop {
-            let line = match connection.read_line().await? {
+            let Some(line) = self.next_line(connection).await? else {
+                return Ok(Exit::Close);
+            };
+            let line = match line {
                 Line::Complete(line) => line,
                 Line::TooLong => {
                     connection.reply(500, "5.5.2 line too long").await?;
@@ -146,19 +227,22 @@ impl<'a> Session<'a> {
             "DATA" => self.data(connection).await,
             "RSET" => {
                 self.transaction = None;
-                connection
-                    .reply(250, "2.0.0 Ok")
-                    .await
-                    .map(|()| Flow::Continue)
+                let sent = self
+                    .respond(connection, Stage::Rset, None, Reply::new(250, "2.0.0 Ok"))
+                    .await?;
+                Ok(flow_after(sent.as_ref()))
             }
-            "NOOP" => connection
-                .reply(250, "2.0.0 Ok")
-                .await
-                .map(|()| Flow::Continue),
-            "QUIT" => connection
-                .reply(221, "2.0.0 Bye")
-                .await
-                .map(|()| Flow::Close),
+            "NOOP" => {
+                let sent = self
+                    .respond(connection, Stage::Noop, None, Reply::new(250, "2.0.0 Ok"))
+                    .await?;
+                Ok(flow_after(sent.as_ref()))
+            }
+            "QUIT" => {
+                let normal = Reply::new(221, "2.0.0 Bye");
+                self.respond(connection, Stage::Quit, None, normal).await?;
+                Ok(Flow::Close)
+            }
             _ => connection
                 .reply(500, "5.5.2 command not recognized")
                 .await
@@ -179,15 +263,17 @@ impl<'a> Session<'a> {
                 .await?;
             return Ok(Flow::Continue);
         }
-        self.ehlo_name = Some(name.to_owned());
-        self.transaction = None;
         let reply = if extended {
             Reply::new(250, self.ehlo_lines(connection.tls, name).join("\n"))
         } else {
             Reply::new(250, format!("{} greets {name}", self.script().hostname))
         };
-        self.send_at(connection, Stage::Ehlo, &reply).await?;
-        Ok(Flow::Continue)
+        let sent = self.respond(connection, Stage::Ehlo, None, reply).await?;
+        if sent.as_ref().is_some_and(Reply::is_positive) {
+            self.ehlo_name = Some(name.to_owned());
+            self.transaction = None;
+        }
+        Ok(flow_after(sent.as_ref()))
     }
 
     fn ehlo_lines(&self, tls: bool, client: &str) -> Vec<String> {
@@ -219,8 +305,15 @@ impl<'a> Session<'a> {
             connection.reply(503, "5.5.1 TLS already active").await?;
             return Ok(Flow::Continue);
         }
-        connection.reply(220, "2.0.0 ready to start TLS").await?;
-        Ok(Flow::StartTls)
+        let normal = Reply::new(220, "2.0.0 ready to start TLS");
+        let sent = self
+            .respond(connection, Stage::StartTls, None, normal)
+            .await?;
+        Ok(match sent {
+            Some(reply) if reply.code == 220 => Flow::StartTls,
+            Some(_) => Flow::Continue,
+            None => Flow::Close,
+        })
     }
 
     /// Returns the reply that rejects MAIL while it is not allowed yet.
@@ -253,42 +346,48 @@ impl<'a> Session<'a> {
                 return Ok(Flow::Continue);
             }
         };
-        let reply = self
-            .script()
-            .mail_from_reply
-            .clone()
-            .unwrap_or(Reply::new(250, "2.1.0 Ok"));
-        if reply.is_positive() {
+        let normal = Reply::new(250, "2.1.0 Ok");
+        let sent = self
+            .respond(connection, Stage::MailFrom, None, normal)
+            .await?;
+        if sent.as_ref().is_some_and(Reply::is_positive) {
             self.transaction = Some(transaction);
         }
-        self.send_at(connection, Stage::MailFrom, &reply).await?;
-        Ok(Flow::Continue)
+        Ok(flow_after(sent.as_ref()))
     }
 
     async fn rcpt(&mut self, connection: &mut Connection, argument: &str) -> std::io::Result<Flow> {
-        let script = self.script();
-        let Some(transaction) = &mut self.transaction else {
+        let Some(transaction) = &self.transaction else {
             connection.reply(503, "5.5.1 send MAIL first").await?;
             return Ok(Flow::Continue);
         };
-        let reply = match parse_path(argument, "TO:") {
-            Err(reply) => reply,
-            Ok((address, _)) if !address.is_ascii() && !transaction.smtputf8 => {
-                Reply::new(553, "5.6.7 non-ASCII address needs SMTPUTF8")
-            }
-            Ok((address, _)) => {
-                let reply = script
-                    .rcpt_reply(&address)
-                    .cloned()
-                    .unwrap_or(Reply::new(250, "2.1.5 Ok"));
-                if reply.is_positive() {
-                    transaction.rcpt_to.push(address);
-                }
-                reply
-            }
+        let (address, normal) = match parse_path(argument, "TO:") {
+            Err(reply) => (None, reply),
+            Ok((address, _)) if !address.is_ascii() && !transaction.smtputf8 => (
+                None,
+                Reply::new(553, "5.6.7 non-ASCII address needs SMTPUTF8"),
+            ),
+            Ok((address, _)) => (Some(address), Reply::new(250, "2.1.5 Ok")),
         };
-        self.send_at(connection, Stage::RcptTo, &reply).await?;
-        Ok(Flow::Continue)
+        let sent = self
+            .respond(connection, Stage::RcptTo, address.as_deref(), normal)
+            .await?;
+        let accepted = sent.as_ref().is_some_and(Reply::is_positive);
+        if let (true, Some(address), Some(transaction)) =
+            (accepted, address, self.transaction.as_mut())
+        {
+            transaction.rcpt_to.push(address);
+        }
+        Ok(flow_after(sent.as_ref()))
+    }
+}
+
+/// Continues after a reply and closes after none, which means the script closed the
+/// connection.
+fn flow_after(sent: Option<&Reply>) -> Flow {
+    match sent {
+        Some(_) => Flow::Continue,
+        None => Flow::Close,
     }
 }
 

@@ -11,7 +11,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
 
 use crate::connection::Io;
-use crate::{Stage, TestSmtpError, TestSmtpServer};
+use crate::{Action, Stage, TestSmtpError, TestSmtpServer};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -571,4 +571,252 @@ async fn wait_for_messages_times_out_with_counts() {
         "{error}"
     );
     assert_eq!(server.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn scripted_stage_closes_connection_without_reply() {
+    for stage in [
+        Stage::Ehlo,
+        Stage::MailFrom,
+        Stage::RcptTo,
+        Stage::Data,
+        Stage::Quit,
+    ] {
+        let server = TestSmtpServer::builder()
+            .on(stage, Action::close())
+            .start()
+            .await
+            .unwrap();
+        let mut client = Client::connect(&server).await;
+        assert_eq!(client.reply().await.0, 220, "{stage:?}");
+        let transaction = [
+            (Stage::Ehlo, "EHLO client.example"),
+            (Stage::MailFrom, "MAIL FROM:<billing@company.example>"),
+            (Stage::RcptTo, "RCPT TO:<anna@customer.example>"),
+            (Stage::Data, "DATA"),
+        ];
+        let steps: Vec<(Stage, &str)> = match stage {
+            Stage::Quit => vec![transaction[0], (Stage::Quit, "QUIT")],
+            _ => transaction.to_vec(),
+        };
+        for (step, line) in steps {
+            if step == stage {
+                client.send(line).await;
+                break;
+            }
+            client.command(line).await;
+        }
+        assert!(client.is_closed().await, "{stage:?}");
+    }
+}
+
+#[tokio::test]
+async fn scripted_greeting_close_sends_nothing() {
+    let server = TestSmtpServer::builder()
+        .on(Stage::Greeting, Action::close())
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::connect(&server).await;
+    assert!(client.is_closed().await);
+}
+
+#[tokio::test]
+async fn scripted_ehlo_reply_replaces_capabilities() {
+    let server = TestSmtpServer::builder()
+        .on(Stage::Ehlo, Action::reply(554, "5.7.1 go away"))
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::connect(&server).await;
+    client.reply().await;
+    assert_eq!(
+        client.command("EHLO client.example").await,
+        (554, "5.7.1 go away".to_owned())
+    );
+    // EHLO failed, so MAIL is refused as if none was sent.
+    assert_eq!(
+        client
+            .command("MAIL FROM:<billing@company.example>")
+            .await
+            .0,
+        503
+    );
+}
+
+#[tokio::test]
+async fn on_first_applies_then_falls_back() {
+    let server = TestSmtpServer::builder()
+        .on_first(Stage::MailFrom, 1, Action::reply(451, "4.3.0 try later"))
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::greeted(&server).await;
+    let mail = "MAIL FROM:<billing@company.example>";
+    assert_eq!(client.command(mail).await.0, 451);
+    assert_eq!(client.command(mail).await.0, 250);
+}
+
+#[tokio::test]
+async fn rcpt_rule_per_address_counts_across_connections() {
+    let server = TestSmtpServer::builder()
+        .on_rcpt_first(
+            "lee@customer.example",
+            1,
+            Action::reply(450, "4.2.0 mailbox busy"),
+        )
+        .on(Stage::RcptTo, Action::reply(251, "2.1.5 will forward"))
+        .start()
+        .await
+        .unwrap();
+    for expected_lee in [450, 251] {
+        let mut client = Client::greeted(&server).await;
+        client.command("MAIL FROM:<billing@company.example>").await;
+        assert_eq!(
+            client.command("RCPT TO:<LEE@customer.example>").await.0,
+            expected_lee
+        );
+        assert_eq!(
+            client.command("RCPT TO:<anna@customer.example>").await.0,
+            251
+        );
+    }
+}
+
+#[tokio::test]
+async fn scripted_reply_after_delay() {
+    let delay = Duration::from_millis(300);
+    let server = TestSmtpServer::builder()
+        .on(
+            Stage::Rset,
+            Action::reply(421, "4.4.2 closing").after(delay),
+        )
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::greeted(&server).await;
+    let started = Instant::now();
+    assert_eq!(client.command("RSET").await.0, 421);
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn scripted_starttls_refusal_keeps_plain_session() {
+    let server = TestSmtpServer::builder()
+        .starttls()
+        .on(
+            Stage::StartTls,
+            Action::reply(454, "4.7.0 TLS not available"),
+        )
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::greeted(&server).await;
+    assert_eq!(client.command("STARTTLS").await.0, 454);
+    assert_eq!(client.command("NOOP").await.0, 250);
+}
+
+#[tokio::test]
+async fn scripted_auth_reply_skips_exchange() {
+    let server = TestSmtpServer::builder()
+        .credentials("billing", "secret")
+        .on(Stage::Auth, Action::reply(454, "4.7.0 try again later"))
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::greeted(&server).await;
+    assert_eq!(
+        client.command("AUTH PLAIN AGJpbGxpbmcAc2VjcmV0").await.0,
+        454
+    );
+}
+
+#[tokio::test]
+async fn scripted_data_end_close_stores_message() {
+    let server = TestSmtpServer::builder()
+        .on(
+            Stage::DataEnd,
+            Action::close().after(Duration::from_millis(50)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::greeted(&server).await;
+    client.command("MAIL FROM:<billing@company.example>").await;
+    client.command("RCPT TO:<anna@customer.example>").await;
+    client.command("DATA").await;
+    client.send("Subject: x\r\n\r\nbody\r\n.").await;
+    assert!(client.is_closed().await);
+    let rejected = server.rejected_messages();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].final_reply, None);
+}
+
+#[tokio::test]
+async fn messages_record_connection_and_time() {
+    let server = TestSmtpServer::builder().start().await.unwrap();
+    let before = Instant::now();
+    for _ in 0..2 {
+        let mut client = Client::greeted(&server).await;
+        client.command("MAIL FROM:<billing@company.example>").await;
+        client.command("RCPT TO:<anna@customer.example>").await;
+        client.command("DATA").await;
+        assert_eq!(client.command("Subject: x\r\n\r\nbody\r\n.").await.0, 250);
+    }
+    let messages = server.wait_for_messages(2, WAIT).await.unwrap();
+    assert_eq!(messages[0].connection_number, 1);
+    assert_eq!(messages[1].connection_number, 2);
+    assert!(messages[0].received_at >= before);
+    assert!(messages[1].received_at >= messages[0].received_at);
+}
+
+#[tokio::test]
+async fn open_connections_are_counted() {
+    let server = TestSmtpServer::builder().start().await.unwrap();
+    let first = Client::greeted(&server).await;
+    let mut second = Client::greeted(&server).await;
+    assert_eq!(server.open_connections(), 2);
+    drop(first);
+    second.command("QUIT").await;
+    server.wait_for_open_connections(0, WAIT).await.unwrap();
+    assert_eq!(server.max_open_connections(), 2);
+    assert_eq!(server.connection_count(), 2);
+}
+
+#[tokio::test]
+async fn close_idle_connections_drops_waiting_sessions() {
+    let server = TestSmtpServer::builder().start().await.unwrap();
+    let mut client = Client::greeted(&server).await;
+    server.close_idle_connections();
+    assert!(client.is_closed().await);
+    server.wait_for_open_connections(0, WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_with_421() {
+    let server = TestSmtpServer::builder()
+        .idle_timeout(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::greeted(&server).await;
+    assert_eq!(client.reply().await.0, 421);
+    assert!(client.is_closed().await);
+}
+
+#[tokio::test]
+async fn wait_for_open_connections_times_out_with_count() {
+    let server = TestSmtpServer::builder().start().await.unwrap();
+    let _client = Client::greeted(&server).await;
+    let error = server
+        .wait_for_open_connections(0, Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TestSmtpError::OpenConnectionsTimedOut { open: 1, .. }
+        ),
+        "{error}"
+    );
 }

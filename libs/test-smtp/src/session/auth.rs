@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::{Flow, Session};
 use crate::connection::{Connection, Line};
-use crate::script::Reply;
+use crate::script::{Reply, Stage};
 
 enum Attempt {
     Credentials { username: String, password: String },
@@ -30,6 +30,20 @@ impl Session<'_> {
         connection: &mut Connection,
         argument: &str,
     ) -> std::io::Result<Flow> {
+        if let Some(action) = self.scripted(Stage::Auth, None) {
+            let normal = Reply::new(235, "2.7.0 authentication succeeded");
+            let sent = self
+                .respond_with(connection, Stage::Auth, Some(action), normal)
+                .await?;
+            let Some(reply) = sent else {
+                return Ok(Flow::Close);
+            };
+            if reply.code == 235 {
+                let username = self.script().credentials.as_ref().map(|(user, _)| user);
+                self.authenticated_as = Some(username.cloned().unwrap_or_default());
+            }
+            return Ok(Flow::Continue);
+        }
         let Some((username, password)) = &self.script().credentials else {
             connection.reply(502, "5.5.1 AUTH not offered").await?;
             return Ok(Flow::Continue);

@@ -2,10 +2,11 @@
 //! message and replies as the script sets up.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
 use super::{Flow, Session};
 use crate::connection::{Connection, Line};
-use crate::script::{Reply, Stage};
+use crate::script::{Action, Reply, Response, Stage};
 use crate::server::ReceivedMessage;
 
 /// Message bytes kept per message; past this the server reads on but replies 552.
@@ -29,17 +30,16 @@ impl Session<'_> {
             connection.reply(554, "5.5.1 no valid recipients").await?;
             return Ok(Flow::Continue);
         }
-        if let Some(refusal) = self
-            .script()
-            .data_reply
-            .as_ref()
-            .filter(|reply| reply.code != 354)
-        {
-            self.send_at(connection, Stage::Data, refusal).await?;
-            return Ok(Flow::Continue);
-        }
         let start = Reply::new(354, "end data with <CR><LF>.<CR><LF>");
-        self.send_at(connection, Stage::Data, &start).await?;
+        let sent = self.respond(connection, Stage::Data, None, start).await?;
+        match sent {
+            None => return Ok(Flow::Close),
+            Some(reply) if reply.code != 354 => {
+                self.transaction = Some(transaction);
+                return Ok(Flow::Continue);
+            }
+            Some(_) => {}
+        }
 
         let Some(body) = read_body(connection).await? else {
             return Ok(Flow::Close);
@@ -53,23 +53,41 @@ impl Session<'_> {
             authenticated_as: self.authenticated_as.clone(),
             tls: connection.tls,
             final_reply: None,
+            connection_number: self.connection_number,
+            received_at: Instant::now(),
         };
 
-        if self.script().close_after_data {
-            if let Some(delay) = self.script().delay(Stage::DataEnd) {
-                tokio::time::sleep(delay).await;
-            }
-            self.context.store.record_message(message);
-            return Ok(Flow::Close);
-        }
-        let reply = self.data_end_reply(
+        let normal = self.data_end_reply(
             body.truncated,
             message.data.len(),
             transaction.declared_size,
         );
-        message.final_reply = Some(reply.clone());
+        // A message over the size limit gets 552, whatever the script sets.
+        let action = match normal.code {
+            552 => None,
+            _ => self.scripted(Stage::DataEnd, None),
+        };
+        if action
+            .as_ref()
+            .is_some_and(|action| action.response == Response::Close)
+        {
+            if let Some(delay) = self.script().delay(Stage::DataEnd) {
+                tokio::time::sleep(delay).await;
+            }
+            self.context.store.record_message(message);
+            tokio::time::sleep(action.map(|action| action.delay).unwrap_or_default()).await;
+            return Ok(Flow::Close);
+        }
+        message.final_reply = Some(match &action {
+            Some(Action {
+                response: Response::Reply(reply),
+                ..
+            }) => reply.clone(),
+            _ => normal.clone(),
+        });
         self.context.store.record_message(message);
-        self.send_at(connection, Stage::DataEnd, &reply).await?;
+        self.respond_with(connection, Stage::DataEnd, action, normal)
+            .await?;
         Ok(Flow::Continue)
     }
 
@@ -78,9 +96,6 @@ impl Session<'_> {
         let too_big = truncated || script.max_size.is_some_and(|max_size| size > max_size);
         if too_big {
             return Reply::new(552, "5.3.4 message size exceeds fixed maximum message size");
-        }
-        if let Some(reply) = &script.data_end_reply {
-            return reply.clone();
         }
         let queue_id = QUEUE_ID.fetch_add(1, Ordering::Relaxed);
         let note = match declared_size {
