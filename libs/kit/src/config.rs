@@ -125,6 +125,46 @@ pub struct MailConfig {
     pub timeout_secs: u64,
     /// Domain for generated Message-IDs; unset uses the From address's domain.
     pub message_id_domain: Option<String>,
+    /// Hosts that may get mail without TLS (`tls=none` or `tls=opportunistic`); loopback
+    /// always may.
+    pub allow_plaintext_hosts: Vec<String>,
+    /// Hosts whose TLS certificate is not checked at all.
+    pub insecure_skip_verify_hosts: Vec<String>,
+    /// File whose content (without a trailing line break) is the SMTP password for the
+    /// user in `smtp_url`.
+    pub password_file: Option<PathBuf>,
+    /// The SMTP password from `INVOICER_SMTP_PASSWORD`; never read from or written to the
+    /// config file.
+    #[serde(skip)]
+    pub password: Option<Secret>,
+    /// Connections open at once to the SMTP server, idle pooled ones included; at least 1.
+    pub max_connections: usize,
+    /// Messages started per second on the SMTP server; 0 sets no limit.
+    pub max_messages_per_second: f64,
+    /// Seconds a pooled SMTP connection may wait for its next message; 0 closes each
+    /// connection after its message.
+    pub pool_idle_secs: u64,
+}
+
+/// A secret string, such as a password. `Debug` prints `Secret(***)`, never the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// Returns the secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -256,6 +296,13 @@ impl Default for MailConfig {
             outbox_dir: None,
             timeout_secs: 30,
             message_id_domain: None,
+            allow_plaintext_hosts: Vec::new(),
+            insecure_skip_verify_hosts: Vec::new(),
+            password_file: None,
+            password: None,
+            max_connections: 4,
+            max_messages_per_second: 0.0,
+            pool_idle_secs: 60,
         }
     }
 }
@@ -351,6 +398,9 @@ impl Config {
         if let Some(url) = non_empty("INVOICER_SMTP_URL") {
             self.mail.smtp_url = Some(url);
         }
+        if let Some(password) = lookup("INVOICER_SMTP_PASSWORD").filter(|v| !v.is_empty()) {
+            self.mail.password = Some(Secret::new(password));
+        }
         if let Some(url) = non_empty("INVOICER_DATABASE_URL") {
             self.database_url = Some(url);
         }
@@ -430,6 +480,36 @@ mod tests {
             config.mail.smtp_url.as_deref(),
             Some("smtp://127.0.0.1:2525")
         );
+    }
+
+    #[test]
+    fn smtp_password_env_hidden_in_debug() {
+        let mut config = Config::default();
+        config
+            .apply_env(|name| (name == "INVOICER_SMTP_PASSWORD").then(|| "hunter2".to_owned()))
+            .unwrap();
+        assert_eq!(
+            config.mail.password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("Secret(***)"), "{debug}");
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let example = include_str!("../../../deploy/config/invoicer.example.toml");
+        let config: Config = toml::from_str(example).unwrap();
+        assert_eq!(config.mail.max_connections, 4);
+        assert_eq!(config.mail.max_messages_per_second, 0.0);
+        assert_eq!(config.mail.pool_idle_secs, 60);
+    }
+
+    #[test]
+    fn smtp_password_key_in_file_is_rejected() {
+        let error = toml::from_str::<Config>("[mail]\npassword = \"x\"").unwrap_err();
+        assert!(error.to_string().contains("password"), "{error}");
     }
 
     #[test]

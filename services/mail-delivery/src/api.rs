@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::email::{
-    Attachment, DeliveryReport, Mailbox, Outcome, OutgoingEmail, RecipientReport, Role,
+    Attachment, DeliveryReport, Mailbox, Outcome, OutgoingEmail, RecipientReport, Role, SmtpStage,
 };
 use crate::error::MailDeliveryError;
 use crate::mailer::Mailer;
@@ -67,6 +67,7 @@ fn send_status(error: MailDeliveryError) -> Status {
         }
         MailDeliveryError::Build(_)
         | MailDeliveryError::InvalidSmtpUrl { .. }
+        | MailDeliveryError::PlaintextNotAllowed { .. }
         | MailDeliveryError::CaFile { .. }
         | MailDeliveryError::InvalidConfig { .. }
         | MailDeliveryError::OutboxFolder { .. } => {
@@ -89,6 +90,8 @@ fn outgoing_email(request: proto::SendEmailRequest) -> OutgoingEmail {
         attachments: request.attachments.into_iter().map(attachment).collect(),
         message_id: non_empty(request.message_id),
         delivery_key: non_empty(request.delivery_key),
+        skip_recipients: request.skip_recipients,
+        defer_per_recipient: request.defer_per_recipient,
     }
 }
 
@@ -112,8 +115,17 @@ fn non_empty(text: String) -> Option<String> {
 }
 
 fn send_response(report: DeliveryReport) -> proto::SendEmailResponse {
+    let settled_recipients = report
+        .recipients
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Sent | Outcome::Failed))
+        .map(|r| r.address.clone())
+        .collect();
     proto::SendEmailResponse {
         outcome: outcome(report.outcome) as i32,
+        stage: stage(report.stage) as i32,
+        last_reply: report.last_reply,
+        settled_recipients,
         recipients: report
             .recipients
             .into_iter()
@@ -131,9 +143,26 @@ fn outcome(outcome: Outcome) -> types::DeliveryOutcome {
     match outcome {
         Outcome::Sent => types::DeliveryOutcome::Sent,
         Outcome::PartiallySent => types::DeliveryOutcome::PartiallySent,
-        Outcome::Deferred => types::DeliveryOutcome::Deferred,
+        // The shared enum has no value for it: the recipient results and
+        // settled_recipients show who already got the message.
+        Outcome::PartiallyDeferred | Outcome::Deferred => types::DeliveryOutcome::Deferred,
         Outcome::Failed => types::DeliveryOutcome::Failed,
         Outcome::Unknown => types::DeliveryOutcome::Unknown,
+    }
+}
+
+fn stage(stage: SmtpStage) -> proto::SmtpStage {
+    match stage {
+        SmtpStage::NoSession => proto::SmtpStage::Unspecified,
+        SmtpStage::Connect => proto::SmtpStage::Connect,
+        SmtpStage::Greeting => proto::SmtpStage::Greeting,
+        SmtpStage::Ehlo => proto::SmtpStage::Ehlo,
+        SmtpStage::StartTls => proto::SmtpStage::Starttls,
+        SmtpStage::Auth => proto::SmtpStage::Auth,
+        SmtpStage::MailFrom => proto::SmtpStage::Mail,
+        SmtpStage::RcptTo => proto::SmtpStage::Rcpt,
+        SmtpStage::Data => proto::SmtpStage::Data,
+        SmtpStage::DataEnd => proto::SmtpStage::EndOfData,
     }
 }
 

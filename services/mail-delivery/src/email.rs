@@ -44,6 +44,13 @@ pub struct OutgoingEmail {
     pub message_id: Option<String>,
     /// Written as the `X-Invoicer-Delivery` header.
     pub delivery_key: Option<String>,
+    /// Addresses of `to`, `cc` or `bcc` that get no RCPT TO in this send because an earlier
+    /// send of the same message settled them. They stay in the To and Cc headers.
+    pub skip_recipients: Vec<String>,
+    /// With it, a transient reply to some RCPTs defers only those recipients, and the
+    /// message goes to the others (outcome [`Outcome::PartiallyDeferred`]). Without it, such
+    /// a reply defers the whole message for every recipient.
+    pub defer_per_recipient: bool,
 }
 
 /// The outcome of one send, with the meanings the `DeliveryOutcome` proto enum documents.
@@ -51,6 +58,8 @@ pub struct OutgoingEmail {
 pub enum Outcome {
     Sent,
     PartiallySent,
+    /// Accepted for some recipients; the others got a transient reply and are due a retry.
+    PartiallyDeferred,
     Deferred,
     Failed,
     Unknown,
@@ -61,9 +70,47 @@ impl Outcome {
         match self {
             Outcome::Sent => "sent",
             Outcome::PartiallySent => "partially_sent",
+            Outcome::PartiallyDeferred => "partially_deferred",
             Outcome::Deferred => "deferred",
             Outcome::Failed => "failed",
             Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// The step of an SMTP session where a send ended: [`SmtpStage::DataEnd`] once the server
+/// replied to the final dot, or the step that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpStage {
+    /// No SMTP session: the message went to the outbox.
+    NoSession,
+    Connect,
+    Greeting,
+    Ehlo,
+    StartTls,
+    Auth,
+    /// MAIL FROM, and the client's checks just before it (SIZE, SMTPUTF8).
+    MailFrom,
+    RcptTo,
+    /// The DATA command and the message body up to the final dot.
+    Data,
+    /// The reply to the final dot.
+    DataEnd,
+}
+
+impl SmtpStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpStage::NoSession => "none",
+            SmtpStage::Connect => "connect",
+            SmtpStage::Greeting => "greeting",
+            SmtpStage::Ehlo => "EHLO",
+            SmtpStage::StartTls => "STARTTLS",
+            SmtpStage::Auth => "AUTH",
+            SmtpStage::MailFrom => "MAIL FROM",
+            SmtpStage::RcptTo => "RCPT TO",
+            SmtpStage::Data => "DATA",
+            SmtpStage::DataEnd => "end of data",
         }
     }
 }
@@ -81,6 +128,10 @@ pub struct RecipientReport {
     /// recipient failed locally, as a non-ASCII address does without SMTPUTF8).
     pub reply_code: u16,
     pub reply_text: String,
+    /// The recipient's own outcome: `Sent` when `accepted`, `Failed` after a 5xx to its
+    /// RCPT TO or a local failure, `Deferred` after a 4xx to its RCPT TO, otherwise the
+    /// outcome of the whole message.
+    pub outcome: Outcome,
 }
 
 /// The result of one send.
@@ -97,4 +148,8 @@ pub struct DeliveryReport {
     pub error: String,
     /// Bytes of the message handed to DATA or the outbox; 0 when the send stopped before.
     pub message_size: u64,
+    /// The stage the session ended at.
+    pub stage: SmtpStage,
+    /// The last reply the server sent (`451 4.3.0 try later`), empty when it sent none.
+    pub last_reply: String,
 }

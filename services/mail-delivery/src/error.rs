@@ -15,6 +15,17 @@ pub enum MailDeliveryError {
     #[error("invalid ca_file {path} in smtp_url: {reason}")]
     CaFile { path: PathBuf, reason: String },
 
+    /// `mail.smtp_url` would send mail in plain text to a host other than loopback.
+    #[error(
+        "smtp_url {url} sends mail to {host} without TLS (tls={tls}); use tls=starttls or \
+         smtps://, or allow plain text to this host with mail.allow_plaintext_hosts = [\"{host}\"]"
+    )]
+    PlaintextNotAllowed {
+        url: String,
+        host: String,
+        tls: &'static str,
+    },
+
     /// Another `mail.*` setting is invalid.
     #[error("invalid mail.{key} {value:?}: {reason}")]
     InvalidConfig {

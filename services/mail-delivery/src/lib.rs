@@ -11,6 +11,7 @@ mod error;
 mod mailer;
 mod message;
 mod outbox;
+mod relay;
 mod smtp;
 mod smtp_url;
 
@@ -18,7 +19,7 @@ use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
 use tonic::service::RoutesBuilder;
 
 pub use email::{
-    Attachment, DeliveryReport, Mailbox, Outcome, OutgoingEmail, RecipientReport, Role,
+    Attachment, DeliveryReport, Mailbox, Outcome, OutgoingEmail, RecipientReport, Role, SmtpStage,
 };
 pub use error::MailDeliveryError;
 pub use mailer::Mailer;

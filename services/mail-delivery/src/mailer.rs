@@ -1,19 +1,19 @@
 //! The mailer: validates and renders each email, then hands it to SMTP or to the file
 //! outbox, whichever the configuration selects.
 
-use std::time::Duration;
-
 use invoicer_kit::Config;
 
 use crate::email::{DeliveryReport, OutgoingEmail};
 use crate::error::MailDeliveryError;
 use crate::message::{self, MessageDefaults};
 use crate::outbox::Outbox;
+use crate::relay;
 use crate::smtp::SmtpMailer;
 use crate::smtp_url::{SmtpUrl, TlsMode};
 
 enum Transport {
-    Smtp(SmtpMailer),
+    // Boxed because the SMTP mailer, with its pool and TLS settings, is far larger.
+    Smtp(Box<SmtpMailer>),
     Outbox(Outbox),
 }
 
@@ -35,8 +35,9 @@ impl Mailer {
             .filter(|url| !url.trim().is_empty());
         let transport = match smtp_url {
             Some(raw) => {
-                let timeout = command_timeout(config.mail.timeout_secs)?;
-                Transport::Smtp(SmtpMailer::new(SmtpUrl::parse(raw)?, timeout)?)
+                let url = SmtpUrl::parse(raw)?;
+                let settings = relay::settings(&config.mail, &url)?;
+                Transport::Smtp(Box::new(SmtpMailer::new(url, settings)?))
             }
             None => Transport::Outbox(Outbox::open(config.outbox_dir())?),
         };
@@ -49,26 +50,7 @@ impl Mailer {
     /// Logs which transport this mailer uses, without credentials.
     pub fn log_start(&self) {
         match &self.transport {
-            Transport::Smtp(smtp) => {
-                let url = smtp.url();
-                tracing::info!(
-                    transport = if url.tls == TlsMode::Implicit { "smtps" } else { "smtp" },
-                    address = %url.address(),
-                    tls = url.tls.as_str(),
-                    auth = url.credentials.is_some(),
-                    timeout_secs = smtp.timeout().as_secs(),
-                    "mail delivery started"
-                );
-                if url.credentials.is_some()
-                    && matches!(url.tls, TlsMode::Plain | TlsMode::Opportunistic)
-                {
-                    tracing::warn!(
-                        address = %url.address(),
-                        tls = url.tls.as_str(),
-                        "smtp credentials may cross the network in plain text; use tls=starttls or smtps://"
-                    );
-                }
-            }
+            Transport::Smtp(smtp) => log_smtp_start(smtp),
             Transport::Outbox(outbox) => {
                 tracing::info!(transport = "outbox", folder = %outbox.dir().display(), "mail delivery started");
             }
@@ -89,20 +71,47 @@ impl Mailer {
             recipients = report.recipients.len(),
             accepted = report.recipients.iter().filter(|r| r.accepted).count(),
             outcome = report.outcome.as_str(),
+            stage = report.stage.as_str(),
+            last_reply = %report.last_reply,
             size = report.message_size,
             "email send finished"
         );
         Ok(report)
     }
+
+    /// Closes the pooled SMTP connections with QUIT; a later send opens new ones.
+    pub async fn close(&self) {
+        if let Transport::Smtp(smtp) = &self.transport {
+            smtp.close().await;
+        }
+    }
 }
 
-fn command_timeout(secs: u64) -> Result<Duration, MailDeliveryError> {
-    if secs == 0 {
-        return Err(MailDeliveryError::InvalidConfig {
-            key: "timeout_secs",
-            value: secs.to_string(),
-            reason: "expected at least 1 second".to_owned(),
-        });
+fn log_smtp_start(smtp: &SmtpMailer) {
+    let url = smtp.url();
+    let settings = smtp.settings();
+    tracing::info!(
+        transport = if url.tls == TlsMode::Implicit { "smtps" } else { "smtp" },
+        address = %url.address(),
+        tls = url.tls.as_str(),
+        auth = smtp.has_credentials(),
+        timeout_secs = smtp.timeout().as_secs(),
+        max_connections = settings.max_connections,
+        max_messages_per_second = settings.max_messages_per_second,
+        pool_idle_secs = settings.pool_idle_timeout.as_secs(),
+        "mail delivery started"
+    );
+    if smtp.has_credentials() && url.may_send_plaintext() {
+        tracing::warn!(
+            address = %url.address(),
+            tls = url.tls.as_str(),
+            "smtp credentials may cross the network in plain text; use tls=starttls or smtps://"
+        );
     }
-    Ok(Duration::from_secs(secs))
+    if settings.skip_certificate_check {
+        tracing::warn!(
+            address = %url.address(),
+            "smtp server certificate is not checked (mail.insecure_skip_verify_hosts)"
+        );
+    }
 }

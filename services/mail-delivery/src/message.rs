@@ -98,6 +98,8 @@ pub(crate) struct PreparedEmail {
     pub(crate) recipients: Vec<Recipient>,
     /// The message as rendered for every recipient.
     pub(crate) bytes: Vec<u8>,
+    /// A 4xx to some RCPTs defers only those recipients.
+    pub(crate) defer_per_recipient: bool,
     from: MimeMailbox,
     to: Vec<MimeMailbox>,
     cc: Vec<MimeMailbox>,
@@ -125,6 +127,7 @@ pub(crate) fn prepare(
             "at least one recipient in to, cc or bcc is required",
         ));
     }
+    let recipients = without_skipped(recipients, &email.skip_recipients)?;
     check_header_text("subject", &email.subject)?;
     let message_id_domain = defaults.message_id_domain.as_deref();
     let message_id = message_id(email.message_id.as_deref(), message_id_domain, &from)?;
@@ -137,6 +140,7 @@ pub(crate) fn prepare(
         sender: from.email.clone(),
         recipients,
         bytes: Vec::new(),
+        defer_per_recipient: email.defer_per_recipient,
         from,
         to,
         cc,
@@ -325,6 +329,40 @@ fn envelope_recipients(
         }
     }
     recipients
+}
+
+/// Removes the `skip` addresses from the envelope. Each must name a recipient of to, cc or
+/// bcc (compared without case), and at least one recipient must be left.
+fn without_skipped(
+    recipients: Vec<Recipient>,
+    skip: &[String],
+) -> Result<Vec<Recipient>, MailDeliveryError> {
+    for (index, address) in skip.iter().enumerate() {
+        let listed = recipients
+            .iter()
+            .any(|r| address_text(&r.address).eq_ignore_ascii_case(address.trim()));
+        if !listed {
+            return Err(MailDeliveryError::invalid_request(
+                format!("skip_recipients[{index}]"),
+                format!("{address:?} is not a recipient in to, cc or bcc"),
+            ));
+        }
+    }
+    let kept: Vec<Recipient> = recipients
+        .into_iter()
+        .filter(|r| {
+            !skip
+                .iter()
+                .any(|address| address_text(&r.address).eq_ignore_ascii_case(address.trim()))
+        })
+        .collect();
+    if kept.is_empty() {
+        return Err(MailDeliveryError::invalid_request(
+            "skip_recipients",
+            "every recipient is skipped, so there is nobody left to send to",
+        ));
+    }
+    Ok(kept)
 }
 
 fn address_text(address: &Address) -> &str {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::email::{DeliveryReport, Outcome, RecipientReport, Role};
+use crate::email::{DeliveryReport, Outcome, RecipientReport, Role, SmtpStage};
 use crate::error::MailDeliveryError;
 use crate::message::PreparedEmail;
 
@@ -135,6 +135,8 @@ fn written_report(email: &PreparedEmail, eml_path: &Path) -> DeliveryReport {
         destination: eml_path.display().to_string(),
         error: String::new(),
         message_size: email.bytes.len() as u64,
+        stage: SmtpStage::NoSession,
+        last_reply: String::new(),
     }
 }
 
@@ -147,6 +149,8 @@ fn deferred_report(email: &PreparedEmail, eml_path: &Path, error: String) -> Del
         destination: eml_path.display().to_string(),
         error,
         message_size: 0,
+        stage: SmtpStage::NoSession,
+        last_reply: String::new(),
     }
 }
 
@@ -161,6 +165,11 @@ fn recipient_reports(email: &PreparedEmail, accepted: bool) -> Vec<RecipientRepo
             accepted,
             reply_code: 0,
             reply_text: reply_text.to_owned(),
+            outcome: if accepted {
+                Outcome::Sent
+            } else {
+                Outcome::Deferred
+            },
         })
         .collect()
 }

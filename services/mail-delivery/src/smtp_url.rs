@@ -66,6 +66,8 @@ pub(crate) struct SmtpUrl {
     pub(crate) port: u16,
     pub(crate) tls: TlsMode,
     pub(crate) credentials: Option<Credentials>,
+    /// Whether the URL itself carries a password, as opposed to a user alone.
+    pub(crate) password_in_url: bool,
     pub(crate) ehlo_name: Option<String>,
     /// Overrides `mail.timeout_secs`.
     pub(crate) timeout: Option<Duration>,
@@ -103,6 +105,7 @@ impl SmtpUrl {
                 TlsMode::Plain
             },
             credentials: credentials(&url).map_err(invalid)?,
+            password_in_url: url.password().is_some(),
             ehlo_name: None,
             timeout: None,
             ca_file: None,
@@ -138,6 +141,21 @@ impl SmtpUrl {
             "smtp"
         };
         format!("{scheme}://{}", self.address())
+    }
+
+    /// Returns whether the host is `localhost` or a loopback address (127.0.0.0/8, ::1).
+    pub(crate) fn is_loopback(&self) -> bool {
+        if self.host.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        self.host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+    }
+
+    /// Returns whether mail may cross the network in plain text with this URL's TLS mode.
+    pub(crate) fn may_send_plaintext(&self) -> bool {
+        matches!(self.tls, TlsMode::Plain | TlsMode::Opportunistic)
     }
 
     /// `host:port`, with brackets around an IPv6 address.
@@ -293,6 +311,31 @@ mod tests {
         assert_eq!(url.ehlo_name.as_deref(), Some("invoicer.example"));
         assert_eq!(url.timeout, Some(Duration::from_secs(7)));
         assert_eq!(url.ca_file, Some(PathBuf::from("/tmp/ca.pem")));
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for raw in [
+            "smtp://127.0.0.1",
+            "smtp://127.8.0.1",
+            "smtp://[::1]",
+            "smtp://LocalHost",
+        ] {
+            assert!(parse(raw).is_loopback(), "{raw}");
+        }
+        for raw in [
+            "smtp://10.0.0.1",
+            "smtp://mail.example.com",
+            "smtp://localhost.example",
+        ] {
+            assert!(!parse(raw).is_loopback(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn password_in_url_is_noted() {
+        assert!(parse("smtp://u:p@h").password_in_url);
+        assert!(!parse("smtp://u@h").password_in_url);
     }
 
     #[test]

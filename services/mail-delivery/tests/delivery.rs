@@ -59,6 +59,8 @@ fn invoice_email() -> OutgoingEmail {
         }],
         message_id: Some("inv-2024-001.r1@company.example".to_owned()),
         delivery_key: Some("2024-001/1/notifier-7".to_owned()),
+        skip_recipients: Vec::new(),
+        defer_per_recipient: false,
     }
 }
 
@@ -135,6 +137,9 @@ async fn plain_send_delivers_one_message() -> Result<()> {
     assert_eq!(received.authenticated_as, None);
     // The server stores the message plus the CRLF that precedes the final dot.
     assert_eq!(received.data.len() as u64, report.message_size + 2);
+    // The connection stays open for the next message until the mailer closes it.
+    assert!(!has_command(&server, "QUIT"));
+    mailer.close().await;
     assert!(has_command(&server, "QUIT"));
     Ok(())
 }
@@ -268,7 +273,7 @@ async fn untrusted_certificate_defers() -> Result<()> {
 }
 
 #[tokio::test]
-async fn wrong_password_defers_with_reply_code() -> Result<()> {
+async fn wrong_password_fails_with_reply_code() -> Result<()> {
     let server = TestSmtpServer::builder()
         .credentials("billing", "right")
         .require_auth()
@@ -279,7 +284,7 @@ async fn wrong_password_defers_with_reply_code() -> Result<()> {
 
     let report = mailer(url, dir.path()).send(invoice_email()).await?;
 
-    assert_eq!(report.outcome, Outcome::Deferred, "{report:?}");
+    assert_eq!(report.outcome, Outcome::Failed, "{report:?}");
     assert!(
         report.error.contains("AUTH rejected with 535"),
         "{}",
@@ -408,7 +413,6 @@ async fn transient_recipient_reply_defers_whole_message() -> Result<()> {
         report.recipients
     );
     assert!(!has_command(&server, "DATA"));
-    assert!(has_command(&server, "QUIT"));
     assert!(server.messages().is_empty());
     assert!(server.rejected_messages().is_empty());
     Ok(())
@@ -794,6 +798,8 @@ mod grpc {
             }],
             message_id: String::new(),
             delivery_key: "2024-001/1/notifier-7".to_owned(),
+            skip_recipients: Vec::new(),
+            defer_per_recipient: false,
         }
     }
 
@@ -832,6 +838,16 @@ mod grpc {
             response.server_reply
         );
         assert!(response.message_size > 0);
+        assert_eq!(response.stage, proto::SmtpStage::EndOfData as i32);
+        assert_eq!(response.last_reply, response.server_reply);
+        assert_eq!(
+            response.settled_recipients,
+            [
+                "zoe@customer.example",
+                "gone@customer.example",
+                "archive@company.example"
+            ]
+        );
         let gone = response
             .recipients
             .iter()
@@ -857,6 +873,94 @@ mod grpc {
             .expect("parsable message");
         assert_eq!(message.message_id(), Some(response.message_id.as_str()));
 
+        server
+            .shutdown("test finished")
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn grpc_deferred_send_reports_stage() -> Result<()> {
+        let smtp = TestSmtpServer::builder()
+            .reply_to_mail_from(451, "4.3.0 try later")
+            .start()
+            .await?;
+        let dir = tempfile::tempdir()?;
+        let mut config = config(Some(smtp.url()), dir.path());
+        config.server.listen = "127.0.0.1:0".parse()?;
+        let server =
+            invoicer_kit::server::start(Arc::new(config), vec![Arc::new(MailDeliveryPlugin)])
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let mut client =
+            MailDeliveryServiceClient::connect(format!("http://{}", server.local_addr())).await?;
+
+        let response = client.send_email(request()).await?.into_inner();
+
+        assert_eq!(
+            response.outcome,
+            types::DeliveryOutcome::Deferred as i32,
+            "{response:?}"
+        );
+        assert_eq!(response.stage, proto::SmtpStage::Mail as i32);
+        assert_eq!(response.last_reply, "451 4.3.0 try later");
+        assert!(response.settled_recipients.is_empty());
+        server
+            .shutdown("test finished")
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn skip_recipients_over_grpc_sends_to_the_rest() -> Result<()> {
+        let smtp = TestSmtpServer::builder().start().await?;
+        let dir = tempfile::tempdir()?;
+        let mut config = config(Some(smtp.url()), dir.path());
+        config.server.listen = "127.0.0.1:0".parse()?;
+        let server =
+            invoicer_kit::server::start(Arc::new(config), vec![Arc::new(MailDeliveryPlugin)])
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let mut client =
+            MailDeliveryServiceClient::connect(format!("http://{}", server.local_addr())).await?;
+        let mut retry = request();
+        retry.skip_recipients = vec![
+            "zoe@customer.example".to_owned(),
+            "archive@company.example".to_owned(),
+        ];
+
+        let response = client.send_email(retry).await?.into_inner();
+
+        assert_eq!(
+            response.outcome,
+            types::DeliveryOutcome::Sent as i32,
+            "{response:?}"
+        );
+        assert_eq!(response.recipients.len(), 1);
+        assert_eq!(response.settled_recipients, ["gone@customer.example"]);
+        let received = smtp.wait_for_messages(1, WAIT).await?;
+        assert_eq!(received[0].rcpt_to, ["gone@customer.example"]);
+        let message = MessageParser::default()
+            .parse(&received[0].data)
+            .expect("parsable message");
+        assert_eq!(
+            message
+                .to()
+                .and_then(|to| to.first())
+                .and_then(|a| a.address()),
+            Some("zoe@customer.example")
+        );
+
+        let mut unknown = request();
+        unknown.skip_recipients = vec!["stranger@customer.example".to_owned()];
+        let status = client.send_email(unknown).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().contains("skip_recipients[0]"),
+            "{status:?}"
+        );
         server
             .shutdown("test finished")
             .await

@@ -38,6 +38,8 @@ fn email() -> OutgoingEmail {
         }],
         message_id: Some("inv-2024-001.r1@company.example".to_owned()),
         delivery_key: Some("2024-001/1/notifier-7/batch".to_owned()),
+        skip_recipients: Vec::new(),
+        defer_per_recipient: false,
     }
 }
 
@@ -337,4 +339,48 @@ fn invalid_config_from_is_rejected() {
         .to_string();
     assert!(error.contains("mail.from"), "{error}");
     assert!(error.contains("no address here"), "{error}");
+}
+
+#[test]
+fn skipped_recipients_leave_envelope_but_keep_headers() {
+    let mut email = email();
+    email.skip_recipients = vec!["ZOE@customer.example".to_owned()];
+    let prepared = prepared(email);
+
+    let envelope: Vec<String> = prepared
+        .recipients
+        .iter()
+        .map(|r| r.address.to_string())
+        .collect();
+    assert_eq!(envelope, ["ap@customer.example", "archive@company.example"]);
+    let message = MessageParser::default().parse(&prepared.bytes).unwrap();
+    assert_eq!(
+        message.to().unwrap().first().unwrap().address(),
+        Some("zoe@customer.example")
+    );
+    assert_eq!(
+        message.cc().unwrap().first().unwrap().address(),
+        Some("ap@customer.example")
+    );
+}
+
+#[test]
+fn skipped_recipient_must_be_listed() {
+    let mut email = email();
+    email.skip_recipients = vec![
+        "ap@customer.example".to_owned(),
+        "stranger@customer.example".to_owned(),
+    ];
+    assert_eq!(rejected_field(email), "skip_recipients[1]");
+}
+
+#[test]
+fn skipping_every_recipient_is_rejected() {
+    let mut email = email();
+    email.skip_recipients = vec![
+        "zoe@customer.example".to_owned(),
+        "ap@customer.example".to_owned(),
+        "archive@company.example".to_owned(),
+    ];
+    assert_eq!(rejected_field(email), "skip_recipients");
 }

@@ -1,102 +1,75 @@
-//! The rules that turn an SMTP session's replies into a [`DeliveryReport`].
+//! The rules that turn an SMTP session's replies into a [`DeliveryReport`]. ARCHITECTURE.md
+//! has them as a table of reply class by stage.
 //!
 //! - Every RCPT accepted and a 2xx at the end of DATA: sent. Some RCPTs rejected with 5xx
 //!   (or failed locally) and the rest delivered: partially sent.
-//! - Any 4xx reply, connection failure or timeout before the end of DATA: deferred, and
-//!   nothing is sent. This includes a 4xx to one RCPT while others got 2xx: the session
-//!   quits before DATA, so that a retry sends one message to every recipient instead of a
-//!   second copy to the ones that already have it.
-//! - A 5xx to MAIL FROM, to DATA, to the end of DATA, or to every RCPT: failed.
-//! - A 5xx before MAIL FROM (greeting, EHLO, STARTTLS, AUTH) concerns the client's setup,
-//!   such as wrong credentials, and not this message. So it defers the message, which goes
-//!   out once the setup is fixed. The caller's attempt limit still ends the retries.
+//! - A 4xx reply, connection failure or timeout at any stage before the end of DATA:
+//!   deferred, and nothing is sent. A 4xx to some RCPTs while others got 2xx defers the whole
+//!   message too (the session quits before DATA), unless the request sets
+//!   `defer_per_recipient`: then the message goes to the accepted recipients, the others are
+//!   deferred, and the outcome is partially deferred.
+//! - A 5xx at any stage (greeting, EHLO, STARTTLS, AUTH, MAIL FROM, DATA, end of DATA), or to
+//!   every RCPT: failed, never retried.
 //! - The connection lost or timed out after the final dot was written, before the reply:
 //!   unknown, since the server may have accepted the message.
 
-use std::fmt;
-
-use crate::email::{DeliveryReport, Outcome, RecipientReport};
+use crate::email::{DeliveryReport, Outcome, RecipientReport, SmtpStage};
 use crate::message::PreparedEmail;
 use crate::smtp::reply::{SmtpReply, StepError};
-
-/// The steps of a session, named as in error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
-    Connect,
-    /// lettre reads the greeting and sends EHLO in one call.
-    GreetingOrEhlo,
-    StartTls,
-    Auth,
-    MailFrom,
-    RcptTo,
-    Data,
-}
-
-impl Step {
-    /// Returns whether a 5xx reply at this step is about this message rather than the session.
-    fn concerns_message(self) -> bool {
-        matches!(self, Step::MailFrom | Step::RcptTo | Step::Data)
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Step::Connect => "connect",
-            Step::GreetingOrEhlo => "greeting or EHLO",
-            Step::StartTls => "STARTTLS",
-            Step::Auth => "AUTH",
-            Step::MailFrom => "MAIL FROM",
-            Step::RcptTo => "RCPT TO",
-            Step::Data => "DATA",
-        })
-    }
-}
 
 /// The reason a session ended without a 2xx at the end of DATA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stop {
     pub(crate) outcome: Outcome,
+    pub(crate) stage: SmtpStage,
     pub(crate) error: String,
     /// The reply to the end of DATA, when the session got that far.
     pub(crate) server_reply: String,
-    pub(crate) reply_code: Option<u16>,
-    /// Whether the server still replies, so a QUIT is worth sending.
+    /// The reply that ended the session, if one did.
+    pub(crate) reply: Option<SmtpReply>,
+    /// Whether the server still replies, so the connection can take a QUIT or the next
+    /// message.
     pub(crate) connection_usable: bool,
 }
 
 impl Stop {
     /// Builds a stop that the client decides on while the connection works, such as for a
-    /// missing STARTTLS.
-    pub(crate) fn by_client(outcome: Outcome, error: String) -> Stop {
+    /// missing STARTTLS or a message over the server's SIZE limit.
+    pub(crate) fn by_client(outcome: Outcome, stage: SmtpStage, error: String) -> Stop {
         Stop {
             outcome,
+            stage,
             error,
             server_reply: String::new(),
-            reply_code: None,
+            reply: None,
             connection_usable: true,
         }
     }
+
+    pub(crate) fn reply_code(&self) -> Option<u16> {
+        self.reply.as_ref().map(|reply| reply.code)
+    }
 }
 
-/// Builds the stop for `error` at `step`, which comes before the end of DATA.
-pub(crate) fn stop_at(step: Step, error: StepError, destination: &str) -> Stop {
+/// Builds the stop for `error` at `stage`, which comes before the end of DATA: a 5xx fails
+/// the message, anything else defers it.
+pub(crate) fn stop_at(stage: SmtpStage, error: StepError, destination: &str) -> Stop {
     let outcome = match &error {
-        StepError::Rejected(reply) if !reply.is_transient() && step.concerns_message() => {
-            Outcome::Failed
-        }
+        StepError::Rejected(reply) if reply.is_permanent() => Outcome::Failed,
         _ => Outcome::Deferred,
     };
+    let stage_name = stage.as_str();
     let text = match &error {
-        StepError::TimedOut => format!("{destination}: {step} timed out"),
-        StepError::Rejected(_) => format!("{destination}: {step} {error}"),
-        StepError::Connection(reason) => format!("{destination}: {step} failed: {reason}"),
+        StepError::TimedOut => format!("{destination}: {stage_name} timed out"),
+        StepError::Rejected(_) => format!("{destination}: {stage_name} {error}"),
+        StepError::Connection(reason) => format!("{destination}: {stage_name} failed: {reason}"),
     };
     Stop {
         outcome,
+        stage,
         error: text,
         server_reply: String::new(),
-        reply_code: error.reply_code(),
+        reply: error.reply().cloned(),
         connection_usable: matches!(error, StepError::Rejected(_)),
     }
 }
@@ -105,14 +78,14 @@ pub(crate) fn stop_at(step: Step, error: StepError, destination: &str) -> Stop {
 /// its final dot. `reply_awaited` is true when the final dot had been written.
 pub(crate) fn stop_at_data_end(error: StepError, reply_awaited: bool, destination: &str) -> Stop {
     let (outcome, text, server_reply) = match &error {
-        StepError::Rejected(reply) if reply.is_transient() => (
-            Outcome::Deferred,
-            format!("{destination}: the server deferred the message at the end of DATA: {reply}"),
+        StepError::Rejected(reply) if reply.is_permanent() => (
+            Outcome::Failed,
+            format!("{destination}: the server rejected the message at the end of DATA: {reply}"),
             reply.to_string(),
         ),
         StepError::Rejected(reply) => (
-            Outcome::Failed,
-            format!("{destination}: the server rejected the message at the end of DATA: {reply}"),
+            Outcome::Deferred,
+            format!("{destination}: the server deferred the message at the end of DATA: {reply}"),
             reply.to_string(),
         ),
         _ if reply_awaited => (
@@ -129,11 +102,17 @@ pub(crate) fn stop_at_data_end(error: StepError, reply_awaited: bool, destinatio
             String::new(),
         ),
     };
+    let stage = match &error {
+        StepError::Rejected(_) => SmtpStage::DataEnd,
+        _ if reply_awaited => SmtpStage::DataEnd,
+        _ => SmtpStage::Data,
+    };
     Stop {
         outcome,
+        stage,
         error: text,
         server_reply,
-        reply_code: error.reply_code(),
+        reply: error.reply().cloned(),
         connection_usable: matches!(error, StepError::Rejected(_)),
     }
 }
@@ -147,6 +126,8 @@ pub(crate) struct Attempt<'e> {
     /// Failed before RCPT TO, in the client.
     failed_locally: Vec<bool>,
     pub(crate) message_size: u64,
+    /// The last reply the server sent in this send.
+    pub(crate) last_reply: Option<SmtpReply>,
 }
 
 impl<'e> Attempt<'e> {
@@ -160,6 +141,7 @@ impl<'e> Attempt<'e> {
                 accepted: false,
                 reply_code: 0,
                 reply_text: String::new(),
+                outcome: Outcome::Deferred,
             })
             .collect();
         let count = email.recipients.len();
@@ -169,6 +151,7 @@ impl<'e> Attempt<'e> {
             rcpt_accepted: vec![false; count],
             failed_locally: vec![false; count],
             message_size: 0,
+            last_reply: None,
         }
     }
 
@@ -185,20 +168,24 @@ impl<'e> Attempt<'e> {
     }
 
     pub(crate) fn record_rcpt(&mut self, index: usize, reply: &SmtpReply) {
-        self.rcpt_accepted[index] = (200..300).contains(&reply.code);
+        self.rcpt_accepted[index] = reply.is_positive();
         self.recipients[index].reply_code = reply.code;
         self.recipients[index].reply_text = reply.text.clone();
+        self.last_reply = Some(reply.clone());
     }
 
-    /// Returns the stop once every RCPT TO got its reply: a 4xx defers the whole message and
-    /// no 2xx at all fails it. `None` lets the session go on to DATA.
+    /// Returns the stop once every RCPT TO got its reply: no 2xx at all defers the message
+    /// after any 4xx and fails it otherwise, and a 4xx defers the whole message unless
+    /// `defer_per_recipient` is set. `None` lets the session go on to DATA.
     pub(crate) fn stop_after_rcpts(&self, destination: &str) -> Option<Stop> {
         let transient: Vec<&RecipientReport> = self
             .recipients
             .iter()
             .filter(|r| (400..500).contains(&r.reply_code))
             .collect();
-        if let Some(first) = transient.first() {
+        let any_accepted = self.rcpt_accepted.contains(&true);
+        let defer_all = !any_accepted || !self.email.defer_per_recipient;
+        if let (Some(first), true) = (transient.first(), defer_all) {
             let error = format!(
                 "{destination}: {} of {} recipients got a transient reply to RCPT TO (first: {} {}); \
                  the message is deferred for every recipient so that it goes out once",
@@ -208,141 +195,197 @@ impl<'e> Attempt<'e> {
                 first.reply_text,
             );
             return Some(Stop {
-                reply_code: Some(first.reply_code),
-                ..Stop::by_client(Outcome::Deferred, error)
+                reply: self.last_reply.clone(),
+                ..Stop::by_client(Outcome::Deferred, SmtpStage::RcptTo, error)
             });
         }
-        if !self.rcpt_accepted.contains(&true) {
+        if !any_accepted {
             let error = format!("{destination}: every recipient was rejected");
-            let reply_code = self
-                .recipients
-                .iter()
-                .map(|r| r.reply_code)
-                .find(|&code| code != 0);
             return Some(Stop {
-                reply_code,
-                ..Stop::by_client(Outcome::Failed, error)
+                reply: self.last_reply.clone(),
+                ..Stop::by_client(Outcome::Failed, SmtpStage::RcptTo, error)
             });
         }
         None
     }
 
+    /// Returns the outcome of recipient `index`: its own when its RCPT TO was refused or it
+    /// failed locally, otherwise `message_outcome`.
+    fn recipient_outcome(&self, index: usize, message_outcome: Outcome) -> Outcome {
+        let report = &self.recipients[index];
+        if self.failed_locally[index] || (500..600).contains(&report.reply_code) {
+            return Outcome::Failed;
+        }
+        if (400..500).contains(&report.reply_code) {
+            return Outcome::Deferred;
+        }
+        message_outcome
+    }
+
     /// Builds the report from the reply to the final dot, or from the reason the session
     /// stopped.
     pub(crate) fn into_report(
-        self,
+        mut self,
         result: Result<SmtpReply, Stop>,
         destination: String,
     ) -> DeliveryReport {
-        let message_id = self.email.message_id.clone();
-        let mut recipients = self.recipients;
         let stop = match result {
-            Ok(reply) => {
-                for (report, accepted) in recipients.iter_mut().zip(&self.rcpt_accepted) {
-                    report.accepted = *accepted;
-                }
-                let rejected = recipients.iter().filter(|r| !r.accepted).count();
-                let (outcome, error) = match rejected {
-                    0 => (Outcome::Sent, String::new()),
-                    _ => (
-                        Outcome::PartiallySent,
-                        format!(
-                            "{rejected} of {} recipients were rejected; the others got the message",
-                            recipients.len()
-                        ),
-                    ),
-                };
-                return DeliveryReport {
-                    outcome,
-                    recipients,
-                    server_reply: reply.to_string(),
-                    message_id,
-                    destination,
-                    error,
-                    message_size: self.message_size,
-                };
-            }
+            Ok(reply) => return self.delivered_report(reply, destination),
             Err(stop) => stop,
         };
+        for index in 0..self.recipients.len() {
+            self.recipients[index].outcome = match stop.outcome {
+                Outcome::Failed => Outcome::Failed,
+                outcome => self.recipient_outcome(index, outcome),
+            };
+        }
+        let last_reply = stop.reply.clone().or(self.last_reply.clone());
         DeliveryReport {
             outcome: stop.outcome,
-            recipients,
+            recipients: self.recipients,
             server_reply: stop.server_reply,
-            message_id,
+            message_id: self.email.message_id.clone(),
             destination,
             error: stop.error,
             message_size: self.message_size,
+            stage: stop.stage,
+            last_reply: last_reply
+                .map(|reply| reply.to_string())
+                .unwrap_or_default(),
         }
+    }
+
+    fn delivered_report(mut self, reply: SmtpReply, destination: String) -> DeliveryReport {
+        for index in 0..self.recipients.len() {
+            let accepted = self.rcpt_accepted[index];
+            self.recipients[index].accepted = accepted;
+            // A recipient left out of DATA failed unless its RCPT TO got a 4xx.
+            self.recipients[index].outcome = match accepted {
+                true => Outcome::Sent,
+                false => self.recipient_outcome(index, Outcome::Failed),
+            };
+        }
+        let deferred = self.count(Outcome::Deferred);
+        let failed = self.count(Outcome::Failed);
+        let total = self.recipients.len();
+        let (outcome, error) = match (deferred, failed) {
+            (0, 0) => (Outcome::Sent, String::new()),
+            (0, _) => (
+                Outcome::PartiallySent,
+                format!("{failed} of {total} recipients were rejected; the others got the message"),
+            ),
+            _ => (
+                Outcome::PartiallyDeferred,
+                format!(
+                    "{deferred} of {total} recipients got a transient reply and are due a retry, \
+                     {failed} were rejected; the others got the message"
+                ),
+            ),
+        };
+        DeliveryReport {
+            outcome,
+            recipients: self.recipients,
+            server_reply: reply.to_string(),
+            message_id: self.email.message_id.clone(),
+            destination,
+            error,
+            message_size: self.message_size,
+            stage: SmtpStage::DataEnd,
+            last_reply: reply.to_string(),
+        }
+    }
+
+    fn count(&self, outcome: Outcome) -> usize {
+        self.recipients
+            .iter()
+            .filter(|r| r.outcome == outcome)
+            .count()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smtp::reply::reply_from_digits;
 
     const DESTINATION: &str = "smtp://127.0.0.1:2525";
 
     fn rejected(code: u16) -> StepError {
-        StepError::Rejected(SmtpReply {
-            code,
-            text: "x".to_owned(),
-        })
+        StepError::Rejected(reply_from_digits(code, "x"))
     }
 
     #[test]
     fn stop_before_data_follows_reply_class() {
         let cases = [
             (
-                Step::Connect,
+                SmtpStage::Connect,
                 StepError::Connection("refused".to_owned()),
                 Outcome::Deferred,
             ),
-            (Step::GreetingOrEhlo, rejected(421), Outcome::Deferred),
-            (Step::GreetingOrEhlo, rejected(554), Outcome::Deferred),
-            (Step::Auth, rejected(535), Outcome::Deferred),
-            (Step::StartTls, StepError::TimedOut, Outcome::Deferred),
-            (Step::MailFrom, rejected(451), Outcome::Deferred),
-            (Step::MailFrom, rejected(550), Outcome::Failed),
-            (Step::RcptTo, StepError::TimedOut, Outcome::Deferred),
-            (Step::Data, rejected(554), Outcome::Failed),
-            (Step::Data, rejected(451), Outcome::Deferred),
+            (SmtpStage::Greeting, rejected(421), Outcome::Deferred),
+            (SmtpStage::Greeting, rejected(554), Outcome::Failed),
+            (SmtpStage::Ehlo, rejected(451), Outcome::Deferred),
+            (SmtpStage::Ehlo, rejected(550), Outcome::Failed),
+            (SmtpStage::StartTls, StepError::TimedOut, Outcome::Deferred),
+            (SmtpStage::StartTls, rejected(454), Outcome::Deferred),
+            (SmtpStage::Auth, rejected(454), Outcome::Deferred),
+            (SmtpStage::Auth, rejected(535), Outcome::Failed),
+            (SmtpStage::MailFrom, rejected(451), Outcome::Deferred),
+            (SmtpStage::MailFrom, rejected(550), Outcome::Failed),
+            (SmtpStage::RcptTo, StepError::TimedOut, Outcome::Deferred),
+            (SmtpStage::Data, rejected(554), Outcome::Failed),
+            (SmtpStage::Data, rejected(451), Outcome::Deferred),
         ];
-        for (step, error, expected) in cases {
-            let stop = stop_at(step, error.clone(), DESTINATION);
-            assert_eq!(stop.outcome, expected, "{step} {error}");
+        for (stage, error, expected) in cases {
+            let stop = stop_at(stage, error.clone(), DESTINATION);
+            assert_eq!(stop.outcome, expected, "{stage:?} {error}");
+            assert_eq!(stop.stage, stage);
         }
     }
 
     #[test]
-    fn stop_before_data_quits_only_after_a_reply() {
-        assert!(stop_at(Step::MailFrom, rejected(550), DESTINATION).connection_usable);
-        assert!(!stop_at(Step::MailFrom, StepError::TimedOut, DESTINATION).connection_usable);
+    fn stop_before_data_keeps_connection_only_after_a_reply() {
+        assert!(stop_at(SmtpStage::MailFrom, rejected(550), DESTINATION).connection_usable);
+        assert!(!stop_at(SmtpStage::MailFrom, StepError::TimedOut, DESTINATION).connection_usable);
     }
 
     #[test]
     fn stop_at_data_end_follows_reply_and_probe() {
         let cases = [
-            (rejected(451), false, Outcome::Deferred),
-            (rejected(554), true, Outcome::Failed),
+            (rejected(451), false, Outcome::Deferred, SmtpStage::DataEnd),
+            (rejected(554), true, Outcome::Failed, SmtpStage::DataEnd),
             (
                 StepError::Connection("incomplete response".to_owned()),
                 true,
                 Outcome::Unknown,
+                SmtpStage::DataEnd,
             ),
-            (StepError::TimedOut, true, Outcome::Unknown),
+            (
+                StepError::TimedOut,
+                true,
+                Outcome::Unknown,
+                SmtpStage::DataEnd,
+            ),
             (
                 StepError::Connection("broken pipe".to_owned()),
                 false,
                 Outcome::Deferred,
+                SmtpStage::Data,
             ),
-            (StepError::TimedOut, false, Outcome::Deferred),
+            (
+                StepError::TimedOut,
+                false,
+                Outcome::Deferred,
+                SmtpStage::Data,
+            ),
         ];
-        for (error, reply_awaited, expected) in cases {
+        for (error, reply_awaited, expected, stage) in cases {
             let stop = stop_at_data_end(error.clone(), reply_awaited, DESTINATION);
             assert_eq!(
                 stop.outcome, expected,
                 "{error} reply_awaited={reply_awaited}"
             );
+            assert_eq!(stop.stage, stage, "{error} reply_awaited={reply_awaited}");
         }
     }
 
@@ -350,7 +393,7 @@ mod tests {
     fn stop_at_data_end_keeps_server_reply() {
         let stop = stop_at_data_end(rejected(554), true, DESTINATION);
         assert_eq!(stop.server_reply, "554 x");
-        assert_eq!(stop.reply_code, Some(554));
+        assert_eq!(stop.reply_code(), Some(554));
         assert!(stop.error.starts_with(DESTINATION), "{}", stop.error);
     }
 }

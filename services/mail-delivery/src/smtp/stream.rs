@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,22 +24,32 @@ use crate::smtp_url::{SmtpUrl, TlsMode};
 /// Records the first read from the socket after [`DataProbe::arm`]. lettre's client writes
 /// the whole message and its final dot before it reads the reply, and TLS writes never read
 /// from the socket, so that first read means the final dot has been handed to the kernel.
+/// It also records whether the client wrote anything yet, which separates a failed greeting
+/// from a failed EHLO.
 #[derive(Debug, Default)]
 pub(crate) struct DataProbe {
     armed: AtomicBool,
-    reply_wait_started: OnceLock<Instant>,
+    wrote: AtomicBool,
+    reply_wait_started: Mutex<Option<Instant>>,
     reply_wait_notify: Notify,
 }
 
 impl DataProbe {
-    /// Starts watching; call it right before sending the message body.
+    /// Starts watching, right before the message body is sent. It clears the state of the
+    /// previous message on a reused connection.
     pub(crate) fn arm(&self) {
+        *self.lock() = None;
         self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops watching, once the reply to the final dot has arrived.
+    pub(crate) fn disarm(&self) {
+        self.armed.store(false, Ordering::SeqCst);
     }
 
     /// When the client began reading the reply to the final dot, if it has.
     pub(crate) fn reply_wait_started(&self) -> Option<Instant> {
-        self.reply_wait_started.get().copied()
+        *self.lock()
     }
 
     /// Resolves once the client begins reading the reply to the final dot.
@@ -47,9 +57,24 @@ impl DataProbe {
         self.reply_wait_notify.notified().await;
     }
 
+    /// Returns whether the client has written anything to the socket.
+    pub(crate) fn wrote_any(&self) -> bool {
+        self.wrote.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.reply_wait_started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn on_read(&self) {
-        if self.armed.load(Ordering::SeqCst) && self.reply_wait_started.set(Instant::now()).is_ok()
-        {
+        if !self.armed.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut started = self.lock();
+        if started.is_none() {
+            *started = Some(Instant::now());
             self.reply_wait_notify.notify_one();
         }
     }
@@ -79,7 +104,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProbedStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.probe.wrote.store(true, Ordering::SeqCst);
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -87,7 +114,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProbedStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        this.probe.wrote.store(true, Ordering::SeqCst);
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -184,6 +184,8 @@ impl Upstream {
             }],
             message_id: email.message_id.to_owned(),
             delivery_key: email.delivery_key.to_owned(),
+            skip_recipients: Vec::new(),
+            defer_per_recipient: false,
         };
         let response = self
             .mailer
