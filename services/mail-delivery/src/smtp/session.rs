@@ -15,6 +15,7 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::SmtpMailer;
 use super::outcome::{Attempt, Step, Stop, stop_at, stop_at_data_end};
@@ -68,12 +69,14 @@ impl<'m> Session<'m> {
     async fn open(mailer: &'m SmtpMailer) -> Result<Session<'m>, Stop> {
         let destination = mailer.url.destination();
         let (socket, probe) = stream::connect(&mailer.url, &mailer.tls, mailer.timeout)
+            .instrument(tracing::info_span!("smtp.connect"))
             .await
             .map_err(|reason| {
                 stop_at(Step::Connect, StepError::Connection(reason), &destination)
             })?;
         let hello = AsyncSmtpConnection::connect_with_transport(socket, &mailer.hello);
         let connection = timed(mailer.timeout, hello)
+            .instrument(tracing::info_span!("smtp.ehlo"))
             .await
             .map_err(|error| stop_at(Step::GreetingOrEhlo, error, &destination))?;
 
@@ -134,9 +137,19 @@ impl<'m> Session<'m> {
 
     async fn transact(&mut self, attempt: &mut Attempt<'_>) -> Result<SmtpReply, Stop> {
         let message = self.message_for_server(attempt)?;
-        self.mail_from(attempt, &message).await?;
-        self.rcpt_to(attempt).await?;
-        self.data(attempt, &message).await
+        self.mail_from(attempt, &message)
+            .instrument(tracing::info_span!("smtp.mail"))
+            .await?;
+        let recipients = attempt.pending().len();
+        self.rcpt_to(attempt)
+            .instrument(tracing::info_span!(
+                "smtp.rcpt",
+                smtp.recipients = recipients
+            ))
+            .await?;
+        self.data(attempt, &message)
+            .instrument(tracing::info_span!("smtp.data"))
+            .await
     }
 
     /// Returns the message as this server can take it. Without SMTPUTF8, recipients with a
