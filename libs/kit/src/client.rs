@@ -11,13 +11,16 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use invoicer_telemetry::grpc::ClientTracing;
+
 use crate::config::Config;
 use crate::plugin::{BoxError, ServiceName};
 
-/// A channel with the outgoing interceptor applied; generated clients wrap it.
-pub type GrpcChannel = InterceptedService<Channel, OutgoingInterceptor>;
+/// A channel with a client span per call and the outgoing interceptor applied; generated
+/// clients wrap it.
+pub type GrpcChannel = InterceptedService<ClientTracing<Channel>, OutgoingInterceptor>;
 
-/// Adds the bearer token and the current trace context to every outgoing request.
+/// Adds the bearer token to every outgoing request. `ClientTracing` adds the trace context.
 #[derive(Clone)]
 pub struct OutgoingInterceptor {
     authorization: Option<AsciiMetadataValue>,
@@ -46,7 +49,6 @@ impl Interceptor for OutgoingInterceptor {
                 .metadata_mut()
                 .insert("authorization", value.clone());
         }
-        invoicer_telemetry::inject_context(request.metadata_mut());
         Ok(request)
     }
 }
@@ -54,7 +56,7 @@ impl Interceptor for OutgoingInterceptor {
 /// Lazily connecting channels, one per service.
 #[derive(Clone)]
 pub struct Channels {
-    channels: Arc<HashMap<ServiceName, Channel>>,
+    channels: Arc<HashMap<ServiceName, ClientTracing<Channel>>>,
     interceptor: OutgoingInterceptor,
 }
 
@@ -69,10 +71,9 @@ impl Channels {
                 (None, Some(addr)) => format!("http://{addr}"),
                 (None, None) => config.client.endpoint.clone(),
             };
-            channels.insert(
-                name,
-                lazy_channel(&url, None).map_err(|e| format!("endpoint of {name}: {e}"))?,
-            );
+            let channel =
+                lazy_channel(&url, None).map_err(|e| format!("endpoint of {name}: {e}"))?;
+            channels.insert(name, ClientTracing::new(channel, &url));
         }
         let interceptor = OutgoingInterceptor::new(config.server.auth_token.as_deref())?;
         Ok(Channels {

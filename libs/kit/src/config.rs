@@ -234,6 +234,20 @@ pub struct TelemetryConfig {
     /// OTLP/gRPC collector such as `http://127.0.0.1:4317`; unset exports no traces.
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` overrides it.
     pub otlp_endpoint: Option<String>,
+    /// `service.name` of exported traces and metrics; unset names the one service a process
+    /// serves, or `invoicer` for several. `OTEL_SERVICE_NAME` overrides it.
+    pub service_name: Option<String>,
+    /// Trace sampler such as `parentbased_traceidratio`; unset samples every trace.
+    /// `OTEL_TRACES_SAMPLER` overrides it.
+    pub traces_sampler: Option<String>,
+    /// Argument of a ratio sampler, from 0 to 1. `OTEL_TRACES_SAMPLER_ARG` overrides it.
+    pub traces_sampler_arg: Option<String>,
+    /// `otlp`, `prometheus` or `none`, comma-separated; unset means `otlp`.
+    /// `OTEL_METRICS_EXPORTER` overrides it.
+    pub metrics_exporter: Option<String>,
+    /// Address of the Prometheus `/metrics` HTTP endpoint; unset serves none.
+    /// `INVOICER_METRICS_LISTEN` overrides it.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -350,6 +364,11 @@ impl Default for TelemetryConfig {
             log_format: "text".to_owned(),
             log_filter: "info".to_owned(),
             otlp_endpoint: None,
+            service_name: None,
+            traces_sampler: None,
+            traces_sampler_arg: None,
+            metrics_exporter: None,
+            metrics_listen: None,
         }
     }
 }
@@ -406,6 +425,26 @@ impl Config {
         }
         if let Some(endpoint) = non_empty("OTEL_EXPORTER_OTLP_ENDPOINT") {
             self.telemetry.otlp_endpoint = Some(endpoint);
+        }
+        if let Some(name) = non_empty("OTEL_SERVICE_NAME") {
+            self.telemetry.service_name = Some(name);
+        }
+        if let Some(sampler) = non_empty("OTEL_TRACES_SAMPLER") {
+            self.telemetry.traces_sampler = Some(sampler);
+        }
+        if let Some(argument) = non_empty("OTEL_TRACES_SAMPLER_ARG") {
+            self.telemetry.traces_sampler_arg = Some(argument);
+        }
+        if let Some(exporter) = non_empty("OTEL_METRICS_EXPORTER") {
+            self.telemetry.metrics_exporter = Some(exporter);
+        }
+        if let Some(listen) = non_empty("INVOICER_METRICS_LISTEN") {
+            let address = listen.parse().map_err(|_| ConfigError::Env {
+                name: "INVOICER_METRICS_LISTEN",
+                value: listen.clone(),
+                message: "expected an address and port such as 127.0.0.1:9464".to_owned(),
+            })?;
+            self.telemetry.metrics_listen = Some(address);
         }
         Ok(())
     }
@@ -520,6 +559,44 @@ mod tests {
             .unwrap_err();
         assert!(
             error.to_string().contains("INVOICER_LISTEN=\"localhost\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn otel_variables_set_telemetry() {
+        let mut config = Config::default();
+        config
+            .apply_env(|name| match name {
+                "OTEL_SERVICE_NAME" => Some("billing".to_owned()),
+                "OTEL_TRACES_SAMPLER" => Some("traceidratio".to_owned()),
+                "OTEL_TRACES_SAMPLER_ARG" => Some("0.5".to_owned()),
+                "OTEL_METRICS_EXPORTER" => Some("none".to_owned()),
+                "INVOICER_METRICS_LISTEN" => Some("127.0.0.1:9464".to_owned()),
+                _ => None,
+            })
+            .unwrap();
+        let telemetry = &config.telemetry;
+        assert_eq!(telemetry.service_name.as_deref(), Some("billing"));
+        assert_eq!(telemetry.traces_sampler.as_deref(), Some("traceidratio"));
+        assert_eq!(telemetry.traces_sampler_arg.as_deref(), Some("0.5"));
+        assert_eq!(telemetry.metrics_exporter.as_deref(), Some("none"));
+        assert_eq!(
+            telemetry.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+    }
+
+    #[test]
+    fn invalid_metrics_listen_env_names_variable() {
+        let mut config = Config::default();
+        let error = config
+            .apply_env(|name| (name == "INVOICER_METRICS_LISTEN").then(|| "9464".to_owned()))
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("INVOICER_METRICS_LISTEN=\"9464\""),
             "{error}"
         );
     }

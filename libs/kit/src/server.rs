@@ -65,7 +65,7 @@ pub async fn start(
     let auth = config.server.auth_token.clone().map(Arc::<str>::from);
     let mut stop_signal = shutdown.clone();
     let router = tonic::transport::Server::builder()
-        .layer(RequestLayer { auth })
+        .layer(RequestLayer { auth, local_addr })
         .add_routes(routes.routes());
     let task = tokio::spawn(
         router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
@@ -183,6 +183,7 @@ pub async fn shutdown_signal() -> &'static str {
 #[derive(Clone)]
 struct RequestLayer {
     auth: Option<Arc<str>>,
+    local_addr: SocketAddr,
 }
 
 impl<S> tower::Layer<S> for RequestLayer {
@@ -192,6 +193,7 @@ impl<S> tower::Layer<S> for RequestLayer {
         RequestService {
             inner,
             auth: self.auth.clone(),
+            local_addr: self.local_addr,
         }
     }
 }
@@ -200,6 +202,7 @@ impl<S> tower::Layer<S> for RequestLayer {
 struct RequestService<S> {
     inner: S,
     auth: Option<Arc<str>>,
+    local_addr: SocketAddr,
 }
 
 impl<S> RequestService<S> {
@@ -247,24 +250,21 @@ where
             return Box::pin(async move { Ok(status.into_http()) });
         }
 
-        let (service, method) = split_rpc_path(&path);
-        let span = tracing::info_span!(
-            "grpc.server",
-            otel.name = %path.trim_start_matches('/'),
-            otel.kind = "server",
-            rpc.service = %service,
-            rpc.method = %method,
-        );
-        invoicer_telemetry::set_parent_from_headers(&span, request.headers());
+        let span = invoicer_telemetry::grpc::server_span(&request, self.local_addr);
 
         // Clone-and-swap keeps the instance that poll_ready found ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move { inner.call(request).await }.instrument(span))
+        let response_span = span.clone();
+        Box::pin(
+            async move {
+                let response = inner.call(request).await?;
+                Ok(invoicer_telemetry::grpc::observe_server_response(
+                    response,
+                    response_span,
+                ))
+            }
+            .instrument(span),
+        )
     }
-}
-
-fn split_rpc_path(path: &str) -> (&str, &str) {
-    let trimmed = path.trim_start_matches('/');
-    trimmed.split_once('/').unwrap_or((trimmed, ""))
 }

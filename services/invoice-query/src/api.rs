@@ -44,7 +44,7 @@ impl InvoiceQueryService for InvoiceQueryApi {
         Ok(Response::new(report_to_proto(report)))
     }
 
-    #[tracing::instrument(name = "invoice_query.get_invoice", skip_all, fields(invoice = %request.get_ref().number))]
+    #[tracing::instrument(name = "invoice_query.get_invoice", skip_all, fields(invoice.number = %request.get_ref().number))]
     async fn get_invoice(
         &self,
         request: Request<pb::GetInvoiceRequest>,

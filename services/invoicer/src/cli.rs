@@ -345,7 +345,11 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send)) -> anyhow::Res
     };
     let config = Config::load(cli.config.as_deref())?;
     let long_running = matches!(cli.command, Command::Serve(_) | Command::Demo(_));
-    let _telemetry = init_telemetry(&config, long_running)?;
+    let services = match &cli.command {
+        Command::Serve(args) => args.services.as_deref(),
+        _ => None,
+    };
+    let _telemetry = init_telemetry(&config, long_running, services)?;
     let endpoint = cli
         .endpoint
         .clone()
@@ -374,10 +378,16 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send)) -> anyhow::Res
 fn init_telemetry(
     config: &Config,
     long_running: bool,
+    services: Option<&str>,
 ) -> anyhow::Result<Option<invoicer_telemetry::TelemetryGuard>> {
     let telemetry = &config.telemetry;
+    let services = services.unwrap_or(&config.server.services);
+    let service_name = telemetry
+        .service_name
+        .clone()
+        .unwrap_or_else(|| default_service_name(services));
     let options = invoicer_telemetry::TelemetryOptions {
-        service_name: "invoicer",
+        service_name: &service_name,
         log_format: &telemetry.log_format,
         log_filter: if long_running {
             &telemetry.log_filter
@@ -389,10 +399,50 @@ fn init_telemetry(
         } else {
             None
         },
+        traces_sampler: telemetry.traces_sampler.as_deref(),
+        traces_sampler_arg: telemetry.traces_sampler_arg.as_deref(),
+        metrics_exporter: telemetry.metrics_exporter.as_deref(),
+        metrics_listen: if long_running {
+            telemetry.metrics_listen
+        } else {
+            None
+        },
     };
     match invoicer_telemetry::init(&options) {
         Ok(guard) => Ok(Some(guard)),
         Err(invoicer_telemetry::TelemetryError::AlreadySet) => Ok(None),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Names a process after the one service it serves, such as `pdf-render`; a process serving
+/// several is `invoicer`.
+fn default_service_name(services: &str) -> String {
+    let names: Vec<&str> = services
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .collect();
+    match names.as_slice() {
+        [name] if *name != "all" => (*name).to_owned(),
+        _ => "invoicer".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_service_name;
+
+    #[test]
+    fn service_name_of_one_service() {
+        assert_eq!(default_service_name("pdf-render"), "pdf-render");
+        assert_eq!(default_service_name(" audit-log "), "audit-log");
+    }
+
+    #[test]
+    fn service_name_of_several_services() {
+        assert_eq!(default_service_name("all"), "invoicer");
+        assert_eq!(default_service_name("pdf-render,mail-delivery"), "invoicer");
+        assert_eq!(default_service_name(""), "invoicer");
     }
 }

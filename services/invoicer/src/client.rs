@@ -8,6 +8,7 @@ use invoicer_kit::{Config, GrpcChannel};
 use invoicer_proto::audit_log::v1::audit_log_service_client::AuditLogServiceClient;
 use invoicer_proto::invoice_query::v1::invoice_query_service_client::InvoiceQueryServiceClient;
 use invoicer_proto::orchestrator::v1::orchestrator_service_client::OrchestratorServiceClient;
+use invoicer_telemetry::grpc::ClientTracing;
 use tonic::service::interceptor::InterceptedService;
 
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -32,7 +33,7 @@ impl Clients {
             .with_context(|| format!("invalid endpoint {endpoint:?}; set INVOICER_ENDPOINT to a URL such as http://127.0.0.1:50051"))?;
         let interceptor = OutgoingInterceptor::new(config.server.auth_token.as_deref())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let channel = InterceptedService::new(channel, interceptor);
+        let channel = InterceptedService::new(ClientTracing::new(channel, endpoint), interceptor);
         Ok(Clients {
             invoices: InvoiceQueryServiceClient::new(channel.clone()),
             orchestrator: OrchestratorServiceClient::new(channel.clone())

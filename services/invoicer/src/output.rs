@@ -386,20 +386,26 @@ pub(crate) fn log_entries(out: Out<'_>, entries: &[audit::Entry], as_json: bool)
     }
     writeln!(
         out,
-        "{:<24}  {:<16}  {:<14}  {:<34}  {:<12}  trigger",
-        "at", "invoice", "outcome", "to", "pdf sha256"
+        "{:<24}  {:<16}  {:<14}  {:<34}  {:<12}  {:<32}  trigger",
+        "at", "invoice", "outcome", "to", "pdf sha256", "trace id"
     )?;
     for entry in entries {
         let trigger = entry.trigger.clone().unwrap_or_default();
         let sha_prefix: String = entry.attachment_sha256.chars().take(12).collect();
+        let trace_id = if entry.trace_id.is_empty() {
+            "-"
+        } else {
+            entry.trace_id.as_str()
+        };
         writeln!(
             out,
-            "{:<24}  {:<16}  {:<14}  {:<34}  {:<12}  {}",
+            "{:<24}  {:<16}  {:<14}  {:<34}  {:<12}  {:<32}  {}",
             entry.at,
             entry.invoice_number,
             outcome(entry.outcome),
             addresses(&entry.to).join(","),
             sha_prefix,
+            trace_id,
             trigger_text(&trigger)
         )?;
     }

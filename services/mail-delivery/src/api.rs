@@ -44,17 +44,37 @@ impl MailDeliveryService for MailDeliveryApi {
         request: Request<proto::SendEmailRequest>,
     ) -> Result<Response<proto::SendEmailResponse>, Status> {
         let email = outgoing_email(request.into_inner());
-        let span = tracing::info_span!(
-            "email.send",
-            message_id = email.message_id.as_deref().unwrap_or_default(),
-            delivery_key = email.delivery_key.as_deref().unwrap_or_default(),
-        );
+        // No Message-ID or delivery key here: both can contain an email address, and span
+        // attributes must not.
+        let span = tracing::info_span!("email.send");
         async move {
+            let started = std::time::Instant::now();
             let report = self.mailer.send(email).await.map_err(send_status)?;
+            record_metrics(&report, started.elapsed());
             Ok(Response::new(send_response(report)))
         }
         .instrument(span)
         .await
+    }
+}
+
+/// Counts the message by outcome, its SMTP replies by class, and the send time.
+fn record_metrics(report: &DeliveryReport, elapsed: std::time::Duration) {
+    let metrics = invoicer_telemetry::metrics();
+    metrics.record_message(report.outcome.as_str());
+    metrics.record_send(elapsed, report.outcome.as_str());
+    if !report.destination.starts_with("smtp") {
+        return;
+    }
+    for recipient in report.recipients.iter().filter(|r| r.reply_code != 0) {
+        metrics.record_smtp_reply(u32::from(recipient.reply_code));
+    }
+    let data_end_code = report
+        .server_reply
+        .get(..3)
+        .and_then(|code| code.parse().ok());
+    if let Some(code) = data_end_code {
+        metrics.record_smtp_reply(code);
     }
 }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use tokio::sync::broadcast;
+use tracing::Instrument;
 
 use crate::engine::{Engine, Progress, RunningBatch};
 use crate::error::OrchestratorError;
@@ -95,7 +96,16 @@ impl Engine {
         tracing::info!(batch_id = %batch.id, business_date = %batch.business_date, trigger = batch.trigger.as_str(), cutoff = %batch.cutoff, window_start = %batch.window_start, "batch started");
 
         let progress = self.register_running(&batch);
-        let outcome = self.execute(&batch, &progress).await;
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            parent: None,
+            "batch.run",
+            batch.id = %batch.id,
+            batch.trigger = batch.trigger.as_str(),
+            batch.business_date = %batch.business_date,
+        );
+        invoicer_telemetry::link_to_current(&span);
+        let outcome = self.execute(&batch, &progress).instrument(span).await;
         self.unregister_running(&batch.id);
 
         let (status, error) = match &outcome {
@@ -113,6 +123,11 @@ impl Engine {
             replayed: false,
         };
         let counts = report.counts();
+        invoicer_telemetry::metrics().record_batch(
+            started.elapsed(),
+            u64::from(counts.eligible),
+            status.as_str(),
+        );
         let _ = progress.send(Progress {
             batch_id: report.batch.id.clone(),
             status,

@@ -15,18 +15,23 @@ use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
 impl Engine {
     /// Takes a delivery this caller claimed (state `pending`) to an end state and returns it.
     /// Only a storage failure returns an error; every other failure ends in a state with a
-    /// reason. Each delivery is the root of its own trace.
+    /// reason. Each delivery is the root of its own trace, linked to the span that started it
+    /// (the batch, or the resend request).
     pub(crate) async fn deliver(&self, delivery: Delivery) -> Result<Delivery, OrchestratorError> {
         let span = tracing::info_span!(
             parent: None,
             "invoice.deliver",
-            invoice = %delivery.invoice_number,
-            revision = delivery.invoice_revision,
-            delivery_id = %delivery.id,
-            purpose = delivery.purpose.as_str(),
-            batch_id = delivery.batch_id.as_deref().unwrap_or(""),
+            invoice.number = %delivery.invoice_number,
+            invoice.revision = delivery.invoice_revision,
+            delivery.id = %delivery.id,
+            delivery.purpose = delivery.purpose.as_str(),
+            batch.id = delivery.batch_id.as_deref().unwrap_or(""),
         );
-        self.deliver_in_span(delivery).instrument(span).await
+        invoicer_telemetry::link_to_current(&span);
+        let started = std::time::Instant::now();
+        let delivered = self.deliver_in_span(delivery).instrument(span).await?;
+        invoicer_telemetry::metrics().record_delivery(started.elapsed(), delivered.state.as_str());
+        Ok(delivered)
     }
 
     async fn deliver_in_span(&self, mut delivery: Delivery) -> Result<Delivery, OrchestratorError> {

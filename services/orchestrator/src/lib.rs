@@ -5,6 +5,7 @@ mod batch;
 mod deliver;
 mod engine;
 mod error;
+mod gauges;
 mod log;
 mod message;
 mod model;
@@ -57,6 +58,7 @@ impl ServicePlugin for OrchestratorPlugin {
             );
         }
         scheduler::spawn_retry_loop(engine.clone(), ctx.shutdown.clone());
+        gauges::spawn_refresh(engine.clone(), ctx.shutdown.clone());
         tracing::info!(
             database = if url.starts_with("postgres") { "postgresql" } else { "sqlite" },
             schedule = %schedule_config.cron,

@@ -45,7 +45,7 @@ impl PdfRenderService for PdfRenderApi {
             .map(|invoice| invoice.number.clone());
         let span = tracing::info_span!(
             "invoice.render",
-            invoice = number.as_deref().unwrap_or_default(),
+            invoice.number = number.as_deref().unwrap_or_default(),
             template = %request.template,
         );
         async move {
@@ -71,11 +71,13 @@ impl PdfRenderApi {
     async fn render_blocking(&self, input: RenderInput) -> Result<RenderedPdf, Status> {
         let renderer = self.renderer;
         let span = tracing::Span::current();
+        let started = std::time::Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             renderer.render(&input)
         })
         .await;
+        invoicer_telemetry::metrics().record_render(started.elapsed());
         match joined {
             Ok(result) => result.map_err(render_status),
             Err(join_error) => {

@@ -102,10 +102,9 @@ impl SmtpMailer {
     }
 
     pub(crate) async fn send(&self, email: &PreparedEmail) -> DeliveryReport {
+        // No Message-ID: it contains an `@`, and span attributes carry no address.
         let span = tracing::info_span!(
             "smtp.send",
-            message_id = %email.message_id,
-            delivery_key = email.delivery_key.as_deref().unwrap_or_default(),
             server.address = %self.url.host,
             server.port = self.url.port,
         );

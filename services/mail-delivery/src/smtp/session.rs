@@ -13,6 +13,7 @@ use lettre::transport::smtp::commands::{Ehlo, Rset};
 use lettre::transport::smtp::extension::Extension;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::SmtpMailer;
 use super::outcome::{Stop, stop_at};
@@ -45,6 +46,7 @@ impl Session {
     ) -> Result<Session, Stop> {
         let destination = mailer.url.destination();
         let (socket, probe) = stream::connect(&mailer.url, &mailer.tls, mailer.timeout)
+            .instrument(tracing::info_span!("smtp.connect"))
             .await
             .map_err(|reason| {
                 stop_at(
@@ -54,7 +56,10 @@ impl Session {
                 )
             })?;
         let hello = AsyncSmtpConnection::connect_with_transport(socket, &mailer.hello);
-        let connection = match timed(mailer.timeout, hello).await {
+        let connection = match timed(mailer.timeout, hello)
+            .instrument(tracing::info_span!("smtp.ehlo"))
+            .await
+        {
             Ok(connection) => connection,
             Err(error) => {
                 // lettre reads the greeting and sends EHLO in one call; nothing written yet

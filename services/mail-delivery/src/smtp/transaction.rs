@@ -8,6 +8,7 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::outcome::{Attempt, Stop, stop_at, stop_at_data_end};
 use super::reply::{SmtpReply, StepError};
@@ -25,9 +26,16 @@ impl Session {
     pub(super) async fn transact(&mut self, attempt: &mut Attempt<'_>) -> Result<SmtpReply, Stop> {
         let message = self.message_for_server(attempt)?;
         self.check_size(message.len())?;
-        self.mail_from(attempt, &message).await?;
-        self.rcpt_to(attempt).await?;
-        self.data(attempt, &message).await
+        self.mail_from(attempt, &message)
+            .instrument(tracing::info_span!("smtp.mail"))
+            .await?;
+        let recipients = attempt.pending().len();
+        self.rcpt_to(attempt)
+            .instrument(tracing::info_span!("smtp.rcpt", smtp.recipients = recipients))
+            .await?;
+        self.data(attempt, &message)
+            .instrument(tracing::info_span!("smtp.data"))
+            .await
     }
 
     /// Returns the message as this server can take it. Without SMTPUTF8, recipients with a

@@ -4,6 +4,7 @@
 mod entities;
 mod migration;
 mod notifiers;
+mod queue;
 
 use std::collections::HashMap;
 

@@ -1,0 +1,477 @@
+//! One benchmark case: a fresh database, the sink and the five service processes, the import,
+//! the timed batch, then the metrics and each process's peak RSS.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use invoicer_test_db::TestDatabase;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::report::{CaseResult, Rss};
+use crate::{generate, latency, report};
+
+const SERVICES: [&str; 5] = [
+    "invoice-query",
+    "pdf-render",
+    "mail-delivery",
+    "audit-log",
+    "orchestrator",
+];
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DatabaseKind {
+    Sqlite,
+    /// A fresh database on the server named by INVOICER_TEST_DATABASE_URL.
+    Postgres,
+}
+
+impl DatabaseKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DatabaseKind::Sqlite => "SQLite",
+            DatabaseKind::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Generated invoice counts, comma-separated, such as 1000,10000,100000.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    invoices: Vec<usize>,
+    /// Also run the Chinook sample export (services/invoicer/sample/chinook-export.json).
+    #[arg(long)]
+    chinook: bool,
+    /// Databases, comma-separated: sqlite, postgres.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+    database: Vec<DatabaseKind>,
+    /// Deliveries the orchestrator runs at once (`batch.concurrency`).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// The invoicer binary [default: the release build in the cargo target folder].
+    #[arg(long)]
+    invoicer: Option<PathBuf>,
+    /// Results page to write; only the part between its result markers is replaced.
+    #[arg(long, default_value = "docs/benchmarks/batch.md")]
+    output: PathBuf,
+    /// Seconds a batch may run before the case fails.
+    #[arg(long, default_value_t = 1800)]
+    timeout_secs: u64,
+}
+
+/// What one case runs on.
+struct Case {
+    label: String,
+    export: Export,
+    database: DatabaseKind,
+}
+
+enum Export {
+    Generated(usize),
+    File(PathBuf),
+}
+
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let invoicer = args
+        .invoicer
+        .clone()
+        .unwrap_or_else(|| crate::target_dir().join("release/invoicer"));
+    ensure!(
+        invoicer.exists(),
+        "no invoicer binary at {}: build it with `cargo build --release -p invoicer` or pass --invoicer",
+        invoicer.display()
+    );
+    let mut cases = Vec::new();
+    for &database in &args.database {
+        for &count in &args.invoices {
+            cases.push(Case {
+                label: format!("generated {count}"),
+                export: Export::Generated(count),
+                database,
+            });
+        }
+        if args.chinook {
+            let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../services/invoicer/sample/chinook-export.json");
+            cases.push(Case {
+                label: "Chinook sample".to_owned(),
+                export: Export::File(sample),
+                database,
+            });
+        }
+    }
+    let mut results = Vec::new();
+    for case in cases {
+        eprintln!("bench: {} on {}", case.label, case.database.as_str());
+        let result = run_case(&case, &args, &invoicer)
+            .await
+            .with_context(|| format!("case {} on {} failed", case.label, case.database.as_str()))?;
+        eprintln!("bench: {}", result.summary());
+        results.push(result);
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    report::write(&args.output, &command, args.concurrency, &results)?;
+    eprintln!("bench: wrote {}", args.output.display());
+    Ok(())
+}
+
+async fn run_case(case: &Case, args: &RunArgs, invoicer: &Path) -> anyhow::Result<CaseResult> {
+    let database = match case.database {
+        DatabaseKind::Sqlite => TestDatabase::sqlite()?,
+        DatabaseKind::Postgres => TestDatabase::postgres("bench")
+            .await?
+            .context("PostgreSQL needs INVOICER_TEST_DATABASE_URL, such as postgres://postgres@127.0.0.1:5432/test")?,
+    };
+    let result = run_on(case, args, invoicer, &database).await;
+    database.remove().await?;
+    result
+}
+
+async fn run_on(
+    case: &Case,
+    args: &RunArgs,
+    invoicer: &Path,
+    database: &TestDatabase,
+) -> anyhow::Result<CaseResult> {
+    let folder = database.folder().to_owned();
+    let export = match &case.export {
+        Export::Generated(count) => {
+            let path = folder.join("export.json");
+            std::fs::write(&path, generate::export(*count))?;
+            path
+        }
+        Export::File(path) => path.clone(),
+    };
+
+    let mut sink = Process::sink(&folder).await?;
+    let mut ports = BTreeMap::new();
+    for name in SERVICES {
+        ports.insert(name, free_port()?);
+    }
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let config = write_config(&folder, database, &ports, args)?;
+    let mut services = Vec::new();
+    for name in SERVICES {
+        let process = Process::service(
+            invoicer,
+            &config,
+            name,
+            ports[name],
+            metrics,
+            &sink.address,
+            &folder,
+        )
+        .await?;
+        services.push(process);
+    }
+    for process in &services {
+        process.wait_until_listening().await?;
+    }
+    // The process ids let a profiler attach, such as `perf record -g -p PID,PID`.
+    let pids: Vec<String> = services
+        .iter()
+        .map(|process| {
+            format!(
+                "{} {}",
+                process.name,
+                process.child.id().unwrap_or_default()
+            )
+        })
+        .collect();
+    eprintln!("bench: process ids: {}", pids.join(", "));
+
+    let endpoint = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+    let started = Instant::now();
+    let export_text = export.to_string_lossy().into_owned();
+    cli(
+        invoicer,
+        &config,
+        &endpoint("invoice-query"),
+        &["import", &export_text],
+    )
+    .await?;
+    let import_secs = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let output = cli(
+        invoicer,
+        &config,
+        &endpoint("orchestrator"),
+        &["batch", "run", "--lookback", "3650d", "--json"],
+    )
+    .await?;
+    let batch_secs = started.elapsed().as_secs_f64();
+    let summary: serde_json::Value =
+        serde_json::from_str(output.lines().last().context("batch run printed nothing")?)?;
+    let sent = summary["sent"].as_u64().unwrap_or_default();
+    let eligible = summary["eligible"].as_u64().unwrap_or_default();
+    ensure!(sent == eligible, "not every invoice was sent: {summary}");
+
+    let metrics_text = latency::scrape(metrics).await?;
+    let buckets = latency::sent_buckets(&metrics_text);
+    let mut rss = Vec::new();
+    for process in services.iter().chain(std::iter::once(&sink)) {
+        rss.push(Rss {
+            process: process.name.clone(),
+            peak_kib: process.peak_rss_kib()?,
+        });
+    }
+    for process in services {
+        process.stop().await?;
+    }
+    sink.stop_in_place().await?;
+    let received = sink.sink_message_count().await?;
+    ensure!(
+        received == sent,
+        "the SMTP sink received {received} messages, but the batch sent {sent}"
+    );
+    Ok(CaseResult {
+        label: case.label.clone(),
+        database: case.database.as_str(),
+        sent,
+        import_secs,
+        batch_secs,
+        p50: latency::quantile(&buckets, 0.5),
+        p90: latency::quantile(&buckets, 0.9),
+        p99: latency::quantile(&buckets, 0.99),
+        rss,
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn write_config(
+    folder: &Path,
+    database: &TestDatabase,
+    ports: &BTreeMap<&str, u16>,
+    args: &RunArgs,
+) -> anyhow::Result<PathBuf> {
+    let endpoint = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+    let database_url = database
+        .database_url()
+        .map(|url| format!("database_url = \"{url}\"\n"))
+        .unwrap_or_default();
+    let config = format!(
+        r#"data_dir = "{data}"
+{database_url}
+[client]
+timeout_secs = {timeout}
+
+[batch]
+concurrency = {concurrency}
+
+[batch.schedule]
+enabled = false
+
+[endpoints]
+invoice_query = "{iq}"
+pdf_render = "{pdf}"
+mail_delivery = "{mail}"
+audit_log = "{audit}"
+orchestrator = "{orch}"
+
+[telemetry]
+log_filter = "warn"
+"#,
+        data = database.data_dir().display(),
+        timeout = args.timeout_secs,
+        concurrency = args.concurrency,
+        iq = endpoint("invoice-query"),
+        pdf = endpoint("pdf-render"),
+        mail = endpoint("mail-delivery"),
+        audit = endpoint("audit-log"),
+        orch = endpoint("orchestrator"),
+    );
+    let path = folder.join("invoicer.toml");
+    std::fs::write(&path, config)?;
+    Ok(path)
+}
+
+/// Builds a command for `program` without the caller's `INVOICER_*`, `OTEL_*` and `RUST_LOG`.
+fn clean_command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("INVOICER_") || text.starts_with("OTEL_") || text == "RUST_LOG" {
+            command.env_remove(&name);
+        }
+    }
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    command
+}
+
+async fn cli(
+    invoicer: &Path,
+    config: &Path,
+    endpoint: &str,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let output = clean_command(invoicer)
+        .arg("--config")
+        .arg(config)
+        .arg("--endpoint")
+        .arg(endpoint)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    ensure!(
+        output.status.success(),
+        "invoicer {args:?} exited with {}:\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(stdout)
+}
+
+/// A child process of the benchmark: a service or the sink.
+struct Process {
+    name: String,
+    child: Child,
+    address: String,
+    listen: Vec<SocketAddr>,
+    log: PathBuf,
+    /// The sink's stdout after its first line; it prints the message count at exit.
+    output: Option<Lines<BufReader<ChildStdout>>>,
+}
+
+impl Process {
+    async fn sink(folder: &Path) -> anyhow::Result<Process> {
+        let program = std::env::current_exe()?;
+        let log = folder.join("sink.log");
+        let mut child = clean_command(&program)
+            .args(["sink", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("cannot start the SMTP sink")?;
+        let stdout = child.stdout.take().context("sink has no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(START_TIMEOUT, lines.next_line())
+            .await
+            .context("the SMTP sink did not start")??
+            .unwrap_or_default();
+        let Some(address) = first.strip_prefix("listening ") else {
+            bail!("unexpected first line from the SMTP sink: {first:?}");
+        };
+        Ok(Process {
+            name: "smtp sink".to_owned(),
+            child,
+            address: format!("smtp://{address}"),
+            listen: Vec::new(),
+            log,
+            output: Some(lines),
+        })
+    }
+
+    async fn service(
+        invoicer: &Path,
+        config: &Path,
+        name: &str,
+        port: u16,
+        metrics: SocketAddr,
+        smtp_url: &str,
+        folder: &Path,
+    ) -> anyhow::Result<Process> {
+        let listen = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = folder.join(format!("{name}.log"));
+        let mut command = clean_command(invoicer);
+        command
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--services", name])
+            .env("INVOICER_LISTEN", listen.to_string())
+            .env("INVOICER_SMTP_URL", smtp_url)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
+        let mut listens = vec![listen];
+        if name == "orchestrator" {
+            command.env("INVOICER_METRICS_LISTEN", metrics.to_string());
+            listens.push(metrics);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", invoicer.display()))?;
+        Ok(Process {
+            name: name.to_owned(),
+            child,
+            address: format!("http://{listen}"),
+            listen: listens,
+            log,
+            output: None,
+        })
+    }
+
+    async fn wait_until_listening(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        for &address in &self.listen {
+            while tokio::net::TcpStream::connect(address).await.is_err() {
+                if started.elapsed() > START_TIMEOUT {
+                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                    bail!("{} does not listen on {address}; log:\n{log}", self.name);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Peak resident set size (`VmHWM` in /proc/PID/status), in KiB.
+    fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let pid = self.child.id().context("process already exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("no VmHWM in /proc/{pid}/status"))
+    }
+
+    /// Reads the sink's `messages N` line, printed at exit.
+    async fn sink_message_count(&mut self) -> anyhow::Result<u64> {
+        let lines = self.output.as_mut().context("not the sink")?;
+        while let Some(line) = lines.next_line().await? {
+            if let Some(count) = line.strip_prefix("messages ") {
+                return Ok(count.trim().parse()?);
+            }
+        }
+        bail!("the SMTP sink exited without printing its message count")
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.stop_in_place().await
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    async fn stop_in_place(&mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .with_context(|| format!("{} still running after SIGTERM", self.name))??;
+        if !status.success() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            bail!(
+                "{} ({}) exited with {status}; log:\n{log}",
+                self.name,
+                self.address
+            );
+        }
+        Ok(())
+    }
+}
