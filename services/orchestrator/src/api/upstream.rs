@@ -1,6 +1,7 @@
 //! Calls to invoice-query, pdf-render, mail-delivery and audit-log.
 
 use chrono::{DateTime, Utc};
+use invoicer_domain::email::Mailbox;
 use invoicer_kit::config::CompanyConfig;
 use invoicer_kit::{Channels, GrpcChannel, ServiceName};
 use invoicer_proto::audit_log::v1 as audit;
@@ -168,11 +169,36 @@ impl Upstream {
         &self,
         email: &OutgoingEmail<'_>,
     ) -> Result<SendOutcome, UpstreamError> {
+        // NOTE: SendEmailRequest has no field for an envelope subset yet, so a retry to the
+        // recipients still missing the message leaves the others out of To, Cc and Bcc too.
+        // Once mail-delivery takes the subset, send it in that field and the full lists here.
+        let in_envelope = |mailbox: &&Mailbox| {
+            email.envelope.is_none_or(|envelope| {
+                envelope
+                    .iter()
+                    .any(|address| address.eq_ignore_ascii_case(&mailbox.address))
+            })
+        };
         let request = mail::SendEmailRequest {
             from: Some(convert::mailbox(email.from)),
-            to: email.to.iter().map(convert::mailbox).collect(),
-            cc: email.cc.iter().map(convert::mailbox).collect(),
-            bcc: email.bcc.iter().map(convert::mailbox).collect(),
+            to: email
+                .to
+                .iter()
+                .filter(in_envelope)
+                .map(convert::mailbox)
+                .collect(),
+            cc: email
+                .cc
+                .iter()
+                .filter(in_envelope)
+                .map(convert::mailbox)
+                .collect(),
+            bcc: email
+                .bcc
+                .iter()
+                .filter(in_envelope)
+                .map(convert::mailbox)
+                .collect(),
             reply_to: email.reply_to.map(convert::mailbox),
             subject: email.subject.to_owned(),
             text_body: email.text_body.to_owned(),
