@@ -205,8 +205,9 @@ impl System {
     }
 }
 
-/// Loopback, the test's data folder or database, the test SMTP server, no schedule.
-fn test_config(database: &TestDatabase, smtp: &TestSmtpServer) -> Config {
+/// Returns the test configuration: loopback, the test's data folder or database, the test SMTP
+/// server, no schedule.
+pub fn test_config(database: &TestDatabase, smtp: &TestSmtpServer) -> Config {
     let mut config = Config::default();
     config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.server.shutdown_grace_secs = 5;
@@ -216,7 +217,7 @@ fn test_config(database: &TestDatabase, smtp: &TestSmtpServer) -> Config {
     config.mail.from = "Billing <billing@seller.example>".to_owned();
     config.company.name = "Seller Example GmbH".to_owned();
     config.batch.schedule.enabled = false;
-    config.batch.retry_base_secs = 3600;
+    config.batch.retry_first_delay = "1h".to_owned();
     config
 }
 

@@ -174,10 +174,19 @@ pub struct BatchConfig {
     pub lookback: String,
     /// Invoices rendered and sent at once.
     pub concurrency: usize,
-    /// Attempts before a deferred delivery fails for good.
+    /// Attempts before a deferred delivery fails for good; 0 leaves only `retry_lifetime`.
     pub max_attempts: u32,
-    /// First retry delay in seconds; each later one doubles it.
-    pub retry_base_secs: u64,
+    /// Delay before the first retry of a deferred delivery, such as `5m`; each later one
+    /// doubles it. `INVOICER_RETRY_FIRST_DELAY`.
+    pub retry_first_delay: String,
+    /// Upper bound of the delay between two retries, such as `4h`.
+    pub retry_max_delay: String,
+    /// How long after its first deferral a delivery is retried before it fails, such as
+    /// `5d`. `INVOICER_RETRY_LIFETIME`.
+    pub retry_lifetime: String,
+    /// How long a replica's claim on a delivery lasts without renewal, such as `60s`; a
+    /// replica that dies leaves its deliveries to the others after this long.
+    pub lease_duration: String,
     pub schedule: ScheduleConfig,
 }
 
@@ -326,8 +335,11 @@ impl Default for BatchConfig {
         BatchConfig {
             lookback: "30d".to_owned(),
             concurrency: 4,
-            max_attempts: 5,
-            retry_base_secs: 60,
+            max_attempts: 0,
+            retry_first_delay: "5m".to_owned(),
+            retry_max_delay: "4h".to_owned(),
+            retry_lifetime: "5d".to_owned(),
+            lease_duration: "60s".to_owned(),
             schedule: ScheduleConfig::default(),
         }
     }
@@ -423,6 +435,12 @@ impl Config {
         if let Some(url) = non_empty("INVOICER_DATABASE_URL") {
             self.database_url = Some(url);
         }
+        if let Some(delay) = non_empty("INVOICER_RETRY_FIRST_DELAY") {
+            self.batch.retry_first_delay = checked_duration("INVOICER_RETRY_FIRST_DELAY", delay)?;
+        }
+        if let Some(lifetime) = non_empty("INVOICER_RETRY_LIFETIME") {
+            self.batch.retry_lifetime = checked_duration("INVOICER_RETRY_LIFETIME", lifetime)?;
+        }
         if let Some(endpoint) = non_empty("OTEL_EXPORTER_OTLP_ENDPOINT") {
             self.telemetry.otlp_endpoint = Some(endpoint);
         }
@@ -474,6 +492,24 @@ impl Config {
             .timezone
             .as_deref()
             .unwrap_or(&self.company.timezone)
+    }
+}
+
+/// Checks that the variable `name` holds a non-zero duration such as `2s` or `5d`.
+fn checked_duration(name: &'static str, value: String) -> Result<String, ConfigError> {
+    let invalid = |message: String| ConfigError::Env {
+        name,
+        value: value.clone(),
+        message,
+    };
+    match humantime::parse_duration(value.trim()) {
+        Ok(duration) if duration.is_zero() => Err(invalid(
+            "the duration must be longer than zero, such as `2s` or `5d`".to_owned(),
+        )),
+        Ok(_) => Ok(value.trim().to_owned()),
+        Err(error) => Err(invalid(format!(
+            "{error}; use a duration such as `2s`, `30m` or `5d`"
+        ))),
     }
 }
 
@@ -599,6 +635,36 @@ mod tests {
                 .contains("INVOICER_METRICS_LISTEN=\"9464\""),
             "{error}"
         );
+    }
+
+    #[test]
+    fn retry_env_sets_durations() {
+        let mut config = Config::default();
+        config
+            .apply_env(|name| match name {
+                "INVOICER_RETRY_FIRST_DELAY" => Some("2s".to_owned()),
+                "INVOICER_RETRY_LIFETIME" => Some(" 1h ".to_owned()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.batch.retry_first_delay, "2s");
+        assert_eq!(config.batch.retry_lifetime, "1h");
+    }
+
+    #[test]
+    fn invalid_retry_env_names_variable_and_value() {
+        for (name, value) in [
+            ("INVOICER_RETRY_FIRST_DELAY", "soon"),
+            ("INVOICER_RETRY_LIFETIME", "5 days later"),
+            ("INVOICER_RETRY_LIFETIME", "0s"),
+        ] {
+            let mut config = Config::default();
+            let error = config
+                .apply_env(|n| (n == name).then(|| value.to_owned()))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(&format!("{name}={value:?}")), "{error}");
+        }
     }
 
     #[test]

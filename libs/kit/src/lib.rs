@@ -10,4 +10,4 @@ pub mod status;
 
 pub use client::{Channels, GrpcChannel};
 pub use config::Config;
-pub use plugin::{BoxError, ServiceContext, ServiceName, ServicePlugin, Shutdown};
+pub use plugin::{BoxError, ServiceContext, ServiceName, ServicePlugin, Shutdown, WorkGuard};

@@ -104,15 +104,35 @@ impl FromStr for ServiceName {
 }
 
 /// Resolves when the host begins its shutdown. Cloneable; background tasks select on it.
+/// It also counts the plugins' in-flight work (`begin_work`), which the host lets finish,
+/// up to its grace period, before it stops serving.
 #[derive(Clone)]
 pub struct Shutdown {
     receiver: tokio::sync::watch::Receiver<bool>,
+    work: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// One piece of in-flight work; dropping it tells the host the work ended.
+pub struct WorkGuard {
+    work: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Drop for WorkGuard {
+    fn drop(&mut self) {
+        self.work
+            .send_modify(|count| *count = count.saturating_sub(1));
+    }
 }
 
 impl Shutdown {
     pub fn new() -> (tokio::sync::watch::Sender<bool>, Shutdown) {
         let (sender, receiver) = tokio::sync::watch::channel(false);
-        (sender, Shutdown { receiver })
+        let (work, _) = tokio::sync::watch::channel(0);
+        let shutdown = Shutdown {
+            receiver,
+            work: Arc::new(work),
+        };
+        (sender, shutdown)
     }
 
     pub fn is_triggered(&self) -> bool {
@@ -122,6 +142,25 @@ impl Shutdown {
     pub async fn triggered(&mut self) {
         // An error means the sender is gone, which also means shutdown.
         let _ = self.receiver.wait_for(|stop| *stop).await;
+    }
+
+    /// Registers in-flight work that a draining host waits for; it ends when the guard drops.
+    pub fn begin_work(&self) -> WorkGuard {
+        self.work.send_modify(|count| *count += 1);
+        WorkGuard {
+            work: self.work.clone(),
+        }
+    }
+
+    /// Returns the number of pieces of work in flight.
+    pub fn work_in_flight(&self) -> usize {
+        *self.work.borrow()
+    }
+
+    /// Resolves once no work is in flight.
+    pub async fn work_done(&self) {
+        let mut receiver = self.work.subscribe();
+        let _ = receiver.wait_for(|count| *count == 0).await;
     }
 }
 

@@ -23,7 +23,12 @@ const HEALTH_PATH_PREFIX: &str = "/grpc.health.v1.Health/";
 pub struct RunningServer {
     local_addr: SocketAddr,
     services: Vec<ServiceName>,
+    /// Tells the plugins to stop taking new work.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Stops the gRPC server, once the plugins' work drained.
+    stop_serving: tokio::sync::watch::Sender<bool>,
+    shutdown: Shutdown,
+    health: tonic_health::server::HealthReporter,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     grace: Duration,
 }
@@ -63,15 +68,17 @@ pub async fn start(
     routes.add_service(health_service);
 
     let auth = config.server.auth_token.clone().map(Arc::<str>::from);
-    let mut stop_signal = shutdown.clone();
+    let (stop_serving, mut stop_signal) = tokio::sync::watch::channel(false);
     let router = tonic::transport::Server::builder()
         .layer(RequestLayer { auth, local_addr })
         .add_routes(routes.routes());
-    let task = tokio::spawn(
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            stop_signal.triggered().await
-        }),
-    );
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = stop_signal.wait_for(|stop| *stop).await;
+        },
+    ));
 
     let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
     tracing::info!(
@@ -84,6 +91,9 @@ pub async fn start(
         local_addr,
         services,
         stop,
+        stop_serving,
+        shutdown,
+        health: health_reporter,
         task,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
     })
@@ -118,17 +128,42 @@ impl RunningServer {
         &self.services
     }
 
-    /// Stops accepting requests, waits for in-flight ones up to the grace period, and stops
-    /// the plugins' background work.
+    /// Drains, then stops: health reports NOT_SERVING, the plugins stop taking new work and
+    /// their in-flight work (`Shutdown::begin_work`) may finish while the server still
+    /// serves, then the server stops accepting requests and waits for in-flight ones. The
+    /// whole drain lasts at most the grace period.
     pub async fn shutdown(self, reason: &str) -> Result<(), BoxError> {
         tracing::info!(
             reason,
             grace_secs = self.grace.as_secs(),
-            "server stopping, draining requests"
+            "server stopping: health reports NOT_SERVING while work drains"
         );
+        let deadline = tokio::time::Instant::now() + self.grace;
+        self.health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        for service in &self.services {
+            self.health
+                .set_service_status(
+                    service.grpc_service(),
+                    tonic_health::ServingStatus::NotServing,
+                )
+                .await;
+        }
         let _ = self.stop.send(true);
+        if tokio::time::timeout_at(deadline, self.shutdown.work_done())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.shutdown.work_in_flight(),
+                grace_secs = self.grace.as_secs(),
+                "background work still running after the grace period; stopping it"
+            );
+        }
+        let _ = self.stop_serving.send(true);
         let mut task = self.task;
-        match tokio::time::timeout(self.grace, &mut task).await {
+        match tokio::time::timeout_at(deadline, &mut task).await {
             Ok(joined) => {
                 joined??;
                 tracing::info!(address = %self.local_addr, "server stopped");

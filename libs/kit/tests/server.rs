@@ -122,3 +122,93 @@ async fn bearer_token_required_except_for_health() {
     );
     server.shutdown("test finished").await.unwrap();
 }
+
+/// A plugin whose start begins background work that ends `work` after shutdown begins.
+struct DrainingPlugin {
+    work: std::time::Duration,
+}
+
+#[tonic::async_trait]
+impl invoicer_kit::ServicePlugin for DrainingPlugin {
+    fn name(&self) -> invoicer_kit::ServiceName {
+        invoicer_kit::ServiceName::AuditLog
+    }
+
+    async fn start(
+        &self,
+        ctx: invoicer_kit::ServiceContext,
+        _routes: &mut tonic::service::RoutesBuilder,
+    ) -> Result<(), invoicer_kit::BoxError> {
+        let guard = ctx.shutdown.begin_work();
+        let mut shutdown = ctx.shutdown.clone();
+        let work = self.work;
+        tokio::spawn(async move {
+            shutdown.triggered().await;
+            tokio::time::sleep(work).await;
+            drop(guard);
+        });
+        Ok(())
+    }
+}
+
+async fn start_draining(
+    work: std::time::Duration,
+    grace_secs: u64,
+) -> invoicer_kit::server::RunningServer {
+    let mut config = Config::default();
+    config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.server.shutdown_grace_secs = grace_secs;
+    let plugin: Arc<dyn invoicer_kit::ServicePlugin> = Arc::new(DrainingPlugin { work });
+    invoicer_kit::server::start(Arc::new(config), vec![plugin])
+        .await
+        .unwrap()
+}
+
+async fn health_status(channel: Channel) -> i32 {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let request = tonic_health::pb::HealthCheckRequest {
+        service: String::new(),
+    };
+    health.check(request).await.unwrap().into_inner().status
+}
+
+#[tokio::test]
+async fn health_not_serving_while_draining() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let server = start_draining(std::time::Duration::from_millis(1500), 10).await;
+    let channel = channel(&server).await;
+    assert_eq!(
+        health_status(channel.clone()).await,
+        ServingStatus::Serving as i32
+    );
+
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(server.shutdown("test drain"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        health_status(channel).await,
+        ServingStatus::NotServing as i32
+    );
+    stopping.await.unwrap().unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(1500),
+        "stopped before the work ended: {took:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "drain took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn drain_stops_at_grace_period() {
+    let server = start_draining(std::time::Duration::from_secs(30), 1).await;
+    let started = std::time::Instant::now();
+    server.shutdown("test grace").await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "drain waited past the grace period: {took:?}"
+    );
+}

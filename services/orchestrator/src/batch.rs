@@ -12,6 +12,7 @@ use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose,
 };
 use crate::outgoing::Target;
+use crate::store::StoreError;
 use crate::upstream::InvoiceSummary;
 
 /// A batch to run: its window and whether to write anything.
@@ -65,6 +66,8 @@ impl Engine {
             return Err(error);
         }
         let _work = self.work_lock.lock().await;
+        // A draining host waits for the batch to give back what it did not attempt.
+        let _draining = self.shutdown.begin_work();
         let batch = Batch {
             id: uuid::Uuid::now_v7().to_string(),
             business_date: request.business_date,
@@ -229,7 +232,17 @@ impl Engine {
             })
             .buffer_unordered(self.settings.concurrency);
         while let Some(result) = results.next().await {
-            let delivery = result?;
+            let delivery = match result {
+                Err(OrchestratorError::Store(StoreError::LeaseLost { id })) => {
+                    tracing::warn!(batch_id = %batch.id, delivery_id = %id, "delivery left to the replica that took it over");
+                    // The batch lists the state that replica stored.
+                    if let Some(current) = self.store.get_delivery(&id).await? {
+                        self.store.record_batch_item(&batch.id, &current).await?;
+                    }
+                    continue;
+                }
+                other => other?,
+            };
             counts.add(delivery.state);
             let _ = progress.send(Progress {
                 batch_id: batch.id.clone(),
@@ -251,7 +264,10 @@ impl Engine {
     /// Gives a claimed delivery back untouched when the server is stopping: the other services
     /// of this process may already refuse connections, so attempting it would only defer it
     /// with a misleading reason.
-    async fn postpone(&self, mut delivery: Delivery) -> Result<Delivery, OrchestratorError> {
+    pub(crate) async fn postpone(
+        &self,
+        mut delivery: Delivery,
+    ) -> Result<Delivery, OrchestratorError> {
         delivery.state = DeliveryState::Deferred;
         delivery.next_attempt_at = Some(Utc::now());
         delivery.reason =
@@ -302,6 +318,9 @@ impl Engine {
                 }
             }
         };
+        if existing.state == DeliveryState::Unknown {
+            tracing::info!(batch_id, invoice = %existing.invoice_number, delivery_id = %existing.id, message_id = %existing.message_id, "delivery outcome unknown: the mail server may have accepted it, so it is not sent again automatically; resend it by hand if it did not arrive");
+        }
         if existing.state.is_settled() {
             return Ok(Plan::Settled);
         }

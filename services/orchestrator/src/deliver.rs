@@ -10,14 +10,16 @@ use crate::log::LogRecord;
 use crate::message::ComposedMessage;
 use crate::model::{Delivery, DeliveryState, Document, Purpose};
 use crate::outgoing::Outgoing;
+use crate::retry::{RetryDecision, random_jitter};
 use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
 
 impl Engine {
     /// Takes a delivery this caller claimed (state `pending`) to an end state and returns it.
-    /// Only a storage failure returns an error; every other failure ends in a state with a
-    /// reason. Each delivery is the root of its own trace, linked to the span that started it
-    /// (the batch, or the resend request).
+    /// Only a storage failure (or a template error) returns an error; every other failure
+    /// ends in a state with a reason. Each delivery is the root of its own trace, linked to
+    /// the span that started it (the batch, or the resend request).
     pub(crate) async fn deliver(&self, delivery: Delivery) -> Result<Delivery, OrchestratorError> {
+        let _in_flight = self.track(&delivery.id);
         let span = tracing::info_span!(
             parent: None,
             "invoice.deliver",
@@ -46,7 +48,17 @@ impl Engine {
                     .await;
             }
         };
-        let message = match self.message_for(&mut delivery, &invoice).await? {
+        // A failed call to another service while composing ends the delivery like any other
+        // failure before sending, so the batch or retry round goes on with the others.
+        let composed = match self.message_for(&mut delivery, &invoice).await {
+            Err(OrchestratorError::Upstream(error)) => {
+                return self
+                    .end_before_send(delivery, &error, "composing the message")
+                    .await;
+            }
+            other => other?,
+        };
+        let message = match composed {
             Ok(message) => message,
             Err(reason) if delivery.purpose == Purpose::Batch => {
                 return self.skip(delivery, reason).await;
@@ -54,7 +66,13 @@ impl Engine {
             Err(reason) => return self.fail(delivery, reason).await,
         };
 
-        let document = match self.frozen_document(&delivery, &invoice).await? {
+        let frozen = match self.frozen_document(&delivery, &invoice).await {
+            Err(OrchestratorError::FailedPrecondition(reason)) => {
+                return self.fail(delivery, reason).await;
+            }
+            other => other?,
+        };
+        let document = match frozen {
             Ok(document) => document,
             Err(error) => {
                 return self
@@ -143,7 +161,19 @@ impl Engine {
     ) -> Result<Delivery, OrchestratorError> {
         let left_out = std::mem::take(&mut delivery.reason);
         delivery.subject = message.subject.clone();
-        delivery.message_id = self.message_id(&delivery);
+        // One Message-ID per delivery: a retry to the recipients still missing it, and a
+        // resend of an `unknown` delivery, carry the ID the first attempt used.
+        if delivery.message_id.is_empty() {
+            delivery.message_id = self.message_id(&delivery);
+        }
+        let envelope = delivery.remaining_recipients();
+        if envelope.as_ref().is_some_and(Vec::is_empty) {
+            // Every recipient accepted or rejected it for good in earlier attempts.
+            delivery.reason = left_out;
+            self.apply_send_result(&mut delivery, SendResult::Sent);
+            self.store.save_delivery(&delivery).await?;
+            return Ok(delivery);
+        }
         delivery.attempts += 1;
         delivery.state = DeliveryState::Submitting;
         // Persisted before any byte goes to the mail server: a crash from here on leaves the
@@ -163,10 +193,11 @@ impl Engine {
             attachment: &document.content,
             message_id: &delivery.message_id,
             delivery_key: &delivery.key,
+            envelope: envelope.as_deref(),
         };
         let result = match self.upstream.send(&email).await {
             Ok(outcome) => {
-                delivery.recipients = outcome.recipients;
+                delivery.merge_recipients(outcome.recipients);
                 delivery.server_reply = outcome.server_reply;
                 delivery.destination = outcome.destination;
                 delivery.reason = outcome.error;
@@ -184,6 +215,7 @@ impl Engine {
             delivery.reason = format!("{}; {left_out}", delivery.reason);
         }
         self.store.save_delivery(&delivery).await?;
+        self.wake_retry_loop(&delivery);
         tracing::info!(
             invoice = %delivery.invoice_number,
             delivery_id = %delivery.id,
@@ -193,6 +225,14 @@ impl Engine {
             reason = %delivery.reason,
             "delivery attempt ended"
         );
+        if delivery.state == DeliveryState::Unknown {
+            tracing::warn!(
+                invoice = %delivery.invoice_number,
+                delivery_id = %delivery.id,
+                message_id = %delivery.message_id,
+                "delivery outcome unknown: the mail server may have accepted the message, so it is never sent again automatically, only by an explicit resend"
+            );
+        }
         self.write_log(&delivery, result, document.content.len() as u64, Utc::now())
             .await;
         Ok(delivery)
@@ -204,18 +244,11 @@ impl Engine {
             SendResult::Sent | SendResult::PartiallySent => DeliveryState::Sent,
             SendResult::Failed => DeliveryState::Failed,
             SendResult::Unknown => DeliveryState::Unknown,
-            SendResult::Deferred if delivery.attempts >= self.settings.max_attempts => {
-                delivery.reason = format!(
-                    "gave up after {} attempts: {}",
-                    delivery.attempts, delivery.reason
-                );
-                DeliveryState::Failed
-            }
-            SendResult::Deferred => {
-                delivery.next_attempt_at = Some(self.next_attempt_at(delivery.attempts));
-                DeliveryState::Deferred
-            }
+            SendResult::Deferred => self.schedule_retry(delivery),
         };
+        if delivery.state != DeliveryState::Deferred {
+            delivery.retry_since = None;
+        }
         if result == SendResult::PartiallySent {
             let rejected: Vec<String> = delivery
                 .recipients
@@ -224,6 +257,56 @@ impl Engine {
                 .map(|r| format!("{} ({} {})", r.address, r.reply_code, r.reply_text))
                 .collect();
             delivery.reason = format!("rejected recipients: {}", rejected.join(", "));
+        }
+    }
+
+    /// Chooses the next attempt of a deferred delivery under the retry policy, or fails it
+    /// with the last reply once its retries are over.
+    fn schedule_retry(&self, delivery: &mut Delivery) -> DeliveryState {
+        let now = Utc::now();
+        let since = *delivery.retry_since.get_or_insert(now);
+        let last_reply = if delivery.server_reply.is_empty() {
+            delivery.reason.clone()
+        } else {
+            delivery.server_reply.clone()
+        };
+        let decision =
+            self.settings
+                .retry
+                .after_deferral(delivery.attempts, since, now, random_jitter());
+        match decision {
+            RetryDecision::RetryAt(at) => {
+                delivery.next_attempt_at = Some(at);
+                tracing::info!(
+                    invoice = %delivery.invoice_number,
+                    delivery_id = %delivery.id,
+                    attempt = delivery.attempts,
+                    next_attempt_at = %at,
+                    last_reply = %last_reply,
+                    "delivery deferred; retrying later"
+                );
+                DeliveryState::Deferred
+            }
+            RetryDecision::GiveUp(why) => {
+                delivery.reason = format!("{why}; last reply: {last_reply}");
+                tracing::warn!(
+                    invoice = %delivery.invoice_number,
+                    delivery_id = %delivery.id,
+                    attempt = delivery.attempts,
+                    retrying_since = %since,
+                    last_reply = %last_reply,
+                    "deferred delivery failed: no retries left"
+                );
+                DeliveryState::Failed
+            }
+        }
+    }
+
+    /// Wakes the retry loop after a deferral was stored, so it sleeps until the new retry
+    /// time if that comes first.
+    fn wake_retry_loop(&self, delivery: &Delivery) {
+        if delivery.state == DeliveryState::Deferred {
+            self.retry_wakeup.notify_one();
         }
     }
 
@@ -272,12 +355,14 @@ impl Engine {
         if permanent {
             delivery.state = DeliveryState::Failed;
             delivery.next_attempt_at = None;
+            delivery.retry_since = None;
         } else {
             delivery.attempts += 1;
             self.apply_send_result(&mut delivery, SendResult::Deferred);
         }
         tracing::warn!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, state = delivery.state.as_str(), reason = %delivery.reason, "delivery stopped before sending");
         self.store.save_delivery(&delivery).await?;
+        self.wake_retry_loop(&delivery);
         Ok(delivery)
     }
 
@@ -292,6 +377,7 @@ impl Engine {
         delivery.state = DeliveryState::Failed;
         delivery.reason = reason;
         delivery.next_attempt_at = None;
+        delivery.retry_since = None;
         self.store.save_delivery(&delivery).await?;
         Ok(delivery)
     }
@@ -305,6 +391,7 @@ impl Engine {
         delivery.state = DeliveryState::Skipped;
         delivery.reason = reason;
         delivery.next_attempt_at = None;
+        delivery.retry_since = None;
         self.store.save_delivery(&delivery).await?;
         Ok(delivery)
     }

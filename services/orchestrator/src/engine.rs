@@ -1,13 +1,12 @@
 //! The orchestrator's state shared by the batch, the resends, the retry loop and the gRPC
 //! server.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use invoicer_domain::email::Mailbox;
-use invoicer_kit::{Config, Shutdown};
+use invoicer_kit::{Config, Shutdown, WorkGuard};
 use tokio::sync::broadcast;
 
 use crate::api::Upstream;
@@ -15,6 +14,7 @@ use crate::error::OrchestratorError;
 use crate::message::MessageTemplates;
 use crate::model::{BatchCounts, BatchStatus, Delivery};
 use crate::notifier::EffectiveNotifier;
+use crate::retry::RetryPolicy;
 use crate::schedule::Schedule;
 use crate::store::Store;
 
@@ -37,8 +37,8 @@ pub(crate) struct Settings {
     pub message_id_domain: String,
     pub lookback: chrono::Duration,
     pub concurrency: usize,
-    pub max_attempts: u32,
-    pub retry_base: Duration,
+    pub retry: RetryPolicy,
+    pub lease_duration: Duration,
     pub timezone: chrono_tz::Tz,
 }
 
@@ -67,11 +67,29 @@ impl Settings {
             message_id_domain,
             lookback: parse_lookback("batch.lookback", &config.batch.lookback)?,
             concurrency: config.batch.concurrency.max(1),
-            max_attempts: config.batch.max_attempts.max(1),
-            retry_base: Duration::from_secs(config.batch.retry_base_secs.max(1)),
+            retry: RetryPolicy::from_config(&config.batch)?,
+            lease_duration: lease_duration(&config.batch.lease_duration)?,
             timezone: crate::schedule::parse_timezone(config.schedule_timezone())?,
         })
     }
+}
+
+/// Parses the lease duration; below one second renewals could not keep up.
+pub(crate) fn lease_duration(value: &str) -> Result<Duration, OrchestratorError> {
+    let field = "batch.lease_duration";
+    let duration = humantime::parse_duration(value.trim()).map_err(|e| {
+        OrchestratorError::invalid(
+            field,
+            format!("invalid duration {value:?} ({e}); use a form such as `30s` or `2m`"),
+        )
+    })?;
+    if duration < Duration::from_secs(1) {
+        return Err(OrchestratorError::invalid(
+            field,
+            format!("{value:?} is shorter than 1s; use at least `1s`"),
+        ));
+    }
+    Ok(duration)
 }
 
 /// Parses a lookback such as `30d` or `36h`.
@@ -110,6 +128,31 @@ pub(crate) struct Engine {
     /// Serialises batches and the retry loop so one delivery never has two workers here.
     pub work_lock: tokio::sync::Mutex<()>,
     pub watchers: Mutex<HashMap<String, broadcast::Sender<Progress>>>,
+    /// Ids of the deliveries this process is working on, for the log of what a shutdown
+    /// left unfinished.
+    pub in_flight: Mutex<BTreeSet<String>>,
+    /// Wakes the retry loop when a delivery is deferred, so its retry is not late by the
+    /// loop's sleep.
+    pub retry_wakeup: tokio::sync::Notify,
+}
+
+/// One delivery this process works on: the host's drain waits for it, and its id is listed
+/// while it lasts.
+pub(crate) struct InFlight<'a> {
+    engine: &'a Engine,
+    id: String,
+    _work: WorkGuard,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .engine
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        in_flight.remove(&self.id);
+    }
 }
 
 impl Engine {
@@ -132,7 +175,28 @@ impl Engine {
             running: Mutex::new(None),
             work_lock: tokio::sync::Mutex::new(()),
             watchers: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(BTreeSet::new()),
+            retry_wakeup: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Registers the delivery `id` as in flight until the returned guard drops.
+    pub(crate) fn track(&self, id: &str) -> InFlight<'_> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned());
+        InFlight {
+            engine: self,
+            id: id.to_owned(),
+            _work: self.shutdown.begin_work(),
+        }
+    }
+
+    /// Returns the ids of the deliveries in flight in this process.
+    pub(crate) fn in_flight_ids(&self) -> Vec<String> {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.iter().cloned().collect()
     }
 
     /// Chooses the Message-ID of a delivery's next attempt; it is stored before the attempt.
@@ -143,13 +207,6 @@ impl Engine {
             delivery.attempts + 1,
             self.settings.message_id_domain
         )
-    }
-
-    /// When a deferred delivery is tried again: the base delay, doubled per earlier attempt.
-    pub(crate) fn next_attempt_at(&self, attempts: u32) -> chrono::DateTime<Utc> {
-        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(16));
-        let delay = self.settings.retry_base.saturating_mul(factor);
-        Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::days(1))
     }
 
     pub(crate) fn subscribe(&self, batch_id: &str) -> Option<broadcast::Receiver<Progress>> {

@@ -33,6 +33,12 @@ pub(crate) enum OrchestratorError {
 }
 
 impl OrchestratorError {
+    /// Returns whether this replica lost a delivery's lease to another one, which then owns
+    /// the delivery; the caller drops its work on it.
+    pub(crate) fn is_lease_lost(&self) -> bool {
+        matches!(self, OrchestratorError::Store(StoreError::LeaseLost { .. }))
+    }
+
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> OrchestratorError {
         OrchestratorError::InvalidArgument {
             field,

@@ -13,6 +13,7 @@ mod notifier;
 mod outgoing;
 mod recipients;
 mod resend;
+mod retry;
 mod schedule;
 mod scheduler;
 mod store;
@@ -37,7 +38,11 @@ impl ServicePlugin for OrchestratorPlugin {
     async fn start(&self, ctx: ServiceContext, routes: &mut RoutesBuilder) -> Result<(), BoxError> {
         let config = ctx.config.clone();
         let url = config.database_url_for(ServiceName::Orchestrator);
-        let store = store::Store::open(&url).await?;
+        // A new id per process start: a restarted replica does not inherit the leases of its
+        // previous life, which expire and are taken over like any dead replica's.
+        let replica_id = uuid::Uuid::now_v7().to_string();
+        let lease = engine::lease_duration(&config.batch.lease_duration)?;
+        let store = store::Store::open(&url, replica_id.clone(), lease).await?;
         let upstream = api::Upstream::new(&ctx.channels);
         let engine = Arc::new(engine::Engine::new(
             config.clone(),
@@ -59,7 +64,15 @@ impl ServicePlugin for OrchestratorPlugin {
         }
         scheduler::spawn_retry_loop(engine.clone(), ctx.shutdown.clone());
         gauges::spawn_refresh(engine.clone(), ctx.shutdown.clone());
+        scheduler::spawn_lease_renewal(engine.clone(), ctx.shutdown.clone());
+        scheduler::spawn_drain_report(
+            engine.clone(),
+            std::time::Duration::from_secs(config.server.shutdown_grace_secs),
+            ctx.shutdown.clone(),
+        );
         tracing::info!(
+            replica_id = %replica_id,
+            lease = %humantime::format_duration(lease),
             database = if url.starts_with("postgres") { "postgresql" } else { "sqlite" },
             schedule = %schedule_config.cron,
             timezone = config.schedule_timezone(),

@@ -134,6 +134,12 @@ pub(crate) struct Delivery {
     pub logged: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the current run of retries began: the first deferral since the delivery was last
+    /// settled. The retry lifetime counts from here.
+    pub retry_since: Option<DateTime<Utc>>,
+    /// Lowercased addresses that accepted an earlier attempt of this delivery; a retry sends
+    /// only to the others.
+    pub accepted: Vec<String>,
 }
 
 /// mail-delivery rejects a delivery key (sent as the `X-Invoicer-Delivery` header) longer than
@@ -214,7 +220,56 @@ impl Delivery {
             logged: false,
             created_at: now,
             updated_at: now,
+            retry_since: None,
+            accepted: Vec::new(),
         }
+    }
+}
+
+impl Delivery {
+    /// Records one attempt's per-recipient results: an address's newest result replaces its
+    /// older one, results of addresses not in this attempt stay, and accepting addresses join
+    /// `accepted`.
+    pub(crate) fn merge_recipients(&mut self, outcomes: Vec<RecipientOutcome>) {
+        for outcome in outcomes {
+            let address = outcome.address.to_lowercase();
+            if outcome.accepted && !self.accepted.contains(&address) {
+                self.accepted.push(address.clone());
+            }
+            match self
+                .recipients
+                .iter_mut()
+                .find(|known| known.address.to_lowercase() == address)
+            {
+                Some(known) => *known = outcome,
+                None => self.recipients.push(outcome),
+            }
+        }
+    }
+
+    /// Returns the addresses the next attempt sends to when earlier attempts settled some
+    /// recipients (accepted, or rejected with a 5xx reply); `None` when none is settled, so
+    /// the attempt goes to every recipient.
+    pub(crate) fn remaining_recipients(&self) -> Option<Vec<String>> {
+        let settled: Vec<String> = self
+            .recipients
+            .iter()
+            .filter(|r| r.accepted || (500..600).contains(&r.reply_code))
+            .map(|r| r.address.to_lowercase())
+            .chain(self.accepted.iter().cloned())
+            .collect();
+        if settled.is_empty() {
+            return None;
+        }
+        let remaining = self
+            .to
+            .iter()
+            .chain(&self.cc)
+            .chain(&self.bcc)
+            .map(|m| m.address.to_lowercase())
+            .filter(|address| !settled.contains(address))
+            .collect();
+        Some(remaining)
     }
 }
 
@@ -385,6 +440,61 @@ mod tests {
         ] {
             assert_eq!(DeliveryState::parse(state.as_str()), Some(state));
         }
+    }
+
+    fn outcome(address: &str, accepted: bool, reply_code: u32) -> RecipientOutcome {
+        RecipientOutcome {
+            address: address.to_owned(),
+            role: Role::To,
+            accepted,
+            reply_code,
+            reply_text: String::new(),
+        }
+    }
+
+    fn delivery_to(addresses: &[&str]) -> Delivery {
+        let mut delivery = Delivery::new(
+            Delivery::batch_key("INV-1", 1),
+            "INV-1",
+            1,
+            "C-1",
+            Purpose::Batch,
+        );
+        delivery.to = addresses
+            .iter()
+            .map(|address| Mailbox {
+                name: None,
+                address: (*address).to_owned(),
+            })
+            .collect();
+        delivery
+    }
+
+    #[test]
+    fn first_attempt_goes_to_everyone() {
+        let delivery = delivery_to(&["a@x.example", "b@x.example"]);
+        assert_eq!(delivery.remaining_recipients(), None);
+    }
+
+    #[test]
+    fn retry_skips_accepted_and_rejected() {
+        let mut delivery = delivery_to(&["A@x.example", "b@x.example", "c@x.example"]);
+        delivery.merge_recipients(vec![
+            outcome("A@x.example", true, 250),
+            outcome("b@x.example", false, 451),
+            outcome("c@x.example", false, 550),
+        ]);
+        assert_eq!(delivery.accepted, ["a@x.example"]);
+        assert_eq!(
+            delivery.remaining_recipients(),
+            Some(vec!["b@x.example".to_owned()])
+        );
+
+        // The retry reaches b; a's result from the first attempt stays.
+        delivery.merge_recipients(vec![outcome("b@x.example", true, 250)]);
+        assert_eq!(delivery.accepted, ["a@x.example", "b@x.example"]);
+        assert_eq!(delivery.recipients.len(), 3);
+        assert_eq!(delivery.remaining_recipients(), Some(Vec::new()));
     }
 
     #[test]

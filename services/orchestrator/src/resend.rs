@@ -224,6 +224,17 @@ impl Engine {
                 });
             }
         }
+        // The mail server may have accepted the `unknown` delivery, so the resend carries its
+        // Message-ID: a recipient who got both receives one message twice, not two messages.
+        if let Some(message_id) = self
+            .store
+            .unknown_message_id(&invoice.number, revision)
+            .await?
+        {
+            tracing::info!(invoice = %invoice.number, delivery_id = %delivery.id, message_id = %message_id, "resending an unknown delivery with its Message-ID");
+            delivery.message_id = message_id;
+            self.store.save_delivery(&delivery).await?;
+        }
         tracing::info!(invoice = %invoice.number, revision, delivery_id = %delivery.id, actor = %request.actor, "resend requested");
         let delivery = self.deliver(delivery).await?;
         Ok(ResendResult {

@@ -5,62 +5,106 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
 use invoicer_kit::Shutdown;
 
 use crate::batch::BatchRequest;
 use crate::engine::Engine;
 use crate::error::OrchestratorError;
-use crate::model::{BatchTrigger, DeliveryState};
+use crate::model::{BatchTrigger, Delivery, DeliveryState};
 use crate::schedule::{FireInstant, Schedule};
+use crate::store::LeaderLock;
 use crate::upstream::SendResult;
 
-/// How often the retry loop looks for due deferred deliveries and unlogged outcomes.
+/// The longest the retry loop sleeps between two looks for due deferred deliveries and
+/// unlogged outcomes.
 const RETRY_POLL: Duration = Duration::from_secs(15);
+/// The shortest sleep of the retry loop, so a due delivery that a running batch holds does
+/// not make it spin.
+const MIN_RETRY_WAIT: Duration = Duration::from_millis(500);
 const RETRY_BATCH_SIZE: u64 = 100;
+/// How often a replica that does not lead the scheduler tries to take the lead.
+const LEADER_RETRY: Duration = Duration::from_secs(5);
+/// How often the leader checks that it still holds the scheduler's lock.
+const LEADER_CHECK: Duration = Duration::from_secs(10);
 
 impl Engine {
-    /// Settles what a stopped process left behind. `submitting` may have reached the mail
-    /// server, so it becomes `unknown` and is never resent automatically; `pending` and
-    /// `rendered` had sent nothing and are retried.
+    /// Settles what a stopped process left behind: batches it left running are marked
+    /// failed, and its in-flight deliveries are settled (see `settle_abandoned`). On SQLite
+    /// this process is the only one, so everything in flight was left by a stopped one; on
+    /// PostgreSQL only what has no live lease was.
     pub(crate) async fn recover(&self) -> Result<(), OrchestratorError> {
+        self.fail_abandoned_batches().await?;
+        self.settle_abandoned(self.store.is_sqlite()).await
+    }
+
+    async fn fail_abandoned_batches(&self) -> Result<(), OrchestratorError> {
         let failed = self
             .store
-            .fail_running_batches("the process stopped while the batch was running")
+            .fail_running_batches("the replica running the batch stopped before it ended")
             .await?;
         if failed > 0 {
             tracing::warn!(
                 batches = failed,
-                "batches left running by a stopped process marked failed"
+                "batches left running by a stopped replica marked failed"
             );
-        }
-        let states = [
-            DeliveryState::Pending,
-            DeliveryState::Rendered,
-            DeliveryState::Submitting,
-        ];
-        for mut delivery in self.store.deliveries_in_states(&states).await? {
-            if delivery.state == DeliveryState::Submitting {
-                delivery.state = DeliveryState::Unknown;
-                delivery.reason = "the process stopped while submitting to the mail server; check the server's log before resending".to_owned();
-                self.store.save_delivery(&delivery).await?;
-                self.write_log(&delivery, SendResult::Unknown, 0, Utc::now())
-                    .await;
-            } else {
-                delivery.state = DeliveryState::Deferred;
-                delivery.next_attempt_at = Some(Utc::now());
-                delivery.reason = "the process stopped before sending; retrying".to_owned();
-                self.store.save_delivery(&delivery).await?;
-            }
-            tracing::warn!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, state = delivery.state.as_str(), "recovered interrupted delivery");
         }
         Ok(())
     }
 
-    /// Retries due deferred deliveries and appends outcomes the email log missed.
+    /// Takes over in-flight deliveries that no live replica works on (`all`: every one) and
+    /// settles them. `submitting` may have reached the mail server, so it becomes `unknown`
+    /// and is never sent again automatically; `pending` and `rendered` had sent nothing and
+    /// are retried at once.
+    pub(crate) async fn settle_abandoned(&self, all: bool) -> Result<(), OrchestratorError> {
+        for mut delivery in self.store.take_over_abandoned(all).await? {
+            if delivery.state == DeliveryState::Submitting {
+                delivery.state = DeliveryState::Unknown;
+                delivery.next_attempt_at = None;
+                delivery.retry_since = None;
+                delivery.reason = "the process stopped while submitting to the mail server; check the server's log before resending".to_owned();
+                self.store.save_delivery(&delivery).await?;
+                tracing::warn!(
+                    invoice = %delivery.invoice_number,
+                    delivery_id = %delivery.id,
+                    message_id = %delivery.message_id,
+                    attempt = delivery.attempts,
+                    "delivery left submitting by a stopped process is now unknown; it is never sent again automatically, only by an explicit resend"
+                );
+                self.write_log(&delivery, SendResult::Unknown, 0, Utc::now())
+                    .await;
+            } else {
+                let previous = delivery.state;
+                delivery.state = DeliveryState::Deferred;
+                delivery.next_attempt_at = Some(Utc::now());
+                delivery.reason = "the process stopped before sending; retrying".to_owned();
+                self.store.save_delivery(&delivery).await?;
+                tracing::warn!(
+                    invoice = %delivery.invoice_number,
+                    delivery_id = %delivery.id,
+                    previous_state = previous.as_str(),
+                    "delivery left in flight by a stopped process; retrying it now"
+                );
+            }
+            if let Some(batch_id) = &delivery.batch_id {
+                self.store.record_batch_item(batch_id, &delivery).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Retries due deferred deliveries and appends outcomes the email log missed. On
+    /// PostgreSQL it first takes over the work of replicas whose leases expired.
     async fn retry_due(&self) -> Result<(), OrchestratorError> {
         let Ok(_work) = self.work_lock.try_lock() else {
-            return Ok(()); // A batch is running and retries its own deferred deliveries.
+            // A batch is running; a later round retries what comes due meanwhile.
+            return Ok(());
         };
+        let _draining = self.shutdown.begin_work();
+        if !self.store.is_sqlite() {
+            self.fail_abandoned_batches().await?;
+            self.settle_abandoned(false).await?;
+        }
         for delivery in self.store.unlogged_deliveries(RETRY_BATCH_SIZE).await? {
             let result = match delivery.state {
                 DeliveryState::Sent if delivery.recipients.iter().any(|r| !r.accepted) => {
@@ -80,53 +124,137 @@ impl Engine {
             self.write_log(&delivery, result, size, delivery.updated_at)
                 .await;
         }
-        for delivery in self
+        if self.shutdown.is_triggered() {
+            return Ok(());
+        }
+        let claimed = self
             .store
-            .due_deferred(Utc::now(), RETRY_BATCH_SIZE)
-            .await?
-        {
-            let batch_id = delivery.batch_id.clone();
-            if !self
-                .store
-                .claim_delivery(
-                    &delivery.id,
-                    &[DeliveryState::Deferred],
-                    batch_id.as_deref(),
-                )
-                .await?
-            {
-                continue;
+            .claim_due_deferred(Utc::now(), RETRY_BATCH_SIZE)
+            .await?;
+        let mut retries = futures::stream::iter(claimed)
+            .map(|delivery| self.retry_one(delivery))
+            .buffer_unordered(self.settings.concurrency);
+        while let Some(result) = retries.next().await {
+            match result {
+                Err(error) if error.is_lease_lost() => {
+                    tracing::warn!(%error, "retry stopped: another replica took the delivery over");
+                }
+                other => other?,
             }
-            let Some(claimed) = self.store.get_delivery(&delivery.id).await? else {
-                continue;
-            };
-            tracing::debug!(invoice = %claimed.invoice_number, delivery_id = %claimed.id, attempt = claimed.attempts + 1, "retrying deferred delivery");
-            let delivered = self.deliver(claimed).await?;
-            if let Some(batch_id) = &delivered.batch_id {
-                self.store.record_batch_item(batch_id, &delivered).await?;
-            }
+        }
+        Ok(())
+    }
+
+    /// Attempts one claimed deferred delivery again, or gives it back when the process is
+    /// stopping.
+    async fn retry_one(&self, claimed: Delivery) -> Result<(), OrchestratorError> {
+        let delivered = if self.shutdown.is_triggered() {
+            self.postpone(claimed).await?
+        } else {
+            tracing::info!(
+                invoice = %claimed.invoice_number,
+                delivery_id = %claimed.id,
+                attempt = claimed.attempts + 1,
+                last_reply = %claimed.reason,
+                "retrying deferred delivery"
+            );
+            self.deliver(claimed).await?
+        };
+        if let Some(batch_id) = &delivered.batch_id {
+            self.store.record_batch_item(batch_id, &delivered).await?;
         }
         Ok(())
     }
 }
 
-pub(crate) fn spawn_retry_loop(engine: Arc<Engine>, mut shutdown: Shutdown) {
+/// Waits for the host's shutdown, then for the deliveries in flight to end, until shortly
+/// before the host's grace period ends. What is still in flight then is logged by id, and
+/// the leases of those that have not reached `submitting` are ended so another replica (or
+/// the next start) takes them over at once.
+pub(crate) fn spawn_drain_report(engine: Arc<Engine>, grace: Duration, mut shutdown: Shutdown) {
+    tokio::spawn(async move {
+        shutdown.triggered().await;
+        let deadline = grace.saturating_sub(Duration::from_secs(1));
+        let drained = tokio::time::timeout(deadline, async {
+            while !engine.in_flight_ids().is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        if drained.is_ok() {
+            tracing::info!("orchestrator drained: no delivery left in flight");
+            return;
+        }
+        let left = engine.in_flight_ids();
+        let released = match engine.store.release_leases(&left).await {
+            Ok(released) => released,
+            Err(error) => {
+                tracing::error!(%error, "cannot release the leases of unfinished deliveries; they expire on their own");
+                0
+            }
+        };
+        tracing::warn!(
+            delivery_ids = %left.join(","),
+            released,
+            "deliveries still in flight at the end of the grace period; those not yet submitting were released for retry, a submitting one becomes unknown unless it ends first"
+        );
+    });
+}
+
+/// Renews this replica's leases every third of the lease duration, so they expire only when
+/// the replica stops renewing them: when it died or hangs.
+pub(crate) fn spawn_lease_renewal(engine: Arc<Engine>, mut shutdown: Shutdown) {
+    let every = engine.settings.lease_duration / 3;
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = shutdown.triggered() => break,
-                _ = tokio::time::sleep(RETRY_POLL) => {}
+                _ = tokio::time::sleep(every) => {}
             }
+            if let Err(error) = engine.store.renew_leases().await {
+                tracing::error!(%error, "renewing delivery leases failed; they expire unless the next renewal succeeds");
+            }
+        }
+        // The leases of deliveries still in flight stay valid until the host's drain ends.
+        tracing::debug!("lease renewal stopped");
+    });
+}
+
+/// Retries deferred deliveries as they come due: the loop sleeps until the earliest retry
+/// time (at most `RETRY_POLL`, so unlogged outcomes and deliveries deferred by another
+/// process are found too). Its first round runs at start, so retries that came due while the
+/// process was down go out at once.
+pub(crate) fn spawn_retry_loop(engine: Arc<Engine>, mut shutdown: Shutdown) {
+    tokio::spawn(async move {
+        loop {
             if let Err(error) = engine.retry_due().await {
                 tracing::error!(%error, "retrying deferred deliveries failed");
+            }
+            let wait = match engine.store.next_retry_at().await {
+                Ok(Some(at)) => (at - Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .clamp(MIN_RETRY_WAIT, RETRY_POLL),
+                Ok(None) => RETRY_POLL,
+                Err(error) => {
+                    tracing::error!(%error, "reading the next retry time failed");
+                    RETRY_POLL
+                }
+            };
+            tokio::select! {
+                _ = shutdown.triggered() => break,
+                _ = tokio::time::sleep(wait) => {}
+                _ = engine.retry_wakeup.notified() => {}
             }
         }
         tracing::debug!("retry loop stopped");
     });
 }
 
-/// Runs the batch at each fire instant. When `catch_up` is set and the last scheduled batch
-/// is older than the latest fire instant, that missed batch runs once at start.
+/// Runs the batch at each fire instant while this replica leads the scheduler. A replica that
+/// does not lead tries again every `LEADER_RETRY`; one that leads checks every
+/// `LEADER_CHECK` that it still does. When `catch_up` is set and the last scheduled batch is
+/// older than the latest fire instant, that missed batch runs once on taking the lead.
 pub(crate) fn spawn_scheduler(
     engine: Arc<Engine>,
     schedule: Schedule,
@@ -134,27 +262,77 @@ pub(crate) fn spawn_scheduler(
     mut shutdown: Shutdown,
 ) {
     tokio::spawn(async move {
-        if catch_up && let Err(error) = run_missed(&engine, &schedule).await {
-            tracing::error!(%error, "catch-up batch failed");
-        }
         loop {
-            let next = match schedule.next_after(Utc::now()) {
-                Ok(next) => next,
+            let lock = match engine.store.try_lead().await {
+                Ok(Some(lock)) => lock,
+                Ok(None) => {
+                    tracing::debug!(replica_id = %engine.store.owner(), "another replica leads the scheduler");
+                    tokio::select! {
+                        _ = shutdown.triggered() => break,
+                        _ = tokio::time::sleep(LEADER_RETRY) => continue,
+                    }
+                }
                 Err(error) => {
-                    tracing::error!(%error, "schedule stopped");
-                    return;
+                    tracing::error!(%error, "cannot take the scheduler's lock; trying again");
+                    tokio::select! {
+                        _ = shutdown.triggered() => break,
+                        _ = tokio::time::sleep(LEADER_RETRY) => continue,
+                    }
                 }
             };
-            tracing::info!(at = %next.at, local = %next.local, business_date = %next.business_date, "next batch scheduled");
-            let wait = (next.at - Utc::now()).to_std().unwrap_or_default();
-            tokio::select! {
-                _ = shutdown.triggered() => break,
-                _ = tokio::time::sleep(wait) => {}
+            tracing::info!(replica_id = %engine.store.owner(), "this replica leads the scheduler");
+            match lead(&engine, &schedule, catch_up, lock, &mut shutdown).await {
+                Leadership::Stopping => break,
+                Leadership::Lost => {
+                    tracing::warn!(replica_id = %engine.store.owner(), "scheduler lock lost (its database connection closed); trying to take it again");
+                }
             }
-            run_scheduled(&engine, next).await;
         }
         tracing::debug!("scheduler stopped");
     });
+}
+
+enum Leadership {
+    Stopping,
+    Lost,
+}
+
+async fn lead(
+    engine: &Engine,
+    schedule: &Schedule,
+    catch_up: bool,
+    mut lock: LeaderLock,
+    shutdown: &mut Shutdown,
+) -> Leadership {
+    if catch_up && let Err(error) = run_missed(engine, schedule).await {
+        tracing::error!(%error, "catch-up batch failed");
+    }
+    loop {
+        let next = match schedule.next_after(Utc::now()) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::error!(%error, "schedule stopped");
+                shutdown.triggered().await;
+                return Leadership::Stopping;
+            }
+        };
+        tracing::info!(at = %next.at, local = %next.local, business_date = %next.business_date, "next batch scheduled");
+        let wait = (next.at - Utc::now()).to_std().unwrap_or_default();
+        let fire = tokio::time::sleep(wait);
+        tokio::pin!(fire);
+        loop {
+            tokio::select! {
+                _ = shutdown.triggered() => return Leadership::Stopping,
+                _ = &mut fire => break,
+                _ = tokio::time::sleep(LEADER_CHECK) => {
+                    if !lock.is_held().await {
+                        return Leadership::Lost;
+                    }
+                }
+            }
+        }
+        run_scheduled(engine, next).await;
+    }
 }
 
 async fn run_missed(engine: &Engine, schedule: &Schedule) -> Result<(), OrchestratorError> {

@@ -113,6 +113,9 @@ pub(crate) struct OutgoingEmail<'a> {
     pub attachment: &'a [u8],
     pub message_id: &'a str,
     pub delivery_key: &'a str,
+    /// The envelope recipients (RCPT TO) when they are a subset of To, Cc and Bcc: on a retry
+    /// after some recipients accepted the message, the others. `None` sends to all of them.
+    pub envelope: Option<&'a [String]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,7 +31,10 @@ impl Session {
             .await?;
         let recipients = attempt.pending().len();
         self.rcpt_to(attempt)
-            .instrument(tracing::info_span!("smtp.rcpt", smtp.recipients = recipients))
+            .instrument(tracing::info_span!(
+                "smtp.rcpt",
+                smtp.recipients = recipients
+            ))
             .await?;
         self.data(attempt, &message)
             .instrument(tracing::info_span!("smtp.data"))

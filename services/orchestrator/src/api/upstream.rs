@@ -1,6 +1,7 @@
 //! Calls to invoice-query, pdf-render, mail-delivery and audit-log.
 
 use chrono::{DateTime, Utc};
+use invoicer_domain::email::Mailbox;
 use invoicer_kit::config::CompanyConfig;
 use invoicer_kit::{Channels, GrpcChannel, ServiceName};
 use invoicer_proto::audit_log::v1 as audit;
@@ -168,6 +169,23 @@ impl Upstream {
         &self,
         email: &OutgoingEmail<'_>,
     ) -> Result<SendOutcome, UpstreamError> {
+        // A retry after some recipients settled keeps the full To, Cc and Bcc lists, so the
+        // headers stay as first sent, and names the settled ones in `skip_recipients`.
+        let skip_recipients = match email.envelope {
+            Some(envelope) => email
+                .to
+                .iter()
+                .chain(email.cc)
+                .chain(email.bcc)
+                .filter(|mailbox| {
+                    !envelope
+                        .iter()
+                        .any(|address| address.eq_ignore_ascii_case(&mailbox.address))
+                })
+                .map(|mailbox| mailbox.address.clone())
+                .collect(),
+            None => Vec::new(),
+        };
         let request = mail::SendEmailRequest {
             from: Some(convert::mailbox(email.from)),
             to: email.to.iter().map(convert::mailbox).collect(),
@@ -184,8 +202,9 @@ impl Upstream {
             }],
             message_id: email.message_id.to_owned(),
             delivery_key: email.delivery_key.to_owned(),
-            skip_recipients: Vec::new(),
-            defer_per_recipient: false,
+            skip_recipients,
+            // A 4xx to one RCPT defers that recipient only; the others get the message now.
+            defer_per_recipient: true,
         };
         let response = self
             .mailer

@@ -8,7 +8,11 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateTables), Box::new(CreateNotifiers)]
+        vec![
+            Box::new(CreateTables),
+            Box::new(CreateNotifiers),
+            Box::new(AddDeliveryDurability),
+        ]
     }
 
     // Each service keeps its own migration history, because they may share one database.
@@ -38,6 +42,8 @@ enum OrBatches {
     StartedAt,
     FinishedAt,
     Error,
+    LeaseOwner,
+    LeaseUntil,
 }
 
 #[derive(DeriveIden)]
@@ -82,6 +88,10 @@ enum OrDeliveries {
     Logged,
     CreatedAt,
     UpdatedAt,
+    RetrySince,
+    AcceptedJson,
+    LeaseOwner,
+    LeaseUntil,
 }
 
 #[derive(DeriveIden)]
@@ -361,4 +371,96 @@ async fn create_notifier_changes(manager: &SchemaManager<'_>) -> Result<(), DbEr
                 .to_owned(),
         )
         .await
+}
+
+/// Adds the columns that retries, per-recipient retries and leases need. `or_deliveries`
+/// gets the start of the current run of retries, the recipients that already accepted the
+/// message, and the lease (owner replica and expiry). `or_batches` gets the lease of the
+/// replica running the batch.
+struct AddDeliveryDurability;
+
+impl MigrationName for AddDeliveryDurability {
+    fn name(&self) -> &str {
+        "m20261204_000003_delivery_durability"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddDeliveryDurability {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use OrDeliveries as D;
+        // One column per statement, because SQLite alters one column at a time.
+        let columns = [
+            timestamp_with_time_zone_null(D::RetrySince),
+            text(D::AcceptedJson).default("[]").to_owned(),
+            string_null(D::LeaseOwner),
+            timestamp_with_time_zone_null(D::LeaseUntil),
+        ];
+        for mut column in columns {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(D::Table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        let batch_columns = [
+            string_null(OrBatches::LeaseOwner),
+            timestamp_with_time_zone_null(OrBatches::LeaseUntil),
+        ];
+        for mut column in batch_columns {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(OrBatches::Table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .create_index(
+                Index::create()
+                    .name("or_deliveries_lease_until")
+                    .table(D::Table)
+                    .col(D::LeaseUntil)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use OrDeliveries as D;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("or_deliveries_lease_until")
+                    .table(D::Table)
+                    .to_owned(),
+            )
+            .await?;
+        for column in [OrBatches::LeaseUntil, OrBatches::LeaseOwner] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(OrBatches::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        for column in [D::LeaseUntil, D::LeaseOwner, D::AcceptedJson, D::RetrySince] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(D::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
 }

@@ -2,9 +2,15 @@
 //! notifiers. The only module that touches sea-orm entities.
 
 mod entities;
+mod leader;
+mod leases;
 mod migration;
 mod notifiers;
 mod queue;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use leader::LeaderLock;
 
 use std::collections::HashMap;
 
@@ -32,6 +38,12 @@ pub(crate) enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("scheduler lock: {0}")]
+    Lock(sea_orm::SqlxError),
+    #[error(
+        "delivery {id} is no longer leased to this replica (its lease expired and another replica took it over); this replica stopped working on it"
+    )]
+    LeaseLost { id: String },
     #[error("stored row {table}.{id} is corrupt: {message}")]
     Corrupt {
         table: &'static str,
@@ -51,11 +63,19 @@ struct StoredMailbox {
 #[derive(Clone)]
 pub(crate) struct Store {
     db: DatabaseConnection,
+    /// This replica's id, written as the lease owner of the rows it works on.
+    owner: String,
+    lease: chrono::Duration,
 }
 
 impl Store {
     /// Connects to `url` and runs the migrations. A SQLite file's folder is created if missing.
-    pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
+    /// `owner` names this replica in the leases it takes, each valid for `lease`.
+    pub(crate) async fn open(
+        url: &str,
+        owner: String,
+        lease: std::time::Duration,
+    ) -> Result<Store, StoreError> {
         create_sqlite_folder(url)?;
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false);
@@ -65,7 +85,18 @@ impl Store {
         }
         let db = Database::connect(options).await?;
         migration::Migrator::up(&db, None).await?;
-        Ok(Store { db })
+        let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        Ok(Store { db, owner, lease })
+    }
+
+    /// Returns the lease owner this replica writes.
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Returns whether the database is SQLite, which only one process uses at a time.
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.db.get_database_backend() == sea_orm::DbBackend::Sqlite
     }
 
     pub(crate) async fn insert_batch(&self, batch: &Batch) -> Result<bool, StoreError> {
@@ -82,6 +113,8 @@ impl Store {
             started_at: Set(batch.started_at),
             finished_at: Set(batch.finished_at),
             error: Set(batch.error.clone()),
+            lease_owner: Set(Some(self.owner.clone())),
+            lease_until: Set(Some(Utc::now() + self.lease)),
         };
         // Only a second scheduled batch of one business date can conflict (ids are new).
         let result = batch::Entity::insert(row)
@@ -101,6 +134,10 @@ impl Store {
             .col_expr(batch::Column::Status, Expr::value(status.as_str()))
             .col_expr(batch::Column::FinishedAt, Expr::value(Utc::now()))
             .col_expr(batch::Column::Error, Expr::value(error))
+            .col_expr(
+                batch::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
             .filter(batch::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
@@ -151,19 +188,30 @@ impl Store {
         rows.into_iter().map(batch_from_row).collect()
     }
 
-    /// Marks batches left running by a process that stopped as failed.
+    /// Marks batches left running by a process that stopped as failed: on SQLite every
+    /// running batch, because one process uses the file, and on PostgreSQL those whose runner
+    /// let its lease expire.
     pub(crate) async fn fail_running_batches(&self, error: &str) -> Result<u64, StoreError> {
-        let result = batch::Entity::update_many()
+        let mut update = batch::Entity::update_many()
             .col_expr(
                 batch::Column::Status,
                 Expr::value(BatchStatus::Failed.as_str()),
             )
             .col_expr(batch::Column::FinishedAt, Expr::value(Utc::now()))
             .col_expr(batch::Column::Error, Expr::value(error))
-            .filter(batch::Column::Status.eq(BatchStatus::Running.as_str()))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected)
+            .col_expr(
+                batch::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(batch::Column::Status.eq(BatchStatus::Running.as_str()));
+        if !self.is_sqlite() {
+            update = update.filter(
+                sea_orm::Condition::any()
+                    .add(batch::Column::LeaseUntil.is_null())
+                    .add(batch::Column::LeaseUntil.lt(Utc::now())),
+            );
+        }
+        Ok(update.exec(&self.db).await?.rows_affected)
     }
 
     pub(crate) async fn record_batch_item(
@@ -244,8 +292,11 @@ impl Store {
     }
 
     /// Inserts the delivery unless one with its key exists; returns whether it was inserted.
+    /// A new delivery is `pending` and leased to this replica.
     pub(crate) async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
-        let row = delivery_to_row(delivery)?;
+        let mut row = delivery_to_row(delivery)?;
+        row.lease_owner = Set(Some(self.owner.clone()));
+        row.lease_until = Set(Some(Utc::now() + self.lease));
         let result = delivery::Entity::insert(row)
             .on_conflict_do_nothing_on([delivery::Column::DeliveryKey])
             .exec_without_returning(&self.db)
@@ -285,6 +336,24 @@ impl Store {
         rows.into_iter().map(delivery_from_row).collect()
     }
 
+    /// Returns the Message-ID of the invoice revision's newest `unknown` delivery, which the
+    /// mail server may have accepted.
+    pub(crate) async fn unknown_message_id(
+        &self,
+        invoice_number: &str,
+        revision: u32,
+    ) -> Result<Option<String>, StoreError> {
+        let row = delivery::Entity::find()
+            .filter(delivery::Column::InvoiceNumber.eq(invoice_number))
+            .filter(delivery::Column::InvoiceRevision.eq(revision as i32))
+            .filter(delivery::Column::State.eq(DeliveryState::Unknown.as_str()))
+            .filter(delivery::Column::MessageId.ne(""))
+            .order_by_desc(delivery::Column::UpdatedAt)
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|row| row.message_id))
+    }
+
     pub(crate) async fn delivery_by_request_id(
         &self,
         request_id: &str,
@@ -296,8 +365,9 @@ impl Store {
         row.map(delivery_from_row).transpose()
     }
 
-    /// Moves the delivery to `pending` for `batch_id` if it is in one of `from`; returns whether
-    /// this caller won it. The conditional update is what keeps two runners off one delivery.
+    /// Moves the delivery to `pending` for `batch_id`, leased to this replica, if it is in one of
+    /// `from`; returns whether this caller won it. The conditional update is what keeps two
+    /// runners off one delivery.
     pub(crate) async fn claim_delivery(
         &self,
         id: &str,
@@ -315,6 +385,14 @@ impl Store {
                 Expr::value(batch_id.map(str::to_owned)),
             )
             .col_expr(delivery::Column::UpdatedAt, Expr::value(Utc::now()))
+            .col_expr(
+                delivery::Column::LeaseOwner,
+                Expr::value(self.owner.clone()),
+            )
+            .col_expr(
+                delivery::Column::LeaseUntil,
+                Expr::value(Utc::now() + self.lease),
+            )
             .filter(delivery::Column::Id.eq(id))
             .filter(delivery::Column::State.is_in(from))
             .exec(&self.db)
@@ -322,41 +400,45 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
-    /// Writes every field of the delivery.
+    /// Writes every field of the delivery, which this replica must hold the lease of. A
+    /// delivery in an end state gives its lease up.
     pub(crate) async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let mut row = delivery_to_row(delivery)?;
         row.updated_at = Set(Utc::now());
-        delivery::Entity::update(row).exec(&self.db).await?;
+        let in_flight = matches!(
+            delivery.state,
+            DeliveryState::Pending | DeliveryState::Rendered | DeliveryState::Submitting
+        );
+        if !in_flight {
+            row.lease_owner = Set(None);
+            row.lease_until = Set(None);
+        }
+        // The lease check fences off a replica whose lease expired while it worked: it must
+        // not record a state, and above all not `submitting`, for a delivery another replica
+        // took over.
+        let result = delivery::Entity::update_many()
+            .set(row)
+            .filter(delivery::Column::Id.eq(&delivery.id))
+            .filter(delivery::Column::LeaseOwner.eq(&self.owner))
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::LeaseLost {
+                id: delivery.id.clone(),
+            });
+        }
         Ok(())
     }
 
-    pub(crate) async fn deliveries_in_states(
-        &self,
-        states: &[DeliveryState],
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-        let rows = delivery::Entity::find()
-            .filter(delivery::Column::State.is_in(states))
-            .order_by_asc(delivery::Column::CreatedAt)
-            .all(&self.db)
-            .await?;
-        rows.into_iter().map(delivery_from_row).collect()
-    }
-
-    /// Deferred deliveries whose retry time has come.
-    pub(crate) async fn due_deferred(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let rows = delivery::Entity::find()
+    /// Returns the earliest retry time of any deferred delivery.
+    pub(crate) async fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = delivery::Entity::find()
             .filter(delivery::Column::State.eq(DeliveryState::Deferred.as_str()))
-            .filter(delivery::Column::NextAttemptAt.lte(now))
+            .filter(delivery::Column::NextAttemptAt.is_not_null())
             .order_by_asc(delivery::Column::NextAttemptAt)
-            .limit(limit)
-            .all(&self.db)
+            .one(&self.db)
             .await?;
-        rows.into_iter().map(delivery_from_row).collect()
+        Ok(row.and_then(|row| row.next_attempt_at))
     }
 
     /// Deliveries whose last outcome is not yet in the email log.
@@ -519,6 +601,8 @@ fn mailboxes_from_json(id: &str, json: &str) -> Result<Vec<Mailbox>, StoreError>
 fn delivery_to_row(d: &Delivery) -> Result<delivery::ActiveModel, StoreError> {
     let recipients = serde_json::to_string(&d.recipients)
         .map_err(|e| corrupt("or_deliveries", d.id.clone(), e.to_string()))?;
+    let accepted = serde_json::to_string(&d.accepted)
+        .map_err(|e| corrupt("or_deliveries", d.id.clone(), e.to_string()))?;
     Ok(delivery::ActiveModel {
         id: Set(d.id.clone()),
         delivery_key: Set(d.key.clone()),
@@ -548,6 +632,10 @@ fn delivery_to_row(d: &Delivery) -> Result<delivery::ActiveModel, StoreError> {
         logged: Set(d.logged),
         created_at: Set(d.created_at),
         updated_at: Set(d.updated_at),
+        retry_since: Set(d.retry_since),
+        accepted_json: Set(accepted),
+        // The lease columns belong to `claim` and `release`; writing a delivery keeps them.
+        ..Default::default()
     })
 }
 
@@ -561,6 +649,8 @@ fn delivery_from_row(row: delivery::Model) -> Result<Delivery, StoreError> {
         )
     })?;
     let recipients = serde_json::from_str(&row.recipients_json)
+        .map_err(|e| corrupt("or_deliveries", row.id.clone(), e.to_string()))?;
+    let accepted = serde_json::from_str(&row.accepted_json)
         .map_err(|e| corrupt("or_deliveries", row.id.clone(), e.to_string()))?;
     Ok(Delivery {
         to: mailboxes_from_json(&row.id, &row.to_json)?,
@@ -591,5 +681,7 @@ fn delivery_from_row(row: delivery::Model) -> Result<Delivery, StoreError> {
         logged: row.logged,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        retry_since: row.retry_since,
+        accepted,
     })
 }

@@ -19,6 +19,9 @@ pub(crate) struct Model {
     pub started_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
     pub error: Option<String>,
+    /// The replica running the batch, NULL once it ended.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

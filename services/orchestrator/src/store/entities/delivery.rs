@@ -35,6 +35,10 @@ pub(crate) struct Model {
     pub logged: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub retry_since: Option<DateTimeUtc>,
+    pub accepted_json: String,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

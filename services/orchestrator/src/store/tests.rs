@@ -1,0 +1,182 @@
+//! The store's leases and the scheduler's lock on SQLite and, when
+//! `INVOICER_TEST_DATABASE_URL` is set, on PostgreSQL.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use invoicer_test_db::TestDatabase;
+
+use super::Store;
+use crate::model::{Delivery, DeliveryState, Purpose};
+
+/// Opens the database twice, as two replicas with leases of `lease`.
+async fn two_replicas(database: &TestDatabase, lease: Duration) -> (Store, Store) {
+    let url = database.database_url().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            database.data_dir().join("orchestrator.db").display()
+        )
+    });
+    let first = Store::open(&url, "replica-a".to_owned(), lease)
+        .await
+        .unwrap();
+    let second = Store::open(&url, "replica-b".to_owned(), lease)
+        .await
+        .unwrap();
+    (first, second)
+}
+
+fn deferred_delivery(number: &str) -> Delivery {
+    let mut delivery = Delivery::new(
+        Delivery::batch_key(number, 1),
+        number,
+        1,
+        "C-1",
+        Purpose::Batch,
+    );
+    delivery.state = DeliveryState::Deferred;
+    delivery.next_attempt_at = Some(Utc::now() - chrono::Duration::seconds(1));
+    delivery
+}
+
+/// Inserts deferred deliveries as replica `store`, which then gives up its leases.
+async fn insert_deferred(store: &Store, count: usize) {
+    for n in 0..count {
+        let delivery = deferred_delivery(&format!("INV-{n}"));
+        assert!(store.insert_delivery(&delivery).await.unwrap());
+        store.save_delivery(&delivery).await.unwrap();
+    }
+}
+
+async fn postgres(test: &str) -> Option<TestDatabase> {
+    TestDatabase::postgres(test).await.unwrap()
+}
+
+/// Two replicas claim due deliveries; on PostgreSQL at the same time, on SQLite (one
+/// process at a time) one after the other.
+async fn claims_never_overlap(database: TestDatabase) {
+    let concurrent = database.is_postgres();
+    let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
+    insert_deferred(&a, 20).await;
+    let (claimed_a, claimed_b) = if concurrent {
+        tokio::join!(
+            a.claim_due_deferred(Utc::now(), 12),
+            b.claim_due_deferred(Utc::now(), 12)
+        )
+    } else {
+        let first = a.claim_due_deferred(Utc::now(), 12).await;
+        (first, b.claim_due_deferred(Utc::now(), 12).await)
+    };
+    let claimed_a = claimed_a.unwrap();
+    let claimed_b = claimed_b.unwrap();
+    assert_eq!(claimed_a.len() + claimed_b.len(), 20);
+    for delivery in &claimed_a {
+        assert!(claimed_b.iter().all(|other| other.id != delivery.id));
+        assert_eq!(delivery.state, DeliveryState::Pending);
+    }
+    // Nothing is left to claim, and a replica cannot write a delivery the other holds.
+    assert!(
+        a.claim_due_deferred(Utc::now(), 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    if let Some(held_by_b) = claimed_b.first() {
+        let error = a.save_delivery(held_by_b).await.unwrap_err();
+        assert!(
+            matches!(error, super::StoreError::LeaseLost { .. }),
+            "{error}"
+        );
+    }
+    database.remove().await.unwrap();
+}
+
+async fn expired_lease_taken_over(database: TestDatabase) {
+    let (a, b) = two_replicas(&database, Duration::from_secs(1)).await;
+    insert_deferred(&a, 2).await;
+    let mut claimed = a.claim_due_deferred(Utc::now(), 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    claimed[0].state = DeliveryState::Submitting;
+    a.save_delivery(&claimed[0]).await.unwrap();
+
+    // Live leases are left alone; renewed ones too.
+    assert!(b.take_over_abandoned(false).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(a.renew_leases().await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(b.take_over_abandoned(false).await.unwrap().is_empty());
+
+    // Replica a stops renewing, as a killed process does.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let taken = b.take_over_abandoned(false).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    let states: Vec<DeliveryState> = taken.iter().map(|d| d.state).collect();
+    assert!(states.contains(&DeliveryState::Submitting), "{states:?}");
+    assert!(states.contains(&DeliveryState::Pending), "{states:?}");
+    // The old owner is fenced off.
+    let error = a.save_delivery(&claimed[1]).await.unwrap_err();
+    assert!(
+        matches!(error, super::StoreError::LeaseLost { .. }),
+        "{error}"
+    );
+    assert!(b.save_delivery(&taken[0]).await.is_ok());
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn claims_never_overlap_on_sqlite() {
+    claims_never_overlap(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn claims_never_overlap_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_claims_never_overlap").await {
+        claims_never_overlap(database).await;
+    }
+}
+
+#[tokio::test]
+async fn expired_lease_taken_over_on_sqlite() {
+    expired_lease_taken_over(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn expired_lease_taken_over_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_expired_lease_taken_over").await {
+        expired_lease_taken_over(database).await;
+    }
+}
+
+#[tokio::test]
+async fn scheduler_lock_held_by_one_replica() {
+    let Some(database) = postgres("orchestrator_store_scheduler_lock").await else {
+        return;
+    };
+    let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut lock = a.try_lead().await.unwrap().expect("first replica leads");
+    assert!(lock.is_held().await);
+    assert!(b.try_lead().await.unwrap().is_none(), "two leaders");
+    assert!(
+        a.try_lead().await.unwrap().is_none(),
+        "a second lock of one replica"
+    );
+    // The lock goes with its connection, as when the leader's process dies.
+    drop(lock);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if b.try_lead().await.unwrap().is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "lock never released");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_process_always_leads() {
+    let database = TestDatabase::sqlite().unwrap();
+    let (a, _) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut lock = a.try_lead().await.unwrap().expect("SQLite leads");
+    assert!(lock.is_held().await);
+}

@@ -1,0 +1,157 @@
+//! The retry schedule of deferred deliveries: picked up at their retry time, also after a
+//! restart, and failed with the last reply once the retry lifetime has passed.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use invoicer_e2e::System;
+use invoicer_proto::audit_log::v1 as audit;
+use invoicer_proto::orchestrator::v1 as pb;
+use invoicer_proto::types::v1 as types;
+use invoicer_test_db::TestDatabase;
+use invoicer_test_smtp::TestSmtpServer;
+
+use crate::data::{contact, customer, export, invoice};
+
+on_both_databases!(
+    deferred_retried_after_restart,
+    deferred_fails_after_lifetime
+);
+
+async fn import_one_invoice(system: &System) -> Result<()> {
+    let document = export(
+        vec![customer(
+            "C-1",
+            vec![contact("Lee", "lee@buyer.example", "to")],
+        )],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    system.import_text("a.json", &document).await?;
+    Ok(())
+}
+
+/// Polls the batch until its only delivery reaches `state`, for at most `timeout`.
+async fn wait_for_state(
+    system: &System,
+    batch_id: &str,
+    state: pb::DeliveryState,
+    timeout: Duration,
+) -> Result<pb::Delivery> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let request = pb::GetBatchRequest {
+            id: batch_id.to_owned(),
+        };
+        let batch = system
+            .orchestrator()?
+            .get_batch(request)
+            .await?
+            .into_inner()
+            .batch
+            .context("GetBatch returned no batch")?;
+        let delivery = batch.deliveries.first().context("batch has no delivery")?;
+        if delivery.state == i32::from(state) {
+            return Ok(delivery.clone());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("delivery still {:?} after {timeout:?}", delivery);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn deferred_retried_after_restart(database: TestDatabase) -> Result<()> {
+    let busy = TestSmtpServer::builder()
+        .reject_rcpt("lee@buyer.example", 451, "4.3.0 try again later")
+        .start()
+        .await?;
+    let mut system = System::start_with(database, busy, |config| {
+        config.batch.retry_first_delay = "3s".to_owned();
+    })
+    .await?;
+    import_one_invoice(&system).await?;
+    let batch = system.run_batch("30d").await?;
+    let first = &batch.deliveries[0];
+    assert_eq!(first.state, i32::from(pb::DeliveryState::Deferred));
+    assert_eq!(first.attempts, 1);
+    let next = chrono::DateTime::parse_from_rfc3339(&first.next_attempt_at)?;
+    let wait = next.signed_duration_since(chrono::Utc::now());
+    assert!(
+        wait > chrono::Duration::seconds(1) && wait <= chrono::Duration::milliseconds(3800),
+        "first retry not about 3 s ahead: {wait}"
+    );
+
+    // Down while the retry comes due; up again with a mail server that accepts.
+    let healthy = TestSmtpServer::builder().start().await?;
+    let healthy_url = healthy.url();
+    system
+        .restart_with(|config| {
+            config.batch.retry_first_delay = "3s".to_owned();
+            config.mail.smtp_url = Some(healthy_url);
+        })
+        .await?;
+    let sent = wait_for_state(
+        &system,
+        &batch.id,
+        pb::DeliveryState::Sent,
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert_eq!(sent.attempts, 2);
+    let received = healthy
+        .wait_for_messages(1, Duration::from_secs(10))
+        .await?;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, ["lee@buyer.example"]);
+    assert!(system.smtp.messages().is_empty());
+
+    let mut outcomes: Vec<i32> = system
+        .log_entries(audit::ListEntriesRequest::default())
+        .await?
+        .iter()
+        .map(|entry| entry.outcome)
+        .collect();
+    outcomes.sort();
+    let mut expected = vec![
+        i32::from(types::DeliveryOutcome::Sent),
+        i32::from(types::DeliveryOutcome::Deferred),
+    ];
+    expected.sort();
+    assert_eq!(outcomes, expected);
+    system.stop().await
+}
+
+async fn deferred_fails_after_lifetime(database: TestDatabase) -> Result<()> {
+    let busy = TestSmtpServer::builder()
+        .reject_rcpt("lee@buyer.example", 452, "4.2.2 mailbox full")
+        .start()
+        .await?;
+    let system = System::start_with(database, busy, |config| {
+        config.batch.retry_first_delay = "1s".to_owned();
+        config.batch.retry_lifetime = "3s".to_owned();
+    })
+    .await?;
+    import_one_invoice(&system).await?;
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(
+        batch.deliveries[0].state,
+        i32::from(pb::DeliveryState::Deferred)
+    );
+    let failed = wait_for_state(
+        &system,
+        &batch.id,
+        pb::DeliveryState::Failed,
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(failed.reason.contains("gave up after"), "{}", failed.reason);
+    assert!(failed.reason.contains("452"), "{}", failed.reason);
+    assert!(failed.attempts >= 3, "attempts {}", failed.attempts);
+    assert!(failed.next_attempt_at.is_empty());
+    assert!(system.smtp.messages().is_empty());
+
+    // A failed delivery is settled: the next batch leaves it alone.
+    let next = system.run_batch("30d").await?;
+    assert_eq!(next.counts.unwrap_or_default().eligible, 0);
+    system.stop().await
+}
