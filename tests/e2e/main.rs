@@ -32,6 +32,7 @@ mod data;
 mod delivery_faults;
 mod grpc_tools;
 mod notifiers;
+mod pdf_documents;
 mod recipients;
 mod replicas;
 mod resend;

@@ -47,6 +47,7 @@ pub struct Config {
     pub batch: BatchConfig,
     pub notifier: NotifierConfig,
     pub telemetry: TelemetryConfig,
+    pub pdf: PdfConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +109,10 @@ pub struct CompanyConfig {
     pub website: String,
     /// IANA timezone that turns instants into business dates.
     pub timezone: String,
+    /// BCP 47 tag of the language used for a customer whose language has no PDF labels.
+    pub language: String,
+    /// ISO 3166-1 alpha-2 code of the company's country, written into Factur-X invoices.
+    pub country: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,6 +238,32 @@ pub struct MessageTemplateConfig {
     pub html: Option<String>,
 }
 
+/// How pdf-render lays out the invoice PDF.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PdfConfig {
+    /// Typst file that replaces the built-in template; its folder is the template's root.
+    pub template: Option<PathBuf>,
+    /// PNG, JPEG or SVG file printed above the seller's name.
+    pub logo: Option<PathBuf>,
+    /// Writes PDF/A-3b with the invoice as embedded Factur-X (EN 16931) XML.
+    /// `INVOICER_PDF_FACTUR_X`.
+    pub factur_x: bool,
+    pub payment: PaymentConfig,
+}
+
+/// The bank account printed as payment instructions on invoices (not on credit notes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentConfig {
+    pub account_holder: String,
+    pub bank_name: String,
+    pub iban: String,
+    pub bic: String,
+    /// Free text printed below the bank details, such as a request to quote the number.
+    pub instructions: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
@@ -272,6 +303,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             notifier: NotifierConfig::default(),
             telemetry: TelemetryConfig::default(),
+            pdf: PdfConfig::default(),
         }
     }
 }
@@ -306,6 +338,8 @@ impl Default for CompanyConfig {
             phone: String::new(),
             website: String::new(),
             timezone: "UTC".to_owned(),
+            language: "en".to_owned(),
+            country: String::new(),
         }
     }
 }
@@ -441,6 +475,13 @@ impl Config {
         if let Some(lifetime) = non_empty("INVOICER_RETRY_LIFETIME") {
             self.batch.retry_lifetime = checked_duration("INVOICER_RETRY_LIFETIME", lifetime)?;
         }
+        if let Some(value) = non_empty("INVOICER_PDF_FACTUR_X") {
+            self.pdf.factur_x = parse_bool(&value).ok_or_else(|| ConfigError::Env {
+                name: "INVOICER_PDF_FACTUR_X",
+                value: value.clone(),
+                message: "expected true or false".to_owned(),
+            })?;
+        }
         if let Some(endpoint) = non_empty("OTEL_EXPORTER_OTLP_ENDPOINT") {
             self.telemetry.otlp_endpoint = Some(endpoint);
         }
@@ -510,6 +551,15 @@ fn checked_duration(name: &'static str, value: String) -> Result<String, ConfigE
         Err(error) => Err(invalid(format!(
             "{error}; use a duration such as `2s`, `30m` or `5d`"
         ))),
+    }
+}
+
+/// Parses `true`, `false`, `1` or `0`, ignoring case and surrounding spaces.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -690,6 +740,47 @@ mod tests {
         let german = &config.notifier.templates["de"];
         assert_eq!(german.subject.as_deref(), Some("Rechnung {{ number }}"));
         assert_eq!(german.text, None);
+    }
+
+    #[test]
+    fn pdf_factur_x_env_overrides_file() {
+        let mut config: Config = toml::from_str("[pdf]\nfactur_x = false").unwrap();
+        config
+            .apply_env(|name| (name == "INVOICER_PDF_FACTUR_X").then(|| "TRUE".to_owned()))
+            .unwrap();
+        assert!(config.pdf.factur_x);
+    }
+
+    #[test]
+    fn pdf_factur_x_env_rejects_other_words() {
+        let mut config = Config::default();
+        let error = config
+            .apply_env(|name| (name == "INVOICER_PDF_FACTUR_X").then(|| "yes".to_owned()))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("INVOICER_PDF_FACTUR_X=\"yes\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn pdf_section_parses() {
+        let config: Config = toml::from_str(
+            r#"
+            [pdf]
+            template = "/etc/invoicer/invoice.typ"
+            logo = "/etc/invoicer/logo.png"
+            [pdf.payment]
+            iban = "DE02120300000000202051"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.pdf.template.as_deref(),
+            Some(Path::new("/etc/invoicer/invoice.typ"))
+        );
+        assert_eq!(config.pdf.payment.iban, "DE02120300000000202051");
+        assert!(!config.pdf.factur_x);
     }
 
     #[test]

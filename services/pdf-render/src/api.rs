@@ -69,7 +69,7 @@ impl PdfRenderService for PdfRenderApi {
 impl PdfRenderApi {
     /// Runs the CPU-bound render on tokio's blocking pool, so it never stalls the I/O threads.
     async fn render_blocking(&self, input: RenderInput) -> Result<RenderedPdf, Status> {
-        let renderer = self.renderer;
+        let renderer = self.renderer.clone();
         let span = tracing::Span::current();
         let started = std::time::Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
@@ -99,6 +99,18 @@ fn render_status(error: RenderError) -> Status {
             ),
         ),
         RenderError::InvalidInput { field, message } => status::invalid_argument(field, message),
+        // Permanent for this revision: the orchestrator ends the delivery as failed with this
+        // message as its reason, and nothing is mailed.
+        error @ RenderError::MissingGlyphs { .. } => {
+            tracing::warn!(error = %error, "invoice has characters no bundled font covers");
+            Status::failed_precondition(format!(
+                "{error}; correct the text in the ERP or add a font that covers them"
+            ))
+        }
+        RenderError::FacturX { message } => {
+            tracing::error!(error = %message, "factur-x post-processing failed");
+            status::internal("rendering the invoice")
+        }
         RenderError::Compile {
             template,
             diagnostics,
@@ -117,6 +129,76 @@ fn render_status(error: RenderError) -> Status {
             tracing::error!(template, diagnostics = %diagnostics.join("; "), "pdf export failed");
             status::internal("rendering the invoice")
         }
+    }
+}
+
+/// Builds the gRPC request for `input`, for clients such as the benchmark.
+pub fn render_request(input: &RenderInput) -> proto::RenderInvoiceRequest {
+    let invoice = &input.invoice;
+    proto::RenderInvoiceRequest {
+        invoice: Some(types::Invoice {
+            number: invoice.number.clone(),
+            customer_code: input.customer.code.clone(),
+            kind: match invoice.kind {
+                InvoiceKind::Invoice => types::InvoiceKind::Invoice as i32,
+                InvoiceKind::CreditNote => types::InvoiceKind::CreditNote as i32,
+            },
+            status: types::InvoiceStatus::Posted as i32,
+            revision: invoice.revision,
+            order_number: invoice.order_number.clone(),
+            po_number: invoice.po_number.clone(),
+            issued_at: invoice.issued_at.to_rfc3339(),
+            due_date: invoice
+                .due_date
+                .map(|date| date.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            currency: invoice.currency.clone(),
+            terms: invoice.terms.clone(),
+            lines: invoice
+                .lines
+                .iter()
+                .map(|line| types::InvoiceLine {
+                    sku: line.sku.clone(),
+                    description: line.description.clone(),
+                    quantity: line.quantity.clone(),
+                    unit: line.unit.clone(),
+                    unit_price: line.unit_price.clone(),
+                    amount: line.amount.clone(),
+                    tax_rate: line.tax_rate.clone(),
+                })
+                .collect(),
+            subtotal: invoice.subtotal.clone(),
+            taxes: invoice
+                .taxes
+                .iter()
+                .map(|tax| types::Tax {
+                    name: tax.name.clone(),
+                    rate: tax.rate.clone(),
+                    amount: tax.amount.clone(),
+                })
+                .collect(),
+            total: invoice.total.clone(),
+            notes: invoice.notes.clone(),
+            content_sha256: invoice.content_sha256.clone(),
+            notify_opt_out: false,
+        }),
+        customer: Some(types::Customer {
+            code: input.customer.code.clone(),
+            name: input.customer.name.clone(),
+            language: input.customer.language.clone(),
+            address: input.customer.address.clone(),
+            tax_id: input.customer.tax_id.clone(),
+            contacts: Vec::new(),
+        }),
+        seller: Some(proto::Seller {
+            name: input.seller.name.clone(),
+            address: input.seller.address.clone(),
+            tax_id: input.seller.tax_id.clone(),
+            email: input.seller.email.clone(),
+            phone: input.seller.phone.clone(),
+            website: input.seller.website.clone(),
+        }),
+        template: input.template.clone(),
     }
 }
 
@@ -287,6 +369,13 @@ mod tests {
     }
 
     #[test]
+    fn request_for_input_converts_back() {
+        let input = crate::sample::invoice();
+        let converted = render_input(render_request(&input)).unwrap();
+        assert_eq!(converted, input);
+    }
+
+    #[test]
     fn input_accepts_minimal_request() {
         let input = render_input(request()).unwrap();
         assert_eq!(
@@ -363,6 +452,15 @@ mod tests {
             "{}",
             status.message()
         );
+    }
+
+    #[test]
+    fn missing_glyphs_status_is_failed_precondition() {
+        let status = render_status(RenderError::MissingGlyphs {
+            characters: vec!['\u{0E01}'],
+        });
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("U+0E01"), "{}", status.message());
     }
 
     #[test]

@@ -1,20 +1,24 @@
 //! The JSON document a template reads as `/data.json`: the input with numbers and dates
-//! formatted for the customer's locale, line breaks normalised and empty fields as `null`.
+//! formatted for the customer's locale, the labels in its language, line breaks normalised
+//! and empty fields as `null`.
 //!
 //! Templates only ever receive customer text through this document, as JSON string values,
 //! so no customer text is parsed as Typst markup.
 
 use serde::Serialize;
 
-use crate::input::{Customer, InvoiceKind, InvoiceLine, RenderInput, Seller, Tax};
+use crate::input::{Customer, Invoice, InvoiceKind, InvoiceLine, RenderInput, Seller, Tax};
+use crate::labels::Labels;
 use crate::locale::Locale;
+use crate::settings::PaymentDetails;
 
 #[derive(Debug, Serialize)]
 pub(crate) struct InvoiceDocument {
-    /// Key of the template's label table, such as `en` or `de`.
+    /// Language code of the labels and formats, such as `en` or `de`, for `text(lang)`.
     locale: &'static str,
     /// `invoice` or `credit_note`.
     kind: &'static str,
+    labels: Labels,
     number: String,
     issue_date: String,
     due_date: Option<String>,
@@ -22,13 +26,38 @@ pub(crate) struct InvoiceDocument {
     po_number: Option<String>,
     terms: Option<String>,
     currency: String,
+    /// Virtual path of the logo image, for `image(data.logo)`; `null` without a logo.
+    logo: Option<&'static str>,
     seller: SellerDocument,
     customer: CustomerDocument,
     lines: Vec<LineDocument>,
+    /// The totals with their currency, such as `1.234,56 €`.
     subtotal: String,
     taxes: Vec<TaxDocument>,
     total: String,
+    /// The total again: the ERP export has no prepayments, so the amount due is the total.
+    amount_due: String,
+    /// Bank details for an invoice; `null` for a credit note or without configured details.
+    payment: Option<PaymentDocument>,
     notes: Option<String>,
+}
+
+/// What a render needs beside the invoice: the fallback locale, the logo and bank details.
+pub(crate) struct DocumentOptions<'a> {
+    pub(crate) fallback_locale: Locale,
+    pub(crate) logo: Option<&'static str>,
+    pub(crate) payment: &'a PaymentDetails,
+}
+
+#[derive(Debug, Serialize)]
+struct PaymentDocument {
+    account_holder: Option<String>,
+    bank_name: Option<String>,
+    iban: Option<String>,
+    bic: Option<String>,
+    /// The invoice number, which the customer quotes with the transfer.
+    reference: String,
+    instructions: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,22 +97,25 @@ struct TaxDocument {
 }
 
 impl InvoiceDocument {
-    pub(crate) fn new(input: &RenderInput) -> InvoiceDocument {
-        let locale = Locale::from_language_tag(&input.customer.language);
+    pub(crate) fn new(input: &RenderInput, options: &DocumentOptions<'_>) -> InvoiceDocument {
+        let locale = Locale::resolve(&input.customer.language, options.fallback_locale);
         let invoice = &input.invoice;
+        let currency = single_line(&invoice.currency);
+        let money = |amount: &str| locale.format_money(amount, &currency);
         InvoiceDocument {
             locale: locale.code(),
             kind: match invoice.kind {
                 InvoiceKind::Invoice => "invoice",
                 InvoiceKind::CreditNote => "credit_note",
             },
+            labels: Labels::for_document(locale, invoice.kind),
             number: single_line(&invoice.number),
             issue_date: locale.format_date(invoice.issued_at.date_naive()),
             due_date: invoice.due_date.map(|date| locale.format_date(date)),
             order_number: optional(&invoice.order_number),
             po_number: optional(&invoice.po_number),
             terms: optional(&invoice.terms),
-            currency: single_line(&invoice.currency),
+            logo: options.logo,
             seller: SellerDocument::new(&input.seller),
             customer: CustomerDocument::new(&input.customer),
             lines: invoice
@@ -91,19 +123,38 @@ impl InvoiceDocument {
                 .iter()
                 .map(|line| LineDocument::new(line, locale))
                 .collect(),
-            subtotal: locale.format_decimal(&invoice.subtotal),
+            subtotal: money(&invoice.subtotal),
             taxes: invoice
                 .taxes
                 .iter()
-                .map(|tax| TaxDocument::new(tax, locale))
+                .map(|tax| TaxDocument::new(tax, locale, &currency))
                 .collect(),
-            total: locale.format_decimal(&invoice.total),
+            total: money(&invoice.total),
+            amount_due: money(&invoice.total),
+            payment: PaymentDocument::new(invoice, options.payment),
             notes: optional_multiline(&invoice.notes),
+            currency,
         }
     }
 
     pub(crate) fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a document of strings always serializes to JSON")
+    }
+}
+
+impl PaymentDocument {
+    fn new(invoice: &Invoice, payment: &PaymentDetails) -> Option<PaymentDocument> {
+        if invoice.kind == InvoiceKind::CreditNote || payment.is_empty() {
+            return None;
+        }
+        Some(PaymentDocument {
+            account_holder: optional(&payment.account_holder),
+            bank_name: optional(&payment.bank_name),
+            iban: optional(&payment.iban),
+            bic: optional(&payment.bic),
+            reference: single_line(&invoice.number),
+            instructions: optional_multiline(&payment.instructions),
+        })
     }
 }
 
@@ -146,11 +197,11 @@ impl LineDocument {
 }
 
 impl TaxDocument {
-    fn new(tax: &Tax, locale: Locale) -> TaxDocument {
+    fn new(tax: &Tax, locale: Locale, currency: &str) -> TaxDocument {
         TaxDocument {
             name: optional(&tax.name),
             rate: optional(&tax.rate).map(|rate| locale.format_percent(&rate)),
-            amount: locale.format_decimal(&tax.amount),
+            amount: locale.format_money(&tax.amount, currency),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! pdf-render: turns an invoice into a PDF with Typst, in process, with the templates and fonts
-//! embedded in the binary. It keeps no state. This is the only crate that depends on Typst.
+//! pdf-render: turns an invoice into a PDF with Typst, in process, with the built-in template
+//! and fonts embedded in the binary, or the company's own template read at start-up. It keeps
+//! no state. This is the only crate that depends on Typst.
 //!
 //! Other crates either call it over gRPC (`PdfRenderService`, served by [`PdfRenderPlugin`])
 //! or, like benchmarks, call [`Renderer::render`] directly.
@@ -7,24 +8,32 @@
 mod api;
 mod document;
 mod error;
+mod facturx;
 mod file_name;
+mod glyphs;
 mod input;
+mod labels;
 mod locale;
 mod render;
+pub mod sample;
+mod settings;
 mod templates;
 mod world;
 
 use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
 use tonic::service::RoutesBuilder;
 
-pub use error::RenderError;
+pub use api::render_request;
+pub use error::{RenderError, SetupError};
 pub use file_name::pdf_file_name;
 pub use input::{Customer, Invoice, InvoiceKind, InvoiceLine, RenderInput, Seller, Tax};
 pub use locale::Locale;
 pub use render::{RenderedPdf, Renderer};
-pub use templates::DEFAULT_TEMPLATE;
+pub use settings::{PaymentDetails, RenderSettings};
+pub use templates::{CUSTOM_TEMPLATE, DEFAULT_TEMPLATE};
 
-/// The pdf-render service for the `invoicer` host. It needs no configuration and no store.
+/// The pdf-render service for the `invoicer` host. It reads the `[pdf]` and `[company]`
+/// configuration at start and keeps no store.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PdfRenderPlugin;
 
@@ -36,12 +45,20 @@ impl ServicePlugin for PdfRenderPlugin {
 
     async fn start(
         &self,
-        _context: ServiceContext,
+        context: ServiceContext,
         routes: &mut RoutesBuilder,
     ) -> Result<(), BoxError> {
-        // Loading the fonts and templates here keeps that cost out of the first request.
-        let renderer = tokio::task::spawn_blocking(Renderer::new).await?;
-        tracing::info!(templates = %renderer.template_names().join(","), "pdf renderer ready");
+        // Loading the fonts and templates and rendering the sample invoice here keeps that
+        // cost out of the first request, and a broken template or logo stops the start.
+        let settings = RenderSettings::from_config(&context.config);
+        let renderer = tokio::task::spawn_blocking(move || Renderer::with_settings(&settings))
+            .await?
+            .inspect_err(|error| tracing::error!(error = %error, "pdf renderer setup failed"))?;
+        tracing::info!(
+            templates = %renderer.template_names().join(","),
+            factur_x = context.config.pdf.factur_x,
+            "pdf renderer ready"
+        );
         api::add_service(routes, renderer);
         Ok(())
     }

@@ -1,60 +1,241 @@
-//! Number and date formatting per customer language. The label wording lives in the templates;
-//! this module only decides which locale a customer gets and how numbers and dates look in it.
+//! Number, money, percent and date formatting per customer language. The formats follow the
+//! Unicode CLDR conventions of each language (CLDR 45); the label wording is in `labels.rs`.
+//!
+//! Every amount stays the decimal string the ERP sent: formatting only inserts the locale's
+//! separators and never parses the value into a number, so nothing is rounded.
 
 use chrono::{Datelike, NaiveDate};
 
-/// A locale the templates have labels for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A language the PDF has labels and formats for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Locale {
     English,
     German,
+    French,
+    Spanish,
+    Portuguese,
+    Dutch,
 }
 
-const ENGLISH_MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
+/// Where the currency goes relative to the amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CurrencyPosition {
+    /// `1.234,56 €`
+    After,
+    /// `€ 1.234,56`
+    Before,
+}
+
+/// The separators and patterns of one locale.
+struct Format {
+    decimal: char,
+    group: char,
+    /// Digits the integer part needs before grouping starts. CLDR's `minimumGroupingDigits`
+    /// plus three: Spanish writes `1234,56` but `12.345,67`.
+    group_from_digits: usize,
+    currency: CurrencyPosition,
+    /// Whether the ISO code is printed even where a symbol exists, as in `1,234.56 EUR`.
+    code_only: bool,
+    /// Text between the number and the percent sign.
+    percent_gap: &'static str,
+    months: [&'static str; 12],
+    date: DatePattern,
+}
+
+#[derive(Clone, Copy)]
+enum DatePattern {
+    /// `3 December 2026`
+    DayMonthYear,
+    /// `03.12.2026`
+    Numeric,
+    /// `3 de diciembre de 2026`
+    DayDeMonthDeYear,
+}
+
+const NO_BREAK_SPACE: char = '\u{a0}';
+const NARROW_NO_BREAK_SPACE: char = '\u{202f}';
+
+const ENGLISH: Format = Format {
+    decimal: '.',
+    group: ',',
+    group_from_digits: 4,
+    currency: CurrencyPosition::After,
+    code_only: true,
+    percent_gap: "",
+    months: [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
+    date: DatePattern::DayMonthYear,
+};
+
+const GERMAN: Format = Format {
+    decimal: ',',
+    group: '.',
+    group_from_digits: 4,
+    currency: CurrencyPosition::After,
+    code_only: false,
+    percent_gap: "\u{a0}",
+    months: [""; 12],
+    date: DatePattern::Numeric,
+};
+
+const FRENCH: Format = Format {
+    decimal: ',',
+    group: NARROW_NO_BREAK_SPACE,
+    group_from_digits: 4,
+    currency: CurrencyPosition::After,
+    code_only: false,
+    percent_gap: "\u{202f}",
+    months: [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ],
+    date: DatePattern::DayMonthYear,
+};
+
+const SPANISH: Format = Format {
+    decimal: ',',
+    group: '.',
+    group_from_digits: 5,
+    currency: CurrencyPosition::After,
+    code_only: false,
+    percent_gap: "\u{a0}",
+    months: [
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ],
+    date: DatePattern::DayDeMonthDeYear,
+};
+
+const PORTUGUESE: Format = Format {
+    decimal: ',',
+    group: '.',
+    group_from_digits: 4,
+    currency: CurrencyPosition::Before,
+    code_only: false,
+    percent_gap: "",
+    months: [
+        "janeiro",
+        "fevereiro",
+        "março",
+        "abril",
+        "maio",
+        "junho",
+        "julho",
+        "agosto",
+        "setembro",
+        "outubro",
+        "novembro",
+        "dezembro",
+    ],
+    date: DatePattern::DayDeMonthDeYear,
+};
+
+const DUTCH: Format = Format {
+    decimal: ',',
+    group: '.',
+    group_from_digits: 4,
+    currency: CurrencyPosition::Before,
+    code_only: false,
+    percent_gap: "",
+    months: [
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ],
+    date: DatePattern::DayMonthYear,
+};
 
 impl Locale {
-    /// Picks the locale for a BCP 47 tag by its primary language subtag (`de-AT` is German).
-    /// Languages without labels, and an empty tag, fall back to English.
-    pub fn from_language_tag(tag: &str) -> Locale {
+    /// Every locale, in the order the documentation lists them.
+    pub const ALL: [Locale; 6] = [
+        Locale::English,
+        Locale::German,
+        Locale::French,
+        Locale::Spanish,
+        Locale::Portuguese,
+        Locale::Dutch,
+    ];
+
+    /// Picks the locale of a BCP 47 tag by its primary language subtag (`de-AT` is German).
+    /// Returns `None` for an empty tag and for languages without labels.
+    pub fn from_language_tag(tag: &str) -> Option<Locale> {
         let primary = tag.trim().split(['-', '_']).next().unwrap_or_default();
-        if primary.eq_ignore_ascii_case("de") {
-            Locale::German
-        } else {
-            Locale::English
-        }
+        Locale::ALL
+            .into_iter()
+            .find(|locale| primary.eq_ignore_ascii_case(locale.code()))
     }
 
-    /// Returns the ISO 639-1 code, which is also the key of the template's label table and the value
-    /// of Typst's `text(lang)`.
+    /// Returns the customer's locale, or `fallback` when the tag names none of ours.
+    pub fn resolve(tag: &str, fallback: Locale) -> Locale {
+        Locale::from_language_tag(tag).unwrap_or(fallback)
+    }
+
+    /// Returns the ISO 639-1 code, which is also the value of Typst's `text(lang)`.
     pub fn code(self) -> &'static str {
         match self {
             Locale::English => "en",
             Locale::German => "de",
+            Locale::French => "fr",
+            Locale::Spanish => "es",
+            Locale::Portuguese => "pt",
+            Locale::Dutch => "nl",
         }
     }
 
-    fn separators(self) -> (char, char) {
+    fn format(self) -> &'static Format {
         match self {
-            Locale::English => ('.', ','),
-            Locale::German => (',', '.'),
+            Locale::English => &ENGLISH,
+            Locale::German => &GERMAN,
+            Locale::French => &FRENCH,
+            Locale::Spanish => &SPANISH,
+            Locale::Portuguese => &PORTUGUESE,
+            Locale::Dutch => &DUTCH,
         }
     }
 
     /// Rewrites a plain decimal string (`-1234.5`) with this locale's decimal separator and
-    /// thousands grouping. The digits are kept exactly, so nothing is rounded or recomputed.
+    /// digit grouping. The digits are kept exactly, so nothing is rounded or recomputed.
     /// A value that is not a plain decimal is returned unchanged.
     pub fn format_decimal(self, value: &str) -> String {
         let value = value.trim();
@@ -62,41 +243,72 @@ impl Locale {
             return value.to_owned();
         };
 
-        let (decimal_separator, group_separator) = self.separators();
-        let mut formatted = String::with_capacity(value.len() + value.len() / 3);
+        let format = self.format();
+        let mut formatted = String::with_capacity(value.len() + value.len() / 2);
         formatted.push_str(sign);
+        let grouped = integer.len() >= format.group_from_digits;
         for (index, digit) in integer.chars().enumerate() {
-            if index > 0 && (integer.len() - index) % 3 == 0 {
-                formatted.push(group_separator);
+            if grouped && index > 0 && (integer.len() - index) % 3 == 0 {
+                formatted.push(format.group);
             }
             formatted.push(digit);
         }
         if let Some(fraction) = fraction {
-            formatted.push(decimal_separator);
+            formatted.push(format.decimal);
             formatted.push_str(fraction);
         }
         formatted
     }
 
-    /// Formats a percentage rate given as a decimal string (`19` becomes `19%` or `19 %`).
-    pub fn format_percent(self, rate: &str) -> String {
-        let number = self.format_decimal(rate);
-        match self {
-            Locale::English => format!("{number}%"),
-            // German typesetting separates the number from the percent sign.
-            Locale::German => format!("{number}\u{a0}%"),
+    /// Formats an amount with its currency: `1,234.56 EUR`, `1.234,56 €`, `€ 1.234,56`.
+    /// English prints the ISO code; the others print the symbol of the euro and the pound and
+    /// the ISO code of every other currency, which is never ambiguous.
+    pub fn format_money(self, value: &str, currency: &str) -> String {
+        let number = self.format_decimal(value);
+        let format = self.format();
+        let currency = currency.trim();
+        let unit = if format.code_only {
+            currency
+        } else {
+            currency_symbol(currency).unwrap_or(currency)
+        };
+        if unit.is_empty() {
+            return number;
+        }
+        match format.currency {
+            CurrencyPosition::After => format!("{number}{NO_BREAK_SPACE}{unit}"),
+            CurrencyPosition::Before => format!("{unit}{NO_BREAK_SPACE}{number}"),
         }
     }
 
-    /// Formats a calendar date: `13 December 2021` in English, `13.12.2021` in German.
+    /// Formats a percentage rate given as a decimal string (`19` becomes `19%` or `19 %`).
+    pub fn format_percent(self, rate: &str) -> String {
+        format!(
+            "{}{}%",
+            self.format_decimal(rate),
+            self.format().percent_gap
+        )
+    }
+
+    /// Formats a calendar date: `3 December 2026`, `03.12.2026`, `3 de diciembre de 2026`.
     pub fn format_date(self, date: NaiveDate) -> String {
-        match self {
-            Locale::English => {
-                let month = ENGLISH_MONTHS[date.month0() as usize];
-                format!("{} {month} {}", date.day(), date.year())
+        let format = self.format();
+        let month = format.months[date.month0() as usize];
+        match format.date {
+            DatePattern::DayMonthYear => format!("{} {month} {}", date.day(), date.year()),
+            DatePattern::Numeric => date.format("%d.%m.%Y").to_string(),
+            DatePattern::DayDeMonthDeYear => {
+                format!("{} de {month} de {}", date.day(), date.year())
             }
-            Locale::German => date.format("%d.%m.%Y").to_string(),
         }
+    }
+}
+
+fn currency_symbol(code: &str) -> Option<&'static str> {
+    match code {
+        "EUR" => Some("€"),
+        "GBP" => Some("£"),
+        _ => None,
     }
 }
 
@@ -117,77 +329,4 @@ fn split_decimal(value: &str) -> Option<(&str, &str, Option<&str>)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn language_tag_picks_locale() {
-        let cases = [
-            ("de", Locale::German),
-            ("de-AT", Locale::German),
-            ("DE_ch", Locale::German),
-            ("en", Locale::English),
-            ("en-US", Locale::English),
-            ("pt", Locale::English),
-            ("", Locale::English),
-            ("  ", Locale::English),
-            ("deu", Locale::English),
-        ];
-        for (tag, expected) in cases {
-            assert_eq!(Locale::from_language_tag(tag), expected, "tag {tag:?}");
-        }
-    }
-
-    #[test]
-    fn decimal_formats_per_locale() {
-        let cases = [
-            ("0.99", "0.99", "0,99"),
-            ("1", "1", "1"),
-            ("999.00", "999.00", "999,00"),
-            ("1000", "1,000", "1.000"),
-            ("1234.50", "1,234.50", "1.234,50"),
-            ("-1234567.891", "-1,234,567.891", "-1.234.567,891"),
-            ("+12.5", "+12.5", "+12,5"),
-            ("100000", "100,000", "100.000"),
-            (" 42.10 ", "42.10", "42,10"),
-        ];
-        for (input, english, german) in cases {
-            assert_eq!(
-                Locale::English.format_decimal(input),
-                english,
-                "input {input:?}"
-            );
-            assert_eq!(
-                Locale::German.format_decimal(input),
-                german,
-                "input {input:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn decimal_keeps_unparsable_values() {
-        for input in [
-            "", "-", "1.", ".5", "1.2.3", "1,5", "12a", "1e3", "--1", "½",
-        ] {
-            assert_eq!(
-                Locale::German.format_decimal(input),
-                input.trim(),
-                "input {input:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn percent_formats_per_locale() {
-        assert_eq!(Locale::English.format_percent("19"), "19%");
-        assert_eq!(Locale::German.format_percent("7.5"), "7,5\u{a0}%");
-    }
-
-    #[test]
-    fn date_formats_per_locale() {
-        let date = NaiveDate::from_ymd_opt(2022, 1, 2).unwrap();
-        assert_eq!(Locale::English.format_date(date), "2 January 2022");
-        assert_eq!(Locale::German.format_date(date), "02.01.2022");
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! Compiles a template with the invoice data and exports the PDF, deterministically: the same
 //! input gives the same bytes, in this process and in any other.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Datelike, FixedOffset, Timelike};
@@ -8,23 +9,32 @@ use sha2::{Digest, Sha256};
 use typst::World;
 use typst::WorldExt;
 use typst::diag::{SourceDiagnostic, Warned};
-use typst::foundations::{Datetime, Smart};
+use typst::foundations::{Bytes, Datetime, Smart};
+use typst::syntax::Source;
 use typst_layout::PagedDocument;
-use typst_pdf::{PdfOptions, Timestamp};
+use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
 
-use crate::document::InvoiceDocument;
-use crate::error::RenderError;
+use crate::document::{DocumentOptions, InvoiceDocument};
+use crate::error::{RenderError, SetupError};
+use crate::facturx;
 use crate::file_name::pdf_file_name;
+use crate::glyphs;
 use crate::input::{Invoice, RenderInput};
-use crate::templates::{DEFAULT_TEMPLATE, Template};
-use crate::world::{ASSETS, Assets, RenderWorld};
+use crate::locale::Locale;
+use crate::sample;
+use crate::settings::{PaymentDetails, RenderSettings};
+use crate::templates::{CUSTOM_TEMPLATE, DEFAULT_TEMPLATE, Template, project_file};
+use crate::world::{ASSETS, Assets, ExtraFile, RenderWorld};
 
-/// Renders between two evictions of Typst's global memoization cache.
-const RENDERS_PER_EVICTION: u64 = 100;
+/// Renders between two evictions of Typst's global memoization cache. A debug build of the
+/// benchmark retained about 1 MB of memoized results per distinct one-page invoice, so the
+/// cache must be evicted often to bound the memory.
+const RENDERS_PER_EVICTION: u64 = 25;
 
-/// Cache entries unused for this many evictions are dropped. With an eviction every 100
-/// renders, a result therefore survives at least 100 renders without a cache hit.
-const EVICTION_MAX_AGE: usize = 2;
+/// Cache entries unused for more than this many evictions are dropped, so a result that only
+/// one invoice used survives 25 to 50 renders. Entries that every render uses (the parsed
+/// template, the fonts) are refreshed by each use and stay.
+const EVICTION_MAX_AGE: usize = 1;
 
 /// Counts renders across all renderers, because the cache they share is global too.
 static RENDER_COUNT: AtomicU64 = AtomicU64::new(0);
@@ -40,11 +50,51 @@ pub struct RenderedPdf {
     pub file_name: String,
 }
 
-/// Renders invoices with the embedded templates and fonts. Cheap to create and to clone:
-/// every renderer shares the fonts and parsed templates, which load on first use.
-#[derive(Clone, Copy)]
+/// Renders invoices with the bundled fonts, the built-in template and, when configured, the
+/// company's own template, logo and bank details. Cheap to clone: clones share their state.
+#[derive(Clone)]
 pub struct Renderer {
+    state: Arc<RendererState>,
+}
+
+struct RendererState {
     assets: &'static Assets,
+    custom: Option<Template>,
+    /// The logo, served at the path in `logo_path`.
+    extras: Vec<ExtraFile>,
+    logo_path: Option<&'static str>,
+    fallback_locale: Locale,
+    payment: PaymentDetails,
+    factur_x: Option<FacturX>,
+}
+
+/// The Factur-X additions of a render: the seller country and a main file per template that
+/// attaches the XML.
+struct FacturX {
+    seller_country: String,
+    builtin_main: Source,
+    custom_main: Option<Source>,
+}
+
+impl FacturX {
+    /// Returns the XML file to serve and the main file that attaches it to `template`.
+    fn parts(
+        &self,
+        input: &RenderInput,
+        template: &Template,
+        payment: &PaymentDetails,
+    ) -> Result<(ExtraFile, Source), RenderError> {
+        let xml = facturx::invoice_xml(input, &self.seller_country, payment)?;
+        let file = ExtraFile {
+            id: project_file(facturx::XML_PATH),
+            bytes: Bytes::new(xml.into_bytes()),
+        };
+        let main = match (&self.custom_main, template.name) {
+            (Some(custom_main), CUSTOM_TEMPLATE) => custom_main.clone(),
+            _ => self.builtin_main.clone(),
+        };
+        Ok((file, main))
+    }
 }
 
 impl Default for Renderer {
@@ -54,18 +104,108 @@ impl Default for Renderer {
 }
 
 impl Renderer {
+    /// Returns a renderer with the built-in template and no logo, bank details or Factur-X.
     pub fn new() -> Renderer {
-        Renderer { assets: &ASSETS }
+        Renderer::from_state(RendererState {
+            assets: &ASSETS,
+            custom: None,
+            extras: Vec::new(),
+            logo_path: None,
+            fallback_locale: Locale::English,
+            payment: PaymentDetails::default(),
+            factur_x: None,
+        })
     }
 
-    /// Names of the embedded templates.
+    /// Builds a renderer from the company's settings: reads the custom template and the
+    /// logo, then renders a sample invoice with them. A broken template or logo so stops the
+    /// start-up with the file, line and message instead of failing every invoice.
+    pub fn with_settings(settings: &RenderSettings) -> Result<Renderer, SetupError> {
+        let country = settings.seller_country.trim();
+        let valid_country = country.len() == 2 && country.bytes().all(|b| b.is_ascii_alphabetic());
+        if settings.factur_x && !valid_country {
+            return Err(SetupError::FacturXCountry {
+                value: settings.seller_country.clone(),
+            });
+        }
+        let custom = settings
+            .template
+            .as_deref()
+            .map(Template::read)
+            .transpose()?;
+        let (extras, logo_path) = match &settings.logo {
+            Some(path) => {
+                let (extra, logo_path) = read_logo(path)?;
+                (vec![extra], Some(logo_path))
+            }
+            None => (Vec::new(), None),
+        };
+        let fallback_locale =
+            Locale::from_language_tag(&settings.default_language).unwrap_or(Locale::English);
+        if Locale::from_language_tag(&settings.default_language).is_none() {
+            tracing::warn!(
+                language = %settings.default_language,
+                "company.language has no pdf labels; customers without a known language get english"
+            );
+        }
+        let factur_x = settings.factur_x.then(|| FacturX {
+            seller_country: settings.seller_country.trim().to_ascii_uppercase(),
+            builtin_main: facturx::attaching_main(&ASSETS.builtin),
+            custom_main: custom.as_ref().map(facturx::attaching_main),
+        });
+        let renderer = Renderer::from_state(RendererState {
+            assets: &ASSETS,
+            custom,
+            extras,
+            logo_path,
+            fallback_locale,
+            payment: settings.payment.clone(),
+            factur_x,
+        });
+        renderer.check_with_sample(settings)?;
+        Ok(renderer)
+    }
+
+    fn from_state(state: RendererState) -> Renderer {
+        Renderer {
+            state: Arc::new(state),
+        }
+    }
+
+    fn check_with_sample(&self, settings: &RenderSettings) -> Result<(), SetupError> {
+        for name in self.template_names() {
+            let mut input = sample::invoice();
+            input.template = name.to_owned();
+            match (self.render(&input), &settings.template) {
+                (Ok(_), _) => {}
+                (Err(RenderError::Compile { diagnostics, .. }), Some(path))
+                    if name == CUSTOM_TEMPLATE =>
+                {
+                    return Err(SetupError::TemplateCheck {
+                        path: path.clone(),
+                        diagnostics,
+                    });
+                }
+                (Err(error), _) => return Err(SetupError::SampleRender(error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the templates a request can select: `default`, and `custom` when the company
+    /// set its own template, which requests without a name then get.
     pub fn template_names(&self) -> Vec<&'static str> {
-        self.assets.template_names()
+        let mut names = vec![DEFAULT_TEMPLATE];
+        if self.state.custom.is_some() {
+            names.push(CUSTOM_TEMPLATE);
+        }
+        names
     }
 
     /// Renders one invoice to PDF. CPU-bound (a few milliseconds for one page): async callers
     /// run it on a blocking thread.
     pub fn render(&self, input: &RenderInput) -> Result<RenderedPdf, RenderError> {
+        let state = &*self.state;
         let template = self.find_template(&input.template)?;
         let invoice = &input.invoice;
         if invoice.number.trim().is_empty() {
@@ -75,15 +215,44 @@ impl Renderer {
             });
         }
 
-        let data = InvoiceDocument::new(input).to_json();
-        let options = pdf_options(invoice, &data)?;
+        let options = DocumentOptions {
+            fallback_locale: state.fallback_locale,
+            logo: state.logo_path,
+            payment: &state.payment,
+        };
+        let data = InvoiceDocument::new(input, &options).to_json();
+        let mut pdf_options = pdf_options(invoice, &data)?;
         let today = typst_date(invoice.issued_at)?;
-        let world = RenderWorld::new(self.assets, template, data, today);
-        let document = compile(&world, template, &invoice.number)?;
-        let bytes = typst_pdf::pdf(&document, &options).map_err(|errors| RenderError::Export {
-            template: template.name,
-            diagnostics: describe_all(&world, &errors),
-        })?;
+
+        let mut extras = state.extras.clone();
+        let mut main = None;
+        if let Some(factur_x) = &state.factur_x {
+            let (xml, wrapper) = factur_x.parts(input, template, &state.payment)?;
+            extras.push(xml);
+            main = Some(wrapper);
+            pdf_options.standards = PdfStandards::new(&[PdfStandard::A_3b])
+                .expect("PDF/A-3b alone is a valid set of standards");
+        }
+
+        let mut world = RenderWorld::new(state.assets, template, data, today).with_extras(&extras);
+        if let Some(main) = main {
+            world = world.with_main(main);
+        }
+        let document = compile(&world, &invoice.number)?;
+        let missing = glyphs::missing_characters(&document);
+        if !missing.is_empty() {
+            return Err(RenderError::MissingGlyphs {
+                characters: missing,
+            });
+        }
+        let mut bytes =
+            typst_pdf::pdf(&document, &pdf_options).map_err(|errors| RenderError::Export {
+                template: template.name,
+                diagnostics: describe_all(&world, &errors),
+            })?;
+        if state.factur_x.is_some() {
+            bytes = facturx::add_xmp_metadata(&bytes)?;
+        }
         evict_now_and_then();
 
         Ok(RenderedPdf {
@@ -94,26 +263,48 @@ impl Renderer {
         })
     }
 
-    fn find_template(&self, name: &str) -> Result<&'static Template, RenderError> {
-        let name = if name.trim().is_empty() {
-            DEFAULT_TEMPLATE
-        } else {
-            name
-        };
-        self.assets
-            .template(name)
-            .ok_or_else(|| RenderError::UnknownTemplate {
+    fn find_template(&self, name: &str) -> Result<&Template, RenderError> {
+        let state = &*self.state;
+        match name.trim() {
+            "" => Ok(state.custom.as_ref().unwrap_or(&state.assets.builtin)),
+            DEFAULT_TEMPLATE => Ok(&state.assets.builtin),
+            CUSTOM_TEMPLATE if state.custom.is_some() => Ok(state.custom.as_ref().unwrap()),
+            _ => Err(RenderError::UnknownTemplate {
                 name: name.to_owned(),
                 known: self.template_names(),
-            })
+            }),
+        }
     }
 }
 
-fn compile(
-    world: &RenderWorld<'_>,
-    template: &Template,
-    invoice_number: &str,
-) -> Result<PagedDocument, RenderError> {
+/// Reads the logo and returns it with the virtual path templates load it from.
+fn read_logo(path: &std::path::Path) -> Result<(ExtraFile, &'static str), SetupError> {
+    let extension = path
+        .extension()
+        .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+    let logo_path = match extension.as_deref() {
+        Some("png") => "/invoicer-logo.png",
+        Some("jpg" | "jpeg") => "/invoicer-logo.jpg",
+        Some("svg") => "/invoicer-logo.svg",
+        _ => {
+            return Err(SetupError::LogoFormat {
+                path: path.to_owned(),
+            });
+        }
+    };
+    let bytes = std::fs::read(path).map_err(|cause| SetupError::LogoRead {
+        path: path.to_owned(),
+        cause,
+    })?;
+    let extra = ExtraFile {
+        id: project_file(logo_path),
+        bytes: Bytes::new(bytes),
+    };
+    Ok((extra, logo_path))
+}
+
+fn compile(world: &RenderWorld<'_>, invoice_number: &str) -> Result<PagedDocument, RenderError> {
+    let template = world.template();
     let Warned { output, warnings } = typst::compile::<PagedDocument>(world);
     if !warnings.is_empty() {
         tracing::warn!(
@@ -219,7 +410,7 @@ fn describe(world: &RenderWorld<'_>, diagnostic: &SourceDiagnostic) -> String {
 
 fn location(world: &RenderWorld<'_>, diagnostic: &SourceDiagnostic) -> Option<String> {
     let id = diagnostic.span.id()?;
-    let path = id.vpath().get_with_slash();
+    let path = world.template().display_path(id);
     let position = world.source(id).ok().and_then(|source| {
         let range = world.range(diagnostic.span)?;
         source.lines().byte_to_line_column(range.start)
@@ -232,10 +423,7 @@ fn location(world: &RenderWorld<'_>, diagnostic: &SourceDiagnostic) -> Option<St
 
 #[cfg(test)]
 mod tests {
-    use typst::syntax::Source;
-
     use super::*;
-    use crate::templates::project_file;
 
     fn instant(text: &str) -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339(text).unwrap()
@@ -283,18 +471,13 @@ mod tests {
 
     #[test]
     fn compile_error_names_template_position() {
-        let main = project_file("/broken/main.typ");
         let text = "#let data = json(\"/data.json\")\n#panic(\"template bug\")\n";
-        let template = Template {
-            name: "broken",
-            main,
-            sources: vec![Source::new(main, text.into())],
-        };
+        let template = Template::single("broken", "/broken/main.typ", text);
         let data = br#"{"customer": {"name": "Secret Customer"}}"#.to_vec();
         let today = Datetime::from_ymd(2026, 12, 3).unwrap();
         let world = RenderWorld::new(&ASSETS, &template, data, today);
 
-        let error = compile(&world, &template, "INV-1").expect_err("the template panics");
+        let error = compile(&world, "INV-1").expect_err("the template panics");
 
         let RenderError::Compile {
             template: name,

@@ -1,13 +1,13 @@
-//! The Typst `World` of one render: the embedded template sources, the invoice data as the
-//! virtual file `/data.json`, and the fonts embedded in the binary. Nothing is read from the
-//! file system or the network, so a template cannot reach outside these files.
+//! The Typst `World` of one render: the template's files, the invoice data as the virtual file
+//! `/data.json`, the logo, and the fonts embedded in the binary. Nothing is read from the file
+//! system or the network during a render, so a template cannot reach outside these files.
 
 use std::sync::LazyLock;
 
 use typst::diag::{FileError, FileResult};
 use typst::foundations::{Bytes, Datetime};
 use typst::syntax::{FileId, Source};
-use typst::text::{Font, FontBook};
+use typst::text::{Font, FontBook, FontInfo};
 use typst::utils::LazyHash;
 use typst::{Library, LibraryExt, World};
 use typst_kit::fonts::FontStore;
@@ -17,43 +17,62 @@ use crate::templates::{self, Template};
 /// The virtual path of the invoice data, as templates load it with `json("/data.json")`.
 pub(crate) const DATA_PATH: &str = "/data.json";
 
-/// State shared by every render: the standard library, the fonts and the parsed templates.
+/// The fonts bundled in `fonts/`, with their licences beside them: Noto Sans for Latin, Greek
+/// and Cyrillic, Noto Sans Arabic, and WenQuanYi Micro Hei for Chinese, Japanese and Korean.
+const BUNDLED_FONTS: &[&[u8]] = &[
+    include_bytes!("../fonts/NotoSans-Regular.ttf"),
+    include_bytes!("../fonts/NotoSans-Bold.ttf"),
+    include_bytes!("../fonts/NotoSansArabic-Regular.ttf"),
+    include_bytes!("../fonts/NotoSansArabic-Bold.ttf"),
+    include_bytes!("../fonts/wqy-microhei.ttc"),
+];
+
+/// State shared by every render: the standard library, the fonts and the built-in template.
 pub(crate) struct Assets {
     library: LazyHash<Library>,
     fonts: FontStore,
-    pub(crate) templates: Vec<Template>,
+    pub(crate) builtin: Template,
     data_id: FileId,
 }
 
 /// Loaded on first use and kept for the life of the process, so the fonts are parsed once.
 pub(crate) static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
     let mut fonts = FontStore::new();
+    fonts.extend(bundled_fonts());
+    // Typst's own fonts (Libertinus Serif, New Computer Modern, DejaVu Sans Mono) stay
+    // available to custom templates.
     fonts.extend(typst_kit::fonts::embedded());
     Assets {
         library: LazyHash::new(Library::builder().build()),
         fonts,
-        templates: templates::load_all(),
+        builtin: Template::builtin(),
         data_id: templates::project_file(DATA_PATH),
     }
 });
 
-impl Assets {
-    pub(crate) fn template(&self, name: &str) -> Option<&Template> {
-        self.templates.iter().find(|template| template.name == name)
-    }
+fn bundled_fonts() -> impl Iterator<Item = (Font, FontInfo)> {
+    BUNDLED_FONTS.iter().flat_map(|data| {
+        Font::iter(Bytes::new(*data)).map(|font| {
+            let info = font.info().clone();
+            (font, info)
+        })
+    })
+}
 
-    pub(crate) fn template_names(&self) -> Vec<&'static str> {
-        self.templates
-            .iter()
-            .map(|template| template.name)
-            .collect()
-    }
+/// One extra file a render serves beside the template and the data.
+#[derive(Clone)]
+pub(crate) struct ExtraFile {
+    pub(crate) id: FileId,
+    pub(crate) bytes: Bytes,
 }
 
 pub(crate) struct RenderWorld<'a> {
     assets: &'a Assets,
     template: &'a Template,
+    /// A generated main file that wraps the template, or `None` to compile the template's own.
+    main: Option<Source>,
     data: Bytes,
+    extras: &'a [ExtraFile],
     /// The date `datetime.today()` returns: the issue date, so output never depends on the clock.
     today: Datetime,
 }
@@ -68,9 +87,27 @@ impl<'a> RenderWorld<'a> {
         RenderWorld {
             assets,
             template,
+            main: None,
             data: Bytes::new(data),
+            extras: &[],
             today,
         }
+    }
+
+    /// Adds files such as the logo, served at their ids.
+    pub(crate) fn with_extras(mut self, extras: &'a [ExtraFile]) -> RenderWorld<'a> {
+        self.extras = extras;
+        self
+    }
+
+    /// Compiles `main` instead of the template's main file.
+    pub(crate) fn with_main(mut self, main: Source) -> RenderWorld<'a> {
+        self.main = Some(main);
+        self
+    }
+
+    pub(crate) fn template(&self) -> &Template {
+        self.template
     }
 
     fn not_found(id: FileId) -> FileError {
@@ -88,10 +125,16 @@ impl World for RenderWorld<'_> {
     }
 
     fn main(&self) -> FileId {
-        self.template.main
+        match &self.main {
+            Some(main) => main.id(),
+            None => self.template.main,
+        }
     }
 
     fn source(&self, id: FileId) -> FileResult<Source> {
+        if let Some(main) = self.main.as_ref().filter(|main| main.id() == id) {
+            return Ok(main.clone());
+        }
         self.template
             .source(id)
             .cloned()
@@ -102,10 +145,10 @@ impl World for RenderWorld<'_> {
         if id == self.assets.data_id {
             return Ok(self.data.clone());
         }
-        match self.template.source(id) {
-            Some(source) => Ok(Bytes::from_string(source.text().to_owned())),
-            None => Err(Self::not_found(id)),
+        if let Some(extra) = self.extras.iter().find(|extra| extra.id == id) {
+            return Ok(extra.bytes.clone());
         }
+        self.template.file(id).ok_or_else(|| Self::not_found(id))
     }
 
     fn font(&self, index: usize) -> Option<Font> {

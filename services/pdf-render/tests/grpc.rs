@@ -176,3 +176,23 @@ async fn grpc_rejects_invalid_issued_at() -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(())
 }
+
+#[tokio::test]
+async fn grpc_reports_missing_glyphs_as_failed_precondition() -> anyhow::Result<()> {
+    let (running, mut client) = start_server().await?;
+
+    let mut request = request();
+    request.customer.as_mut().unwrap().name = "บริษัท".into();
+    let status = client
+        .render_invoice(request)
+        .await
+        .expect_err("request should fail");
+
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("U+0E1A"), "{}", status.message());
+    running
+        .shutdown("test finished")
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(())
+}

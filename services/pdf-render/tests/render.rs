@@ -108,7 +108,7 @@ fn german_customer_gets_german_labels_and_numbers() {
         "1.234,50",
         "234,56",
         "Gesamtbetrag",
-        "1.469,06 EUR",
+        "1.469,06 €",
         "Seite 1 von 1",
     ] {
         assert!(
@@ -124,7 +124,7 @@ fn german_customer_gets_german_labels_and_numbers() {
 
 #[test]
 fn unknown_language_falls_back_to_english() {
-    let pdf = Renderer::new().render(&input("pt-BR")).unwrap();
+    let pdf = Renderer::new().render(&input("sv-SE")).unwrap();
     let text = squashed(&pdf_text(&pdf.bytes));
 
     assert!(text.contains("Invoice number"), "{text}");
@@ -394,7 +394,7 @@ fn many_renders_pass_cache_eviction() {
 #[test]
 fn parallel_renders_match_sequential_ones() {
     let renderer = Renderer::new();
-    let inputs: Vec<_> = ["en", "de", "pt", "de-AT"]
+    let inputs: Vec<_> = ["en", "de", "pt", "fr-CA"]
         .into_iter()
         .enumerate()
         .map(|(index, language)| {
@@ -409,6 +409,7 @@ fn parallel_renders_match_sequential_ones() {
         .collect();
 
     typst::comemo::evict(0);
+    let renderer = &renderer;
     let parallel: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = inputs
             .iter()

@@ -1,7 +1,6 @@
 //! Calls to invoice-query, pdf-render, mail-delivery and audit-log.
 
 use chrono::{DateTime, Utc};
-use invoicer_domain::email::Mailbox;
 use invoicer_kit::config::CompanyConfig;
 use invoicer_kit::{Channels, GrpcChannel, ServiceName};
 use invoicer_proto::audit_log::v1 as audit;

@@ -181,6 +181,38 @@ pub(crate) fn pdfinfo_pages(pdf: &[u8]) -> u32 {
     pdfinfo_field(pdf, "Pages").parse().unwrap()
 }
 
+/// Lists the fonts the PDF uses (`pdffonts`), without subset prefixes, sorted.
+pub(crate) fn pdf_fonts(pdf: &[u8]) -> Vec<String> {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("invoice.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let output = Command::new("pdffonts")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("cannot run pdffonts ({error}); install poppler-utils to run these tests")
+        });
+    assert!(output.status.success(), "pdffonts failed");
+    let listing = String::from_utf8(output.stdout).unwrap();
+    let mut fonts: Vec<String> = listing
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split_whitespace().next())
+        .map(|name| match name.split_once('+') {
+            Some((_, base)) => base.to_owned(),
+            None => name.to_owned(),
+        })
+        .collect();
+    fonts.sort();
+    fonts.dedup();
+    fonts
+}
+
+/// Counts the non-overlapping occurrences of `needle` in `text`.
+pub(crate) fn count(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
 /// Collapses every run of whitespace to one space, so that checks do not depend on layout.
 pub(crate) fn squashed(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -1,0 +1,133 @@
+//! The PDF through the whole chain. A non-ASCII invoice number reaches the mail client as an
+//! RFC 2231 file name. An invoice that no bundled font can print fails without being mailed.
+//! A new revision of an invoice gets a new PDF.
+
+use anyhow::{Context, Result};
+use invoicer_e2e::{System, parse_message, pdf_text, sha256_hex};
+use invoicer_test_db::TestDatabase;
+use invoicer_test_smtp::TestSmtpServer;
+
+use crate::data::{contact, customer, export, invoice};
+
+on_both_databases!(
+    non_ascii_number_is_rfc_2231_file_name,
+    uncovered_script_fails_without_mail,
+    new_revision_gets_new_pdf
+);
+
+async fn system(database: TestDatabase) -> Result<System> {
+    let smtp = TestSmtpServer::builder().start().await?;
+    System::start(database, smtp).await
+}
+
+fn lee() -> Vec<serde_json::Value> {
+    vec![contact("Lee", "lee@buyer.example", "to")]
+}
+
+async fn non_ascii_number_is_rfc_2231_file_name(database: TestDatabase) -> Result<()> {
+    let system = system(database).await?;
+    let document = export(
+        vec![customer("C-1", lee())],
+        vec![invoice("FÄ-2026/Ørsted-7", "C-1", "10.00")],
+    );
+    system.import_text("a.json", &document).await?;
+
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(batch.counts.unwrap_or_default().sent, 1, "{batch:?}");
+    let messages = system.wait_for_messages(1).await?;
+    let parsed = parse_message(&messages[0])?;
+
+    assert_eq!(parsed.attachment_name, "FÄ-2026_Ørsted-7.pdf");
+    let raw = String::from_utf8_lossy(&messages[0].data);
+    let disposition = raw
+        .split("\r\n")
+        .skip_while(|line| !line.starts_with("Content-Disposition: attachment"))
+        .take_while(|line| line.starts_with("Content-Disposition") || line.starts_with(' '))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    assert!(
+        disposition.contains("filename*") && disposition.to_ascii_lowercase().contains("utf-8''"),
+        "Content-Disposition is not RFC 2231 encoded: {disposition:?}"
+    );
+    assert!(
+        disposition.is_ascii(),
+        "raw UTF-8 in the header: {disposition:?}"
+    );
+    system.stop().await
+}
+
+async fn uncovered_script_fails_without_mail(database: TestDatabase) -> Result<()> {
+    let system = system(database).await?;
+    let mut thai = customer("C-TH", lee());
+    thai["name"] = serde_json::json!("บริษัท ทดสอบ จำกัด");
+    let document = export(
+        vec![thai, customer("C-1", lee())],
+        vec![
+            invoice("INV-TH-1", "C-TH", "10.00"),
+            invoice("INV-OK-1", "C-1", "10.00"),
+        ],
+    );
+    system.import_text("a.json", &document).await?;
+
+    let batch = system.run_batch("30d").await?;
+    let counts = batch.counts.unwrap_or_default();
+    assert_eq!((counts.sent, counts.failed), (1, 1), "{batch:?}");
+    let failed = batch
+        .deliveries
+        .iter()
+        .find(|delivery| delivery.invoice_number == "INV-TH-1")
+        .context("no delivery for INV-TH-1")?;
+    assert!(
+        failed.reason.contains("U+0E1A") && failed.reason.contains("rendering the PDF"),
+        "reason does not name the missing characters: {}",
+        failed.reason
+    );
+    let messages = system.wait_for_messages(1).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        system.smtp.messages().len(),
+        1,
+        "the failed invoice was mailed"
+    );
+    assert_eq!(parse_message(&messages[0])?.attachment_name, "INV-OK-1.pdf");
+
+    let again = system.run_batch("30d").await?;
+    assert_eq!(
+        again.counts.unwrap_or_default().eligible,
+        0,
+        "a failed render was retried by the next batch"
+    );
+    system.stop().await
+}
+
+async fn new_revision_gets_new_pdf(database: TestDatabase) -> Result<()> {
+    let system = system(database).await?;
+    let mut first = invoice("INV-REV-1", "C-1", "10.00");
+    system
+        .import_text(
+            "a.json",
+            &export(vec![customer("C-1", lee())], vec![first.clone()]),
+        )
+        .await?;
+    system.run_batch("30d").await?;
+
+    first["notes"] = serde_json::json!("Corrected delivery address.");
+    system
+        .import_text("b.json", &export(vec![customer("C-1", lee())], vec![first]))
+        .await?;
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(batch.counts.unwrap_or_default().sent, 1, "{batch:?}");
+
+    let messages = system.wait_for_messages(2).await?;
+    let old = parse_message(&messages[0])?;
+    let new = parse_message(&messages[1])?;
+    assert_ne!(
+        sha256_hex(&old.attachment),
+        sha256_hex(&new.attachment),
+        "the new revision was sent with the old PDF"
+    );
+    let folder = tempfile::tempdir()?;
+    let text = pdf_text(&new.attachment, folder.path())?;
+    assert!(text.contains("Corrected delivery address."), "{text}");
+    system.stop().await
+}
