@@ -13,6 +13,7 @@ mod message;
 mod outbox;
 mod smtp;
 mod smtp_url;
+mod validate;
 
 use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
 use tonic::service::RoutesBuilder;

@@ -12,6 +12,7 @@ mod input;
 mod locale;
 mod render;
 mod templates;
+mod validate;
 mod world;
 
 use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
