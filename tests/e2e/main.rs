@@ -26,6 +26,8 @@ macro_rules! on_both_databases {
     };
 }
 
+mod access;
+mod bad_input;
 mod batch_runs;
 mod chinook;
 mod data;

@@ -1,5 +1,6 @@
-//! Channels to the other services. Every call carries the auth token, when one is configured,
-//! and the caller's trace context, so one invoice's delivery chain is one trace.
+//! Channels to the other services. Every call carries the service token and the caller's trace
+//! context, so one invoice's delivery chain is one trace. `https://` endpoints use TLS as
+//! `client.tls` sets it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +14,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use invoicer_telemetry::grpc::ClientTracing;
 
-use crate::config::Config;
+use crate::auth::Secret;
+use crate::config::{ClientTlsConfig, Config};
 use crate::plugin::{BoxError, ServiceName};
 
 /// A channel with a client span per call and the outgoing interceptor applied; generated
@@ -53,6 +55,14 @@ impl Interceptor for OutgoingInterceptor {
     }
 }
 
+/// The server of this process, which serves the services that have no endpoint configured.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalServer {
+    pub address: SocketAddr,
+    /// The server uses TLS, so it is dialed with `https://`.
+    pub tls: bool,
+}
+
 /// Lazily connecting channels, one per service.
 #[derive(Clone)]
 pub struct Channels {
@@ -61,21 +71,32 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// Builds a channel for every service: its configured endpoint, or `local` (the address
-    /// this process serves on) when none is configured.
-    pub fn new(config: &Config, local: Option<SocketAddr>) -> Result<Channels, BoxError> {
+    /// Builds a channel for every service: its configured endpoint, or `local` (the server of
+    /// this process) when none is configured. Every call sends `service_token`.
+    pub fn new(
+        config: &Config,
+        local: Option<LocalServer>,
+        service_token: &Secret,
+    ) -> Result<Channels, BoxError> {
         let mut channels = HashMap::new();
         for name in ServiceName::ALL {
             let url = match (config.endpoints.get(name), local) {
                 (Some(url), _) => url.to_owned(),
-                (None, Some(addr)) => format!("http://{addr}"),
+                (None, Some(LocalServer { address, tls: true })) => format!("https://{address}"),
+                (
+                    None,
+                    Some(LocalServer {
+                        address,
+                        tls: false,
+                    }),
+                ) => format!("http://{address}"),
                 (None, None) => config.client.endpoint.clone(),
             };
-            let channel =
-                lazy_channel(&url, None).map_err(|e| format!("endpoint of {name}: {e}"))?;
+            let channel = lazy_channel(&url, None, &config.client.tls)
+                .map_err(|e| format!("endpoint of {name}: {e}"))?;
             channels.insert(name, ClientTracing::new(channel, &url));
         }
-        let interceptor = OutgoingInterceptor::new(config.server.auth_token.as_deref())?;
+        let interceptor = OutgoingInterceptor::new(Some(service_token.expose()))?;
         Ok(Channels {
             channels: Arc::new(channels),
             interceptor,
@@ -89,13 +110,23 @@ impl Channels {
 }
 
 /// Builds a channel that connects on first use and reconnects after failures. `request_timeout`
-/// bounds each call; services leave it unset and rely on their callers' deadlines.
-pub fn lazy_channel(url: &str, request_timeout: Option<Duration>) -> Result<Channel, BoxError> {
+/// bounds each call; services leave it unset and rely on their callers' deadlines. An
+/// `https://` URL uses TLS with `tls`; an `http://` one ignores it.
+pub fn lazy_channel(
+    url: &str,
+    request_timeout: Option<Duration>,
+    tls: &ClientTlsConfig,
+) -> Result<Channel, BoxError> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| format!("invalid endpoint {url:?}: {e}"))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30));
+    if url.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(crate::tls::client_config(tls)?)
+            .map_err(|e| format!("TLS settings for {url}: {e}"))?;
+    }
     if let Some(timeout) = request_timeout {
         endpoint = endpoint.timeout(timeout);
     }

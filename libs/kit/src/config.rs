@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::auth::Secret;
+use crate::auth::{Role, TokenEntry};
 use crate::plugin::ServiceName;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,10 @@ pub enum ConfigError {
         value: String,
         message: String,
     },
+    /// An `INVOICER_AUTH_TOKENS` entry; the value is not repeated, in case a raw token was
+    /// pasted by mistake.
+    #[error("invalid entry {position} of INVOICER_AUTH_TOKENS: {message}")]
+    AuthTokens { position: usize, message: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,10 +63,66 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `all` or a comma-separated list of service names.
     pub services: String,
-    /// When set, every request must carry `authorization: Bearer <token>`.
+    /// Removed: a plain-text shared token. The server rejects a config that still sets it and
+    /// names the replacement (`tokens`).
     pub auth_token: Option<String>,
+    /// Accepted bearer tokens, stored as SHA-256 hashes, each with its role. Entries of
+    /// `INVOICER_AUTH_TOKENS` are added to them.
+    pub tokens: Vec<TokenEntry>,
+    /// File with the token that services send each other (and accept with role `service`).
+    /// `INVOICER_SERVICE_TOKEN` overrides it; unset in both, each process makes up its own,
+    /// which is enough when one process serves every service.
+    pub service_token_file: Option<PathBuf>,
+    /// The service token from `INVOICER_SERVICE_TOKEN`; never read from or written to a file.
+    #[serde(skip)]
+    pub service_token: Option<Secret>,
+    /// Allows a listen address other than loopback without TLS.
+    pub plaintext: bool,
+    /// Second address that serves only `grpc.health.v1`, in plaintext and without
+    /// credentials, for probes that cannot speak TLS. Unset serves health on `listen` only.
+    pub health_listen: Option<SocketAddr>,
+    /// TLS for the gRPC server; unset serves plaintext (loopback only unless `plaintext`).
+    pub tls: Option<ServerTlsConfig>,
+    /// Requests handled at once across all connections; further ones get RESOURCE_EXHAUSTED.
+    /// Health checks are not counted.
+    pub max_concurrent_requests: usize,
     /// Seconds to wait for in-flight requests at shutdown.
     pub shutdown_grace_secs: u64,
+}
+
+/// Certificate and key of the server, and the optional client-certificate check (mTLS).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM CA certificates that client certificates must chain to; unset asks for none.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: reject a connection without a client certificate.
+    #[serde(default)]
+    pub client_cert_required: bool,
+    /// Role of a client certificate by its subject common name or a DNS name of its subject
+    /// alternative names.
+    #[serde(default)]
+    pub client_roles: BTreeMap<String, Role>,
+}
+
+/// How clients (the CLI and the services calling each other) dial `https://` endpoints.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// PEM CA certificates that the server's certificate must chain to; unset uses the
+    /// Mozilla root set built in (webpki-roots). `INVOICER_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain for mTLS.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Name checked against the server certificate instead of the endpoint's host.
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +132,12 @@ pub struct ClientConfig {
     pub endpoint: String,
     /// Seconds before a CLI call gives up.
     pub timeout_secs: u64,
+    /// File with the bearer token the CLI sends. `INVOICER_TOKEN` overrides it.
+    pub token_file: Option<PathBuf>,
+    /// The bearer token from `INVOICER_TOKEN`; never read from or written to a file.
+    #[serde(skip)]
+    pub token: Option<Secret>,
+    pub tls: ClientTlsConfig,
 }
 
 /// Endpoints of the services that do not run in this process. An unset entry means this
@@ -149,27 +217,6 @@ pub struct MailConfig {
     /// Seconds a pooled SMTP connection may wait for its next message; 0 closes each
     /// connection after its message.
     pub pool_idle_secs: u64,
-}
-
-/// A secret string, such as a password. `Debug` prints `Secret(***)`, never the value.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// Returns the secret itself, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,6 +361,13 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             services: "all".to_owned(),
             auth_token: None,
+            tokens: Vec::new(),
+            service_token_file: None,
+            service_token: None,
+            plaintext: false,
+            health_listen: None,
+            tls: None,
+            max_concurrent_requests: 256,
             shutdown_grace_secs: 30,
         }
     }
@@ -324,6 +378,9 @@ impl Default for ClientConfig {
         ClientConfig {
             endpoint: "http://127.0.0.1:50051".to_owned(),
             timeout_secs: 300,
+            token_file: None,
+            token: None,
+            tls: ClientTlsConfig::default(),
         }
     }
 }
@@ -505,6 +562,20 @@ impl Config {
             })?;
             self.telemetry.metrics_listen = Some(address);
         }
+        if let Some(list) = non_empty("INVOICER_AUTH_TOKENS") {
+            let entries = crate::auth::parse_token_list(&list)
+                .map_err(|(position, message)| ConfigError::AuthTokens { position, message })?;
+            self.server.tokens.extend(entries);
+        }
+        if let Some(token) = non_empty("INVOICER_SERVICE_TOKEN") {
+            self.server.service_token = Some(Secret::new(token.trim()));
+        }
+        if let Some(token) = non_empty("INVOICER_TOKEN") {
+            self.client.token = Some(Secret::new(token.trim()));
+        }
+        if let Some(file) = non_empty("INVOICER_CA_FILE") {
+            self.client.tls.ca_file = Some(PathBuf::from(file));
+        }
         Ok(())
     }
 
@@ -619,7 +690,7 @@ mod tests {
         );
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
-        assert!(debug.contains("Secret(***)"), "{debug}");
+        assert!(debug.contains("Secret(<redacted>)"), "{debug}");
     }
 
     #[test]
@@ -629,6 +700,8 @@ mod tests {
         assert_eq!(config.mail.max_connections, 4);
         assert_eq!(config.mail.max_messages_per_second, 0.0);
         assert_eq!(config.mail.pool_idle_secs, 60);
+        assert_eq!(config.server.max_concurrent_requests, 256);
+        assert!(!config.server.plaintext);
     }
 
     #[test]
@@ -816,5 +889,87 @@ mod tests {
             config.database_url_for(ServiceName::AuditLog),
             "sqlite:///d/audit_log.db?mode=rwc"
         );
+    }
+
+    #[test]
+    fn auth_tokens_env_adds_entries() {
+        let mut config = Config::default();
+        let list = format!("viewer:{},admin:{}", "a".repeat(64), "B".repeat(64));
+        config
+            .apply_env(|name| match name {
+                "INVOICER_AUTH_TOKENS" => Some(list.clone()),
+                "INVOICER_TOKEN" => Some(" client-token \n".to_owned()),
+                "INVOICER_SERVICE_TOKEN" => Some("svc".to_owned()),
+                "INVOICER_CA_FILE" => Some("/etc/ca.pem".to_owned()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.server.tokens.len(), 2);
+        assert_eq!(config.server.tokens[1].role, Role::Admin);
+        assert_eq!(config.server.tokens[1].sha256, "b".repeat(64));
+        assert_eq!(
+            config.client.token.as_ref().map(Secret::expose),
+            Some("client-token")
+        );
+        assert_eq!(
+            config.server.service_token.as_ref().map(Secret::expose),
+            Some("svc")
+        );
+        assert_eq!(
+            config.client.tls.ca_file,
+            Some(PathBuf::from("/etc/ca.pem"))
+        );
+    }
+
+    #[test]
+    fn invalid_auth_tokens_entry_is_named() {
+        let mut config = Config::default();
+        let list = format!("viewer:{},operator:{}", "a".repeat(64), "z".repeat(64));
+        let error = config
+            .apply_env(|name| (name == "INVOICER_AUTH_TOKENS").then(|| list.clone()))
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("invalid entry 2 of INVOICER_AUTH_TOKENS"),
+            "{message}"
+        );
+        assert!(message.contains("role operator"), "{message}");
+    }
+
+    #[test]
+    fn tokens_and_tls_parse_from_file() {
+        let config: Config = toml::from_str(&format!(
+            r#"
+            [server]
+            plaintext = true
+            [[server.tokens]]
+            role = "operator"
+            sha256 = "{}"
+            name = "erp"
+            [server.tls]
+            cert_file = "/tls/server.pem"
+            key_file = "/tls/server.key"
+            client_ca_file = "/tls/ca.pem"
+            client_cert_required = true
+            [server.tls.client_roles]
+            "orchestrator.internal" = "service"
+            [client.tls]
+            ca_file = "/tls/ca.pem"
+            "#,
+            "c".repeat(64)
+        ))
+        .unwrap();
+        assert_eq!(config.server.tokens[0].name.as_deref(), Some("erp"));
+        let tls = config.server.tls.unwrap();
+        assert!(tls.client_cert_required);
+        assert_eq!(tls.client_roles["orchestrator.internal"], Role::Service);
+        assert!(config.server.plaintext);
+    }
+
+    #[test]
+    fn unknown_role_is_rejected() {
+        let error = toml::from_str::<Config>("[[server.tokens]]\nrole = \"root\"\nsha256 = \"x\"")
+            .unwrap_err();
+        assert!(error.to_string().contains("root"), "{error}");
     }
 }

@@ -1,5 +1,5 @@
-//! Server bootstrap: binds the listener, starts the chosen plugins, adds health and reflection,
-//! and runs until shutdown with a drain deadline.
+//! Server bootstrap: checks the access and TLS settings, binds the listener, starts the chosen
+//! plugins, adds health and reflection, and runs until shutdown with a drain deadline.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,15 +13,18 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::RoutesBuilder;
 use tracing::Instrument;
 
-use crate::client::Channels;
+use crate::auth::{
+    self, AccessPolicy, AuthError, Caller, Denial, HEALTH_PATH_PREFIX, Role, Secret,
+};
+use crate::client::{Channels, LocalServer};
 use crate::config::Config;
 use crate::plugin::{BoxError, ServiceContext, ServiceName, ServicePlugin, Shutdown};
-
-const HEALTH_PATH_PREFIX: &str = "/grpc.health.v1.Health/";
+use crate::tls;
 
 /// A server that accepts requests until `shutdown` is called.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    health_address: Option<SocketAddr>,
     services: Vec<ServiceName>,
     /// Tells the plugins to stop taking new work.
     stop: tokio::sync::watch::Sender<bool>,
@@ -34,18 +37,28 @@ pub struct RunningServer {
 }
 
 /// Binds `config.server.listen`, starts `plugins` and serves them, with health and reflection.
+/// Fails before binding when the access or TLS settings do not allow the listen address.
 pub async fn start(
     config: Arc<Config>,
     plugins: Vec<Arc<dyn ServicePlugin>>,
 ) -> Result<RunningServer, BoxError> {
     let listen = config.server.listen;
+    let security = Security::from_config(&config)?;
+    security.check_listen_address(listen)?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local_addr = listener.local_addr()?;
     let (stop, shutdown) = Shutdown::new();
     let context = ServiceContext {
-        channels: Channels::new(&config, Some(local_addr))?,
+        channels: Channels::new(
+            &config,
+            Some(LocalServer {
+                address: local_addr,
+                tls: security.tls.is_some(),
+            }),
+            &security.service_token,
+        )?,
         config: config.clone(),
         shutdown: shutdown.clone(),
     };
@@ -65,13 +78,26 @@ pub async fn start(
         services.push(name);
     }
     add_reflection(&mut routes)?;
+    let health_address = match config.server.health_listen {
+        Some(address) => {
+            Some(spawn_health_listener(address, health_service.clone(), shutdown.clone()).await?)
+        }
+        None => None,
+    };
     routes.add_service(health_service);
 
-    let auth = config.server.auth_token.clone().map(Arc::<str>::from);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = security.tls.clone() {
+        builder = builder.tls_config(tls)?;
+    }
+    let layer = RequestLayer {
+        access: Arc::new(security.access.clone()),
+        open: security.open,
+        limiter: LoadLimiter::new(config.server.max_concurrent_requests),
+        local_addr,
+    };
     let (stop_serving, mut stop_signal) = tokio::sync::watch::channel(false);
-    let router = tonic::transport::Server::builder()
-        .layer(RequestLayer { auth, local_addr })
-        .add_routes(routes.routes());
+    let router = builder.layer(layer).add_routes(routes.routes());
     let task = tokio::spawn(router.serve_with_incoming_shutdown(
         TcpListenerStream::new(listener),
         async move {
@@ -85,10 +111,13 @@ pub async fn start(
         version = env!("CARGO_PKG_VERSION"),
         address = %local_addr,
         services = %names.join(","),
+        tls = security.tls.is_some(),
+        health_address = health_address.map(|a| a.to_string()).unwrap_or_default(),
         "server started"
     );
     Ok(RunningServer {
         local_addr,
+        health_address,
         services,
         stop,
         stop_serving,
@@ -97,6 +126,107 @@ pub async fn start(
         task,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
     })
+}
+
+/// The access and TLS settings of a server, resolved from the config.
+struct Security {
+    access: AccessPolicy,
+    /// No token, certificate role or service token is configured: every caller is admitted,
+    /// so the server may listen on loopback only.
+    open: bool,
+    service_token: Secret,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    plaintext_allowed: bool,
+}
+
+impl Security {
+    fn from_config(config: &Config) -> Result<Security, BoxError> {
+        let server = &config.server;
+        if server.auth_token.is_some() {
+            return Err(AuthError::PlainTokenConfigured.into());
+        }
+        let configured_service_token = match (&server.service_token, &server.service_token_file) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(path)) => Some(auth::read_token_file("server.service_token_file", path)?),
+            (None, None) => None,
+        };
+        let certificate_roles = server
+            .tls
+            .as_ref()
+            .map(|tls| tls.client_roles.clone())
+            .unwrap_or_default();
+        let open = server.tokens.is_empty()
+            && certificate_roles.is_empty()
+            && configured_service_token.is_none();
+        // Without a configured one, a token made up for this process lets its own services
+        // call each other; other processes do not know it.
+        let service_token = match configured_service_token {
+            Some(token) => token,
+            None => Secret::new(auth::generate_token()?),
+        };
+        let access = AccessPolicy::new(&server.tokens, &certificate_roles, &service_token)?;
+        let tls = server.tls.as_ref().map(tls::server_config).transpose()?;
+        Ok(Security {
+            access,
+            open,
+            service_token,
+            tls,
+            plaintext_allowed: server.plaintext,
+        })
+    }
+
+    fn check_listen_address(&self, listen: SocketAddr) -> Result<(), BoxError> {
+        let loopback = listen.ip().is_loopback();
+        if self.open {
+            if !loopback {
+                return Err(format!(
+                    "no access tokens are configured, so the server listens on loopback only and cannot listen on {listen}: add tokens (`invoicer token new --role ROLE` prints an INVOICER_AUTH_TOKENS entry) or listen on 127.0.0.1"
+                )
+                .into());
+            }
+            tracing::info!(
+                address = %listen,
+                "no access tokens are configured: every local caller is admitted and the server listens on loopback only"
+            );
+        }
+        if self.tls.is_none() && !loopback && !self.plaintext_allowed {
+            return Err(format!(
+                "listening on {listen} without TLS would send tokens and invoices in plain text: configure [server.tls] cert_file and key_file, or set server.plaintext = true when a proxy or mesh encrypts the traffic"
+            )
+            .into());
+        }
+        if self.tls.is_none() && !loopback {
+            tracing::warn!(address = %listen, "serving plaintext gRPC on a non-loopback address because server.plaintext is set");
+        }
+        Ok(())
+    }
+}
+
+/// Serves only `grpc.health.v1`, in plaintext and without credentials, on its own listener:
+/// probes such as Kubernetes' gRPC probe cannot speak TLS. Returns the bound address.
+async fn spawn_health_listener(
+    address: SocketAddr,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    mut shutdown: Shutdown,
+) -> Result<SocketAddr, BoxError> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on server.health_listen {address}: {e}"))?;
+    let bound = listener.local_addr()?;
+    let server = tonic::transport::Server::builder().add_service(health);
+    tokio::spawn(async move {
+        let served = server
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                shutdown.triggered().await
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, address = %bound, "health listener failed");
+        }
+    });
+    Ok(bound)
 }
 
 fn add_reflection(routes: &mut RoutesBuilder) -> Result<(), BoxError> {
@@ -122,6 +252,11 @@ fn add_reflection(routes: &mut RoutesBuilder) -> Result<(), BoxError> {
 impl RunningServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the plaintext health listener, when `server.health_listen` is set.
+    pub fn health_address(&self) -> Option<SocketAddr> {
+        self.health_address
     }
 
     pub fn services(&self) -> &[ServiceName] {
@@ -213,11 +348,14 @@ pub async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// Checks the bearer token (health checks are exempt, for probes) and runs each request in a
-/// span whose parent is the caller's trace context.
+/// Authenticates and authorizes each request, sheds load over the concurrency limit (health
+/// checks are exempt from all three, for probes), and runs each request in a span whose
+/// parent is the caller's trace context.
 #[derive(Clone)]
 struct RequestLayer {
-    auth: Option<Arc<str>>,
+    access: Arc<AccessPolicy>,
+    open: bool,
+    limiter: Option<LoadLimiter>,
     local_addr: SocketAddr,
 }
 
@@ -227,7 +365,9 @@ impl<S> tower::Layer<S> for RequestLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RequestService {
             inner,
-            auth: self.auth.clone(),
+            access: self.access.clone(),
+            open: self.open,
+            limiter: self.limiter.clone(),
             local_addr: self.local_addr,
         }
     }
@@ -236,26 +376,30 @@ impl<S> tower::Layer<S> for RequestLayer {
 #[derive(Clone)]
 struct RequestService<S> {
     inner: S,
-    auth: Option<Arc<str>>,
+    access: Arc<AccessPolicy>,
+    open: bool,
+    limiter: Option<LoadLimiter>,
     local_addr: SocketAddr,
 }
 
 impl<S> RequestService<S> {
-    fn authorized<B>(&self, request: &http::Request<B>) -> bool {
-        let Some(token) = &self.auth else { return true };
-        if request.uri().path().starts_with(HEALTH_PATH_PREFIX) {
-            return true;
+    /// Returns the caller of `request`, or why it is denied. An open server admits a caller
+    /// without known credentials as [`Caller::anonymous`], but still recognises the service
+    /// token, so that calls between its services are not counted against the load limit.
+    fn admit<B>(&self, request: &http::Request<B>, path: &str) -> Result<Caller, Denial> {
+        let authorization = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        let certificate_names = tls::peer_certificate_names(request.extensions());
+        let identified = self.access.identify(authorization, &certificate_names);
+        if self.open {
+            return Ok(identified.unwrap_or_else(|_| Caller::anonymous()));
         }
-        let Some(value) = request.headers().get(http::header::AUTHORIZATION) else {
-            return false;
-        };
-        let expected = format!("Bearer {token}");
-        constant_time_eq(value.as_bytes(), expected.as_bytes())
+        let caller = identified?;
+        AccessPolicy::authorize(path, &caller)?;
+        Ok(caller)
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl<S, B> tower::Service<http::Request<B>> for RequestService<S>
@@ -275,14 +419,27 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
-        if !self.authorized(&request) {
-            tracing::warn!(rpc = %path, "request rejected: missing or wrong bearer token");
-            let status = tonic::Status::unauthenticated(
-                "missing or wrong bearer token: send `authorization: Bearer <server.auth_token>`",
-            );
-            return Box::pin(async move { Ok(status.into_http()) });
+        let mut permit = None;
+        if !path.starts_with(HEALTH_PATH_PREFIX) {
+            let caller = match self.admit(&request, &path) {
+                Ok(caller) => caller,
+                Err(denial) => {
+                    log_denial(&path, &denial, tls::peer_address(request.extensions()));
+                    let status = denial.into_status();
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            };
+            // Calls between services are not counted: they serve requests that already hold
+            // a permit, so counting them could shed a batch against itself.
+            if let (Some(limiter), false) = (&self.limiter, caller.role == Role::Service) {
+                match limiter.try_acquire(&path) {
+                    Ok(acquired) => permit = Some(acquired),
+                    Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+                }
+            }
+            request.extensions_mut().insert(caller);
         }
 
         let span = invoicer_telemetry::grpc::server_span(&request, self.local_addr);
@@ -293,13 +450,69 @@ where
         let response_span = span.clone();
         Box::pin(
             async move {
-                let response = inner.call(request).await?;
+                let response = inner.call(request).await;
+                // Held until the handler returns its response; a streamed body is not counted.
+                drop(permit);
                 Ok(invoicer_telemetry::grpc::observe_server_response(
-                    response,
+                    response?,
                     response_span,
                 ))
             }
             .instrument(span),
         )
+    }
+}
+
+fn log_denial(path: &str, denial: &Denial, peer: Option<SocketAddr>) {
+    let peer = peer.map(|a| a.to_string()).unwrap_or_default();
+    match denial {
+        Denial::Unauthenticated(message) => {
+            tracing::warn!(rpc = %path, %peer, reason = %message, "request rejected: unauthenticated");
+        }
+        Denial::PermissionDenied { caller, message } => {
+            tracing::warn!(
+                rpc = %path,
+                %peer,
+                caller = %caller.name,
+                role = %caller.role,
+                reason = %message,
+                "request rejected: permission denied"
+            );
+        }
+    }
+}
+
+/// The cap on requests handled at once across all connections. A request over the cap is
+/// answered with RESOURCE_EXHAUSTED at once instead of waiting, so a flood does not slow
+/// every caller down.
+#[derive(Clone)]
+struct LoadLimiter {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+    shed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LoadLimiter {
+    /// `None` for 0, which means no cap.
+    fn new(max: usize) -> Option<LoadLimiter> {
+        (max > 0).then(|| LoadLimiter {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+            shed: Arc::default(),
+        })
+    }
+
+    fn try_acquire(&self, path: &str) -> Result<tokio::sync::OwnedSemaphorePermit, tonic::Status> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            let shed = self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            // A flood would log every request; the first and then every 1000th is enough.
+            if shed == 1 || shed.is_multiple_of(1000) {
+                tracing::warn!(rpc = %path, max_concurrent_requests = self.max, shed_total = shed, "request shed: server at its concurrency limit");
+            }
+            tonic::Status::resource_exhausted(format!(
+                "server busy: {} requests are already running (server.max_concurrent_requests); retry with backoff",
+                self.max
+            ))
+        })
     }
 }

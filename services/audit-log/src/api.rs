@@ -19,9 +19,13 @@ use crate::error::Error;
 use crate::query::ListRequest;
 use crate::service::AuditLog;
 
+/// Largest request accepted, in bytes: an entry with the maximum of every field fits easily.
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+
 /// Wraps `log` in the generated server, ready for the host's routes.
 pub(crate) fn server(log: AuditLog) -> AuditLogServiceServer<AuditLogApi> {
     AuditLogServiceServer::new(AuditLogApi { log: Arc::new(log) })
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
 }
 
 pub(crate) struct AuditLogApi {
@@ -34,7 +38,9 @@ impl AuditLogService for AuditLogApi {
         &self,
         request: Request<pb::AppendEntryRequest>,
     ) -> Result<Response<pb::AppendEntryResponse>, Status> {
-        let entry = request.into_inner().entry;
+        let request = request.into_inner();
+        crate::validate::append_entry(&request)?;
+        let entry = request.entry;
         let attempted_at = attempted_at_from_proto(entry.as_ref().map_or("", |e| e.at.as_str()))
             .map_err(|error| to_status("append entry", error))?;
         let attempt =
@@ -53,7 +59,9 @@ impl AuditLogService for AuditLogApi {
         &self,
         request: Request<pb::ListEntriesRequest>,
     ) -> Result<Response<pb::ListEntriesResponse>, Status> {
-        let request = list_request_from_proto(request.into_inner());
+        let request = request.into_inner();
+        crate::validate::list_entries(&request)?;
+        let request = list_request_from_proto(request);
         let page = self
             .log
             .list(&request)
@@ -69,7 +77,9 @@ impl AuditLogService for AuditLogApi {
         &self,
         request: Request<pb::GetEntryRequest>,
     ) -> Result<Response<pb::GetEntryResponse>, Status> {
-        let id = request.into_inner().id;
+        let request = request.into_inner();
+        crate::validate::get_entry(&request)?;
+        let id = request.id;
         let entry = self
             .log
             .get(&id)

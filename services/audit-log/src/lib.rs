@@ -8,6 +8,7 @@ mod error;
 mod query;
 mod service;
 mod store;
+mod validate;
 
 use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
 use tonic::service::RoutesBuilder;

@@ -49,7 +49,9 @@ impl InvoiceQueryService for InvoiceQueryApi {
         &self,
         request: Request<pb::GetInvoiceRequest>,
     ) -> Result<Response<pb::GetInvoiceResponse>, Status> {
-        let number = request.into_inner().number;
+        let request = request.into_inner();
+        crate::validate::get_invoice(&request)?;
+        let number = request.number;
         if number.is_empty() {
             return Err(to_status(missing("number")));
         }
@@ -65,7 +67,9 @@ impl InvoiceQueryService for InvoiceQueryApi {
         &self,
         request: Request<pb::ListInvoicesToNotifyRequest>,
     ) -> Result<Response<pb::ListInvoicesToNotifyResponse>, Status> {
-        let request = list_request_from_proto(request.into_inner()).map_err(to_status)?;
+        let request = request.into_inner();
+        crate::validate::list_invoices_to_notify(&request)?;
+        let request = list_request_from_proto(request).map_err(to_status)?;
         let page = self
             .service
             .list_to_notify(request)
@@ -82,7 +86,9 @@ impl InvoiceQueryService for InvoiceQueryApi {
         &self,
         request: Request<pb::GetCustomerRequest>,
     ) -> Result<Response<pb::GetCustomerResponse>, Status> {
-        let code = request.into_inner().code;
+        let request = request.into_inner();
+        crate::validate::get_customer(&request)?;
+        let code = request.code;
         if code.is_empty() {
             return Err(to_status(missing("code")));
         }

@@ -10,6 +10,7 @@ mod model;
 mod paging;
 mod service;
 mod store;
+mod validate;
 
 use std::sync::Arc;
 

@@ -54,6 +54,24 @@ pub enum Command {
     /// Shows and changes notifiers: the rules for emailing each customer's invoices.
     #[command(subcommand)]
     Notifier(NotifierCommand),
+    /// Makes access tokens for the servers.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Prints a new random token on the first line (give it to the client as INVOICER_TOKEN)
+    /// and its `ROLE:SHA256_HEX` entry on the second (add it to the servers'
+    /// INVOICER_AUTH_TOKENS).
+    New(TokenNewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenNewArgs {
+    /// Role of the token: viewer, operator, admin or service.
+    #[arg(long)]
+    pub role: invoicer_kit::Role,
 }
 
 #[derive(Debug, Args)]
@@ -369,6 +387,7 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send)) -> anyhow::Res
         Command::Notifier(command) => {
             commands::notifier::run(&config, &endpoint, command, out).await
         }
+        Command::Token(TokenCommand::New(args)) => commands::token::new(args, out),
     }
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use invoicer_kit::auth::{Secret, read_token_file};
 use invoicer_kit::client::{OutgoingInterceptor, lazy_channel};
 use invoicer_kit::{Config, GrpcChannel};
 use invoicer_proto::audit_log::v1::audit_log_service_client::AuditLogServiceClient;
@@ -28,10 +29,11 @@ impl Clients {
             );
         }
         let timeout = Duration::from_secs(config.client.timeout_secs);
-        let channel = lazy_channel(endpoint, Some(timeout))
+        let channel = lazy_channel(endpoint, Some(timeout), &config.client.tls)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("invalid endpoint {endpoint:?}; set INVOICER_ENDPOINT to a URL such as http://127.0.0.1:50051"))?;
-        let interceptor = OutgoingInterceptor::new(config.server.auth_token.as_deref())
+        let token = client_token(config)?;
+        let interceptor = OutgoingInterceptor::new(token.as_ref().map(Secret::expose))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let channel = InterceptedService::new(ClientTracing::new(channel, endpoint), interceptor);
         Ok(Clients {
@@ -44,11 +46,27 @@ impl Clients {
     }
 }
 
+/// Returns the bearer token the CLI sends: `INVOICER_TOKEN`, else the first line of
+/// `client.token_file`, else none.
+fn client_token(config: &Config) -> anyhow::Result<Option<Secret>> {
+    if let Some(token) = &config.client.token {
+        return Ok(Some(token.clone()));
+    }
+    match &config.client.token_file {
+        Some(path) => Ok(Some(read_token_file("client.token_file", path)?)),
+        None => Ok(None),
+    }
+}
+
 /// Turns a gRPC error into a message for the operator, naming the endpoint when it is down.
 pub(crate) fn describe(endpoint: &str, status: tonic::Status) -> anyhow::Error {
     match status.code() {
         tonic::Code::Unavailable => anyhow::anyhow!(
             "cannot reach invoicer at {endpoint}: {}; start it with `invoicer serve` or set INVOICER_ENDPOINT",
+            status.message()
+        ),
+        tonic::Code::Unauthenticated => anyhow::anyhow!(
+            "{} (Unauthenticated); set INVOICER_TOKEN to a token the server accepts",
             status.message()
         ),
         code => anyhow::anyhow!("{} ({code:?})", status.message()),

@@ -712,3 +712,14 @@ pub(crate) fn notifier_list(
     }
     Ok(())
 }
+
+/// Prints a new token on one line and its `ROLE:SHA256_HEX` entry on the next.
+pub(crate) fn new_token(
+    out: Out<'_>,
+    token: &str,
+    role: invoicer_kit::Role,
+    sha256: &str,
+) -> io::Result<()> {
+    writeln!(out, "{token}")?;
+    writeln!(out, "{role}:{sha256}")
+}

@@ -43,7 +43,9 @@ impl MailDeliveryService for MailDeliveryApi {
         &self,
         request: Request<proto::SendEmailRequest>,
     ) -> Result<Response<proto::SendEmailResponse>, Status> {
-        let email = outgoing_email(request.into_inner());
+        let request = request.into_inner();
+        crate::validate::send_email(&request)?;
+        let email = outgoing_email(request);
         // No Message-ID or delivery key here: both can contain an email address, and span
         // attributes must not.
         let span = tracing::info_span!("email.send");

@@ -14,6 +14,7 @@ mod outbox;
 mod relay;
 mod smtp;
 mod smtp_url;
+mod validate;
 
 use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
 use tonic::service::RoutesBuilder;

@@ -15,6 +15,9 @@ pub(crate) enum OrchestratorError {
     NotFound(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller's role does not allow this request, even though it may call the RPC.
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error(
         "batch {batch_id} for {business_date} is already running; watch it with `invoicer batch status {batch_id}`"
     )]

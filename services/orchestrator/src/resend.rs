@@ -4,6 +4,7 @@
 //! resend ignores whether the notifier is switched off and which kinds it sends.
 
 use invoicer_domain::email::Mailbox;
+use invoicer_kit::Role;
 
 use crate::engine::Engine;
 use crate::error::OrchestratorError;
@@ -19,7 +20,11 @@ pub(crate) struct ResendRequest {
     pub bcc: Vec<String>,
     pub reason: String,
     pub request_id: String,
+    /// The requester: the authenticated caller, with the name the client claimed beside it.
     pub actor: String,
+    /// The authenticated caller's role; an override outside the customer's domains needs
+    /// operator or admin.
+    pub caller_role: Role,
 }
 
 pub(crate) struct ResendResult {
@@ -63,6 +68,65 @@ fn parse_overrides(
         }
     }
     Ok(mailboxes)
+}
+
+/// Returns the override addresses whose domain is not the domain of any of the customer's
+/// contacts' addresses, in request order.
+fn outside_customer_domains(
+    contacts: &[crate::upstream::Contact],
+    overrides: [&Vec<Mailbox>; 3],
+) -> Vec<String> {
+    let domains: Vec<String> = contacts
+        .iter()
+        .flat_map(|contact| invoicer_domain::email::parse_address_list(&contact.email))
+        .filter_map(Result::ok)
+        .filter_map(|mailbox| domain_of(&mailbox.address))
+        .collect();
+    overrides
+        .into_iter()
+        .flatten()
+        .filter(|mailbox| {
+            domain_of(&mailbox.address).is_none_or(|domain| !domains.contains(&domain))
+        })
+        .map(|mailbox| mailbox.address.clone())
+        .collect()
+}
+
+fn domain_of(address: &str) -> Option<String> {
+    address
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.to_ascii_lowercase())
+}
+
+/// Checks that a resend to addresses outside the customer's domains comes from an operator or
+/// an admin and has a reason. A viewer may never send there.
+fn check_outside_override(
+    request: &ResendRequest,
+    invoice_number: &str,
+    outside: &[String],
+) -> Result<(), OrchestratorError> {
+    if outside.is_empty() {
+        return Ok(());
+    }
+    if !request.caller_role.is_at_least(Role::Operator) {
+        tracing::warn!(invoice = %invoice_number, actor = %request.actor, role = %request.caller_role, addresses = outside.len(), "resend outside the customer's domains denied");
+        return Err(OrchestratorError::PermissionDenied(format!(
+            "{} is outside the domains of the customer's contacts; sending there needs role operator or admin, and the caller has role {}",
+            outside.join(", "),
+            request.caller_role
+        )));
+    }
+    if request.reason.trim().is_empty() {
+        return Err(OrchestratorError::invalid(
+            "reason",
+            format!(
+                "{} is outside the domains of the customer's contacts; give a reason",
+                outside.join(", ")
+            ),
+        ));
+    }
+    tracing::info!(invoice = %invoice_number, actor = %request.actor, addresses = outside.len(), "resend to addresses outside the customer's domains");
+    Ok(())
 }
 
 /// Names the part of a repeated request that differs from the first one with its request id.
@@ -175,6 +239,9 @@ impl Engine {
                 invoice.number, invoice.revision
             )));
         }
+
+        let outside = outside_customer_domains(&invoice.customer.contacts, [&to, &cc, &bcc]);
+        check_outside_override(&request, &invoice.number, &outside)?;
 
         let recipients = if to.is_empty() && cc.is_empty() && bcc.is_empty() {
             // To the contacts as a batch would send it: with the notifier's extra addresses.
@@ -332,5 +399,79 @@ mod tests {
     fn attachment_name_replaces_unsafe_characters() {
         assert_eq!(attachment_name("INV/2026:01"), "INV_2026_01.pdf");
         assert_eq!(attachment_name("INV-1"), "INV-1.pdf");
+    }
+
+    fn contact(email: &str) -> crate::upstream::Contact {
+        crate::upstream::Contact {
+            name: "AP".to_owned(),
+            email: email.to_owned(),
+            role: crate::upstream::ContactRole::To,
+        }
+    }
+
+    fn mailboxes(addresses: &[&str]) -> Vec<Mailbox> {
+        addresses
+            .iter()
+            .map(|address| Mailbox {
+                name: None,
+                address: (*address).to_owned(),
+            })
+            .collect()
+    }
+
+    fn request(role: Role, reason: &str) -> ResendRequest {
+        ResendRequest {
+            invoice_number: "INV-1".to_owned(),
+            revision: 0,
+            to: Vec::new(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            reason: reason.to_owned(),
+            request_id: String::new(),
+            actor: "t".to_owned(),
+            caller_role: role,
+        }
+    }
+
+    #[test]
+    fn outside_domains_are_listed() {
+        let contacts = [contact("ap@customer.example; boss@Sub.Customer.example")];
+        let to = mailboxes(&["x@customer.example", "y@other.example"]);
+        let cc = mailboxes(&["z@sub.customer.example"]);
+        let bcc = mailboxes(&["w@customer.example.evil"]);
+        let outside = outside_customer_domains(&contacts, [&to, &cc, &bcc]);
+        assert_eq!(outside, ["y@other.example", "w@customer.example.evil"]);
+    }
+
+    #[test]
+    fn outside_override_needs_operator_and_reason() {
+        let outside = ["y@other.example".to_owned()];
+        assert!(
+            check_outside_override(&request(Role::Operator, "asked"), "INV-1", &outside).is_ok()
+        );
+        assert!(check_outside_override(&request(Role::Admin, "asked"), "INV-1", &outside).is_ok());
+        let viewer = check_outside_override(&request(Role::Viewer, "asked"), "INV-1", &outside);
+        assert!(matches!(
+            viewer,
+            Err(OrchestratorError::PermissionDenied(_))
+        ));
+        let service = check_outside_override(&request(Role::Service, "asked"), "INV-1", &outside);
+        assert!(matches!(
+            service,
+            Err(OrchestratorError::PermissionDenied(_))
+        ));
+        let no_reason = check_outside_override(&request(Role::Operator, " "), "INV-1", &outside);
+        assert!(matches!(
+            no_reason,
+            Err(OrchestratorError::InvalidArgument {
+                field: "reason",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn inside_domains_need_no_check() {
+        assert!(check_outside_override(&request(Role::Viewer, ""), "INV-1", &[]).is_ok());
     }
 }

@@ -17,12 +17,17 @@ pub(crate) struct PdfRenderApi {
     renderer: Renderer,
 }
 
+/// Largest request accepted, in bytes; tonic's default, stated so that it is not changed by
+/// accident. An invoice of the maximum number of lines with short texts fits.
+const MAX_REQUEST_BYTES: usize = 4 << 20;
+
 /// Adds the gRPC server to `routes`.
 pub(crate) fn add_service(routes: &mut tonic::service::RoutesBuilder, renderer: Renderer) {
     let server =
         invoicer_proto::pdf_render::v1::pdf_render_service_server::PdfRenderServiceServer::new(
             PdfRenderApi::new(renderer),
-        );
+        )
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
     routes.add_service(server);
 }
 
@@ -39,6 +44,7 @@ impl PdfRenderService for PdfRenderApi {
         request: Request<proto::RenderInvoiceRequest>,
     ) -> Result<Response<proto::RenderInvoiceResponse>, Status> {
         let request = request.into_inner();
+        crate::validate::render_invoice(&request)?;
         let number = request
             .invoice
             .as_ref()

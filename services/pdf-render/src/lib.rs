@@ -18,6 +18,7 @@ mod render;
 pub mod sample;
 mod settings;
 mod templates;
+mod validate;
 mod world;
 
 use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};

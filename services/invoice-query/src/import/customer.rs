@@ -10,6 +10,8 @@ use crate::model::{Contact, Customer, RecipientRole};
 
 /// Maximum length of a customer code, in characters.
 pub(crate) const MAX_CODE_CHARS: usize = 64;
+/// Contacts of one customer; each may become a recipient of every invoice message.
+const MAX_CONTACTS: usize = 50;
 
 const CUSTOMER_FIELDS: &[&str] = &["code", "name", "language", "address", "tax_id", "contacts"];
 const CONTACT_FIELDS: &[&str] = &["name", "email", "invoice_role"];
@@ -44,8 +46,18 @@ fn read_customer(checker: &mut Checker, scope: &Scope<'_>) -> Option<Customer> {
     let language = read_language(checker, scope);
     let address = checker.text_list(scope, "address");
     let tax_id = checker.optional_text(scope, "tax_id", Lines::Single);
-    let contacts: Vec<Option<Contact>> = checker
-        .array(scope, "contacts", false)
+    let items = checker.array(scope, "contacts", false);
+    if items.len() > MAX_CONTACTS {
+        checker.report(
+            scope.field_path("contacts"),
+            format!(
+                "has {} contacts; the maximum is {MAX_CONTACTS}",
+                items.len()
+            ),
+        );
+        return None;
+    }
+    let contacts: Vec<Option<Contact>> = items
         .into_iter()
         .map(|(path, item)| read_contact(checker, item, &path))
         .collect();

@@ -13,6 +13,8 @@ use crate::model::{Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Tax};
 /// Maximum length of an invoice number, in characters. The export format sets none; this
 /// bound keeps numbers usable as index keys and in attachment file names.
 pub(crate) const MAX_NUMBER_CHARS: usize = 255;
+/// Lines of one invoice; the PDF of a longer one would run to hundreds of pages.
+pub(crate) const MAX_LINES: usize = 1000;
 
 const INVOICE_FIELDS: &[&str] = &[
     "number",
@@ -218,7 +220,15 @@ fn read_lines(
     currency: Option<Currency>,
 ) -> Vec<(InvoiceLine, Decimal)> {
     let mut lines = Vec::new();
-    for (path, item) in checker.array(scope, "lines", true) {
+    let items = checker.array(scope, "lines", true);
+    if items.len() > MAX_LINES {
+        checker.report(
+            scope.field_path("lines"),
+            format!("has {} lines; the maximum is {MAX_LINES}", items.len()),
+        );
+        return lines;
+    }
+    for (path, item) in items {
         let Some(line_scope) = checker.object(item, &path) else {
             continue;
         };

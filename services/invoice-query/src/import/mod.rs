@@ -14,11 +14,12 @@ mod tests;
 
 use std::collections::HashMap;
 
+pub(crate) use customer::MAX_CODE_CHARS;
 pub use document::FORMAT;
 pub(crate) use document::parse_export;
 use fields::Checker;
 pub(crate) use fields::FieldProblem;
-pub(crate) use invoice::ValidInvoice;
+pub(crate) use invoice::{MAX_NUMBER_CHARS, ValidInvoice};
 
 use crate::model::{Customer, RecordType, Rejection};
 

@@ -1227,3 +1227,32 @@ fn contact_email_domain_literal() {
         problem.message
     );
 }
+
+#[test]
+fn invoice_with_too_many_lines_rejected() {
+    let mut value = invoice_json();
+    let line = value["lines"][0].clone();
+    value["lines"] = Value::Array(vec![line; super::invoice::MAX_LINES + 1]);
+    let problems = check_invoice(&value)
+        .outcome
+        .expect_err("invoice should be rejected");
+    let lines = problems
+        .iter()
+        .find(|p| p.field == "invoices[0].lines")
+        .unwrap_or_else(|| panic!("{problems:?}"));
+    assert!(lines.message.contains("1001 lines"), "{}", lines.message);
+}
+
+#[test]
+fn customer_with_too_many_contacts_rejected() {
+    let problem = customer_problem(|value| {
+        let contact = value["contacts"][0].clone();
+        value["contacts"] = Value::Array(vec![contact; 51]);
+    });
+    assert_eq!(problem.field, "customers[0].contacts");
+    assert!(
+        problem.message.contains("51 contacts"),
+        "{}",
+        problem.message
+    );
+}

@@ -9,3 +9,4 @@ pub(crate) mod preview;
 pub(crate) mod resend;
 pub(crate) mod schedule;
 pub(crate) mod serve;
+pub(crate) mod token;

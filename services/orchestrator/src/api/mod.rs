@@ -5,6 +5,7 @@ mod convert;
 mod notifiers;
 mod server;
 mod upstream;
+mod validate;
 
 pub(crate) use server::add_service;
 pub(crate) use upstream::{RawInvoice, Upstream};

@@ -34,6 +34,7 @@ pub(super) async fn get(
 
 pub(super) async fn update(
     engine: &Engine,
+    caller: &invoicer_kit::Caller,
     request: pb::UpdateNotifierRequest,
 ) -> Result<pb::UpdateNotifierResponse, Status> {
     // The default notifier is rejected before its fields are looked at.
@@ -42,7 +43,7 @@ pub(super) async fn update(
     let update = NotifierUpdateRequest {
         customer_code: request.customer_code,
         notifier,
-        actor: request.actor,
+        actor: caller.actor(&request.actor),
         reason: request.reason,
     };
     let updated = engine.update_notifier(update).await.map_err(to_status)?;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
+use invoicer_kit::Caller;
 use invoicer_kit::status::{internal, invalid_argument};
 use invoicer_proto::orchestrator::v1 as pb;
 use invoicer_proto::orchestrator::v1::orchestrator_service_server::OrchestratorService;
@@ -12,7 +13,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
 
-use super::{convert, notifiers};
+use super::{convert, notifiers, validate};
 use crate::batch::BatchRequest;
 use crate::engine::{Engine, Progress, parse_lookback};
 use crate::error::OrchestratorError;
@@ -25,12 +26,17 @@ const DEFAULT_BATCH_PAGE: u32 = 20;
 /// Largest response the server sends: previews carry whole PDFs.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Largest request accepted, in bytes: a notifier with the maximum of templates (32 languages,
+/// two bodies of 64 KiB each) needs 4 MiB.
+const MAX_REQUEST_BYTES: usize = 8 << 20;
+
 /// Adds the gRPC server to `routes`.
 pub(crate) fn add_service(routes: &mut tonic::service::RoutesBuilder, engine: Arc<Engine>) {
     let server = invoicer_proto::orchestrator::v1::orchestrator_service_server::OrchestratorServiceServer::new(
         OrchestratorApi { engine },
     )
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
     routes.add_service(server);
 }
 
@@ -43,6 +49,7 @@ pub(super) fn to_status(error: OrchestratorError) -> Status {
         OrchestratorError::InvalidArgument { field, message } => invalid_argument(field, message),
         OrchestratorError::NotFound(message) => Status::not_found(message),
         OrchestratorError::FailedPrecondition(message) => Status::failed_precondition(message),
+        OrchestratorError::PermissionDenied(message) => Status::permission_denied(message),
         error @ OrchestratorError::BatchRunning { .. } => Status::aborted(error.to_string()),
         OrchestratorError::Upstream(error) => {
             tracing::error!(%error, "call to another service failed");
@@ -153,6 +160,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::RunBatchRequest>,
     ) -> Result<Response<pb::RunBatchResponse>, Status> {
         let request = request.into_inner();
+        validate::run_batch(&request)?;
         let lookback = if request.lookback.trim().is_empty() {
             self.engine.settings.lookback
         } else {
@@ -205,6 +213,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::WatchBatchRequest>,
     ) -> Result<Response<Self::WatchBatchStream>, Status> {
         let batch_id = request.into_inner().batch_id;
+        validate::batch_id("batch_id", &batch_id)?;
         if let Some(receiver) = self.engine.subscribe(&batch_id) {
             let stream = BroadcastStream::new(receiver)
                 .filter_map(|event| event.ok().map(|p| Ok(progress_message(&p))));
@@ -246,6 +255,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::GetBatchRequest>,
     ) -> Result<Response<pb::GetBatchResponse>, Status> {
         let id = request.into_inner().id;
+        validate::batch_id("id", &id)?;
         let store = &self.engine.store;
         let batch = store
             .get_batch(&id)
@@ -270,6 +280,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::ListBatchesRequest>,
     ) -> Result<Response<pb::ListBatchesResponse>, Status> {
         let request = request.into_inner();
+        validate::list_batches(&request)?;
         let page_size = match request.page_size {
             0 => DEFAULT_BATCH_PAGE,
             n => n.min(MAX_BATCH_PAGE),
@@ -304,7 +315,9 @@ impl OrchestratorService for OrchestratorApi {
         &self,
         request: Request<pb::ResendInvoiceRequest>,
     ) -> Result<Response<pb::ResendInvoiceResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
+        validate::resend_invoice(&request)?;
         let resend = ResendRequest {
             invoice_number: request.invoice_number,
             revision: request.revision,
@@ -313,7 +326,8 @@ impl OrchestratorService for OrchestratorApi {
             bcc: request.bcc,
             reason: request.reason,
             request_id: request.request_id,
-            actor: request.actor,
+            actor: caller.actor(&request.actor),
+            caller_role: caller.role,
         };
         let result = self.engine.resend(resend).await.map_err(to_status)?;
         Ok(Response::new(pb::ResendInvoiceResponse {
@@ -327,6 +341,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<pb::PreviewInvoiceRequest>,
     ) -> Result<Response<pb::PreviewInvoiceResponse>, Status> {
         let request = request.into_inner();
+        validate::preview_invoice(&request)?;
         if request.invoice_number.trim().is_empty() {
             return Err(invalid_argument(
                 "invoice_number",
@@ -359,7 +374,9 @@ impl OrchestratorService for OrchestratorApi {
         &self,
         request: Request<pb::GetNotifierRequest>,
     ) -> Result<Response<pb::GetNotifierResponse>, Status> {
-        notifiers::get(&self.engine, request.into_inner())
+        let request = request.into_inner();
+        validate::customer_code(&request.customer_code)?;
+        notifiers::get(&self.engine, request)
             .await
             .map(Response::new)
     }
@@ -368,7 +385,10 @@ impl OrchestratorService for OrchestratorApi {
         &self,
         request: Request<pb::UpdateNotifierRequest>,
     ) -> Result<Response<pb::UpdateNotifierResponse>, Status> {
-        notifiers::update(&self.engine, request.into_inner())
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        validate::update_notifier(&request)?;
+        notifiers::update(&self.engine, &caller, request)
             .await
             .map(Response::new)
     }
@@ -384,7 +404,9 @@ impl OrchestratorService for OrchestratorApi {
         &self,
         request: Request<pb::ListNotifierChangesRequest>,
     ) -> Result<Response<pb::ListNotifierChangesResponse>, Status> {
-        notifiers::changes(&self.engine, request.into_inner())
+        let request = request.into_inner();
+        validate::list_notifier_changes(&request)?;
+        notifiers::changes(&self.engine, request)
             .await
             .map(Response::new)
     }

@@ -1,0 +1,63 @@
+//! Bad input at the gRPC boundary of the running system: every bad field named in a
+//! `google.rpc.BadRequest`, and requests over the size limit rejected before decoding.
+
+use anyhow::Result;
+use invoicer_e2e::System;
+use invoicer_proto::orchestrator::v1 as pb;
+use invoicer_test_db::TestDatabase;
+use invoicer_test_smtp::TestSmtpServer;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+on_both_databases!(resend_names_every_bad_field, oversized_request_rejected);
+
+fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn resend_names_every_bad_field(database: TestDatabase) -> Result<()> {
+    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    let request = pb::ResendInvoiceRequest {
+        invoice_number: "INV-1".to_owned(),
+        to: vec!["ap@buyer.example>\r\nRCPT TO:<victim@elsewhere.example".to_owned()],
+        bcc: (0..100).map(|i| format!("r{i}@buyer.example")).collect(),
+        reason: "copy\0".to_owned(),
+        request_id: "r".repeat(200),
+        ..Default::default()
+    };
+    let error = system
+        .orchestrator()?
+        .resend_invoice(request)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&error), ["to", "to[0]", "reason", "request_id"]);
+    assert!(system.smtp.messages().is_empty());
+    system.stop().await
+}
+
+async fn oversized_request_rejected(database: TestDatabase) -> Result<()> {
+    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    let request = pb::ResendInvoiceRequest {
+        invoice_number: "INV-1".to_owned(),
+        reason: "x".repeat(9 << 20),
+        ..Default::default()
+    };
+    let error = system
+        .orchestrator()?
+        .resend_invoice(request)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::OutOfRange, "{error:?}");
+    assert!(error.message().contains("too large"), "{}", error.message());
+    system.stop().await
+}
