@@ -106,8 +106,8 @@ fn parse_instant(field: &'static str, value: &str) -> Result<Option<DateTime<Utc
         })
 }
 
-fn progress_message(progress: &Progress) -> pb::BatchProgress {
-    pb::BatchProgress {
+fn progress_message(progress: &Progress) -> pb::WatchBatchResponse {
+    pb::WatchBatchResponse {
         batch_id: progress.batch_id.clone(),
         status: convert::batch_status(progress.status).into(),
         counts: Some(convert::counts(&progress.counts)),
@@ -151,7 +151,7 @@ impl OrchestratorApi {
     }
 }
 
-type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::BatchProgress, Status>> + Send>>;
+type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::WatchBatchResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl OrchestratorService for OrchestratorApi {
