@@ -75,10 +75,23 @@ async fn transient_reply_defers_and_waits(database: TestDatabase) -> Result<()> 
         i32::from(types::DeliveryOutcome::Deferred)
     );
 
+    // A 4xx to one RCPT defers that recipient only: the Cc contact has the message already.
+    let received = system.smtp.messages();
+    assert_eq!(
+        received.len(),
+        1,
+        "one copy for the recipient that accepted"
+    );
+    assert_eq!(received[0].rcpt_to, ["gone@buyer.example"]);
+
     // The retry time is an hour away: a second batch counts it as deferred and sends nothing.
     let second = system.run_batch("30d").await?;
     assert_eq!(second.counts.unwrap_or_default().deferred, 1);
-    assert!(system.smtp.messages().is_empty());
+    assert_eq!(
+        system.smtp.messages().len(),
+        1,
+        "the second batch sent again"
+    );
     let entries = system
         .log_entries(audit::ListEntriesRequest::default())
         .await?;

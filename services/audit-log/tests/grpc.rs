@@ -206,7 +206,7 @@ async fn append_round_trips_every_field(harness: &mut Harness) -> Result<()> {
     sent.invoice_revision = 3;
     sent.trigger = Some(resend_trigger(
         "clerk",
-        "new address: ü, \"quoted\"\nsecond line",
+        "new address: ü, \"quoted\"; second part",
         "r-9",
     ));
     sent.cc = vec![

@@ -44,13 +44,10 @@ const DELIVERY_CALLS: [(&str, &str); 4] = [
     ("AppendEntry", "audit-log"),
 ];
 
-const SMTP_STAGES: [&str; 5] = [
-    "smtp.connect",
-    "smtp.ehlo",
-    "smtp.mail",
-    "smtp.rcpt",
-    "smtp.data",
-];
+/// Stages of every message's SMTP transaction.
+const SMTP_MESSAGE_STAGES: [&str; 3] = ["smtp.mail", "smtp.rcpt", "smtp.data"];
+/// Stages of opening a connection: only the delivery that opens a pooled connection has them.
+const SMTP_CONNECTION_STAGES: [&str; 2] = ["smtp.connect", "smtp.ehlo"];
 
 const TRACESTATE: &str = "invoicer-test=chain,vendor=1";
 /// Span id of the test's own call in the `traceparent` it sends.
@@ -465,6 +462,14 @@ fn check_delivery_traces(
     }
     let distinct: BTreeSet<&String> = trace_ids.values().collect();
     assert_eq!(distinct.len(), 3, "deliveries share traces: {trace_ids:?}");
+    for stage in SMTP_CONNECTION_STAGES {
+        assert!(
+            spans
+                .iter()
+                .any(|span| span.name == stage && span.service == "mail-delivery"),
+            "no delivery trace has a {stage} span"
+        );
+    }
     Ok(trace_ids)
 }
 
@@ -528,7 +533,15 @@ fn check_one_delivery(invoice: &str, trace: &[&ReceivedSpan]) {
         .iter()
         .find(|span| span.name == "smtp.send")
         .unwrap_or_else(|| panic!("{invoice}: no smtp.send span"));
-    for stage in SMTP_STAGES {
+    for stage in SMTP_CONNECTION_STAGES {
+        if let Some(found) = trace.iter().find(|span| span.name == stage) {
+            assert_eq!(
+                found.parent_span_id, send.span_id,
+                "{invoice}: {stage} is not a child of smtp.send"
+            );
+        }
+    }
+    for stage in SMTP_MESSAGE_STAGES {
         let found = trace
             .iter()
             .find(|span| span.name == stage)

@@ -448,11 +448,15 @@ fn generate_message_id(domain: &str) -> String {
 }
 
 fn checked_delivery_key(key: &str) -> Result<String, MailDeliveryError> {
-    let printable = key.chars().all(|c| c == ' ' || c.is_ascii_graphic());
+    // Invoice numbers in keys may be non-ASCII; lettre encodes such a header value by
+    // RFC 2047. Control characters could end the header, so they are rejected.
+    let printable = !key.chars().any(char::is_control);
     if !printable || key.chars().count() > DELIVERY_KEY_MAX_CHARS {
         return Err(MailDeliveryError::invalid_request(
             "delivery_key",
-            format!("expected at most {DELIVERY_KEY_MAX_CHARS} printable ASCII characters"),
+            format!(
+                "expected at most {DELIVERY_KEY_MAX_CHARS} characters without control characters"
+            ),
         ));
     }
     Ok(key.to_owned())
