@@ -448,7 +448,7 @@ fn generate_message_id(domain: &str) -> String {
 }
 
 fn checked_delivery_key(key: &str) -> Result<String, MailDeliveryError> {
-    // Invoice numbers in keys may be non-ASCII; lettre encodes such a header value by
+    // Invoice numbers in keys may be non-ASCII, and lettre encodes such a header value by
     // RFC 2047. Control characters could end the header, so they are rejected.
     let printable = !key.chars().any(char::is_control);
     if !printable || key.chars().count() > DELIVERY_KEY_MAX_CHARS {

@@ -202,7 +202,7 @@ impl Upstream {
             message_id: email.message_id.to_owned(),
             delivery_key: email.delivery_key.to_owned(),
             skip_recipients,
-            // A 4xx to one RCPT defers that recipient only; the others get the message now.
+            // A 4xx to one RCPT defers that recipient only, and the others get the message now.
             defer_per_recipient: true,
         };
         let response = self
