@@ -7,21 +7,11 @@ use invoicer_proto::orchestrator::v1 as pb;
 use invoicer_test_db::TestDatabase;
 use invoicer_test_smtp::TestSmtpServer;
 use tonic::Code;
-use tonic_types::StatusExt;
 
 on_both_databases!(resend_names_every_bad_field, oversized_request_rejected);
 
 fn bad_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|v| v.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
+    invoicer_kit::validate::bad_request_fields(status)
 }
 
 async fn resend_names_every_bad_field(database: TestDatabase) -> Result<()> {

@@ -256,7 +256,7 @@ impl Caller {
     }
 }
 
-/// Why a request was not admitted.
+/// The reason a request was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
     /// No credential, or one the server does not know.

@@ -98,7 +98,7 @@ pub struct ServerTlsConfig {
     pub cert_file: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: PathBuf,
-    /// PEM CA certificates that client certificates must chain to; unset asks for none.
+    /// PEM CA certificates that client certificates must chain to; unset requests none.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
     /// With `client_ca_file`: reject a connection without a client certificate.
@@ -110,7 +110,7 @@ pub struct ServerTlsConfig {
     pub client_roles: BTreeMap<String, Role>,
 }
 
-/// How clients (the CLI and the services calling each other) dial `https://` endpoints.
+/// TLS settings of clients (the CLI and the services calling each other) for `https://` endpoints.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientTlsConfig {
@@ -285,7 +285,7 @@ pub struct MessageTemplateConfig {
     pub html: Option<String>,
 }
 
-/// How pdf-render lays out the invoice PDF.
+/// Settings of the invoice PDF that pdf-render lays out.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PdfConfig {
@@ -607,7 +607,7 @@ impl Config {
     }
 }
 
-/// Checks that the variable `name` holds a non-zero duration such as `2s` or `5d`.
+/// Checks that the variable `name` contains a non-zero duration such as `2s` or `5d`.
 fn checked_duration(name: &'static str, value: String) -> Result<String, ConfigError> {
     let invalid = |message: String| ConfigError::Env {
         name,

@@ -100,6 +100,20 @@ impl Violations {
     }
 }
 
+/// Returns the field names of the `BadRequest` detail of `status`, empty when it has none.
+pub fn bad_request_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Returns `field[index]`, the path of one element of a repeated field.
 pub fn indexed(field: &str, index: usize) -> String {
     format!("{field}[{index}]")

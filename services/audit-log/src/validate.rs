@@ -123,21 +123,12 @@ pub(crate) fn get_entry(request: &pb::GetEntryRequest) -> Result<(), Status> {
 
 #[cfg(test)]
 mod tests {
-    use tonic_types::StatusExt;
-
     use super::*;
 
     fn bad_fields(result: Result<(), Status>) -> Vec<String> {
         let status = result.unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        status
-            .get_error_details()
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|v| v.field.clone())
-            .collect()
+        invoicer_kit::validate::bad_request_fields(&status)
     }
 
     #[test]

@@ -99,8 +99,6 @@ fn mailbox(violations: &mut Violations, field: &str, mailbox: &types::Mailbox) {
 
 #[cfg(test)]
 mod tests {
-    use tonic_types::StatusExt;
-
     use super::*;
 
     fn mailbox(address: &str) -> types::Mailbox {
@@ -124,14 +122,7 @@ mod tests {
     fn bad_fields(request: &proto::SendEmailRequest) -> Vec<String> {
         let status = send_email(request).unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        status
-            .get_error_details()
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|v| v.field.clone())
-            .collect()
+        invoicer_kit::validate::bad_request_fields(&status)
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub(crate) struct RetryPolicy {
     pub max_attempts: u32,
 }
 
-/// What happens to a delivery whose attempt was deferred.
+/// The next step for a delivery whose attempt was deferred.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RetryDecision {
     RetryAt(DateTime<Utc>),

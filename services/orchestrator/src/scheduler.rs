@@ -16,7 +16,7 @@ use crate::schedule::{FireInstant, Schedule};
 use crate::store::LeaderLock;
 use crate::upstream::SendResult;
 
-/// The longest the retry loop sleeps between two looks for due deferred deliveries and
+/// Maximum sleep of the retry loop between two checks for due deferred deliveries and
 /// unlogged outcomes.
 const RETRY_POLL: Duration = Duration::from_secs(15);
 /// The shortest sleep of the retry loop, so a due delivery that a running batch holds does

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use invoicer_kit::Config;
 
-/// How every invoice of this installation is rendered.
+/// Render settings shared by every invoice of this installation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderSettings {
     /// BCP 47 tag whose locale applies to customers whose language has no labels.

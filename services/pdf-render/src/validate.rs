@@ -120,21 +120,12 @@ fn address_lines(violations: &mut Violations, field: &str, lines: &[String]) {
 
 #[cfg(test)]
 mod tests {
-    use tonic_types::StatusExt;
-
     use super::*;
 
     fn bad_fields(request: &proto::RenderInvoiceRequest) -> Vec<String> {
         let status = render_invoice(request).unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        status
-            .get_error_details()
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|v| v.field.clone())
-            .collect()
+        invoicer_kit::validate::bad_request_fields(&status)
     }
 
     fn line() -> types::InvoiceLine {

@@ -154,21 +154,12 @@ fn address_lists(violations: &mut Violations, prefix: &str, lists: [&[String]; 3
 
 #[cfg(test)]
 mod tests {
-    use tonic_types::StatusExt;
-
     use super::*;
 
     fn bad_fields(result: Result<(), Status>) -> Vec<String> {
         let status = result.unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        status
-            .get_error_details()
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|v| v.field.clone())
-            .collect()
+        invoicer_kit::validate::bad_request_fields(&status)
     }
 
     fn resend() -> pb::ResendInvoiceRequest {
