@@ -151,6 +151,10 @@ pub fn init(options: &TelemetryOptions<'_>) -> Result<TelemetryGuard, TelemetryE
         registry.with(fmt_layer).try_init()
     };
     result.map_err(|_| TelemetryError::AlreadySet)?;
+    // The listener is bound before the subscriber exists, so its address is logged here.
+    if let Some(address) = metrics_address {
+        tracing::info!(%address, "prometheus metrics endpoint listening on /metrics");
+    }
     Ok(TelemetryGuard {
         tracer_provider: Some(tracer_provider),
         meter_provider: Some(meter_provider),

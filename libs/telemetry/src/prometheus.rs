@@ -96,7 +96,6 @@ pub(crate) fn serve(address: SocketAddr, reader: SharedReader) -> std::io::Resul
             }
         }
     });
-    tracing::info!(address = %local, "prometheus metrics endpoint listening on /metrics");
     Ok(local)
 }
 

@@ -99,11 +99,6 @@ fn export_json() -> String {
     .to_string()
 }
 
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// One `invoicer serve --services NAME` process.
 struct ServiceProcess {
     name: &'static str,
@@ -131,8 +126,29 @@ fn invoicer(config: &Path) -> Command {
     command
 }
 
-fn write_config(dir: &Path, ports: &HashMap<&str, u16>) -> Result<PathBuf> {
-    let endpoint = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+/// Writes the configuration the processes share, with `[endpoints]` only when `grpc` is given.
+/// The four services the orchestrator calls need no endpoints. They start first, on port 0,
+/// because a port picked in advance can be taken by another socket before the process binds it.
+fn write_config(dir: &Path, grpc: Option<&HashMap<&str, SocketAddr>>) -> Result<PathBuf> {
+    let endpoints = match grpc {
+        Some(grpc) => {
+            let endpoint = |name: &str| format!("http://{}", grpc[name]);
+            format!(
+                r#"
+[endpoints]
+invoice_query = "{iq}"
+pdf_render = "{pdf}"
+mail_delivery = "{mail}"
+audit_log = "{audit}"
+"#,
+                iq = endpoint("invoice-query"),
+                pdf = endpoint("pdf-render"),
+                mail = endpoint("mail-delivery"),
+                audit = endpoint("audit-log"),
+            )
+        }
+        None => String::new(),
+    };
     let config = format!(
         r#"
 data_dir = "{data}"
@@ -140,78 +156,96 @@ data_dir = "{data}"
 [batch.schedule]
 enabled = false
 
-[endpoints]
-invoice_query = "{iq}"
-pdf_render = "{pdf}"
-mail_delivery = "{mail}"
-audit_log = "{audit}"
-orchestrator = "{orch}"
-
 [telemetry]
 log_format = "json"
-"#,
+{endpoints}"#,
         data = dir.join("data").display(),
-        iq = endpoint("invoice-query"),
-        pdf = endpoint("pdf-render"),
-        mail = endpoint("mail-delivery"),
-        audit = endpoint("audit-log"),
-        orch = endpoint("orchestrator"),
     );
     let path = dir.join("invoicer.toml");
     std::fs::write(&path, config)?;
     Ok(path)
 }
 
-async fn start_services(
-    dir: &Path,
-    config: &Path,
-    ports: &HashMap<&str, u16>,
-    otlp: &str,
-    smtp_url: &str,
-) -> Result<Vec<ServiceProcess>> {
+/// Starts the services the orchestrator calls, then the orchestrator with their addresses.
+async fn start_services(dir: &Path, otlp: &str, smtp_url: &str) -> Result<Vec<ServiceProcess>> {
+    let config = write_config(dir, None)?;
     let mut processes = Vec::new();
     for name in SERVICES {
-        let grpc = SocketAddr::from(([127, 0, 0, 1], ports[name]));
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let stderr_path = dir.join(format!("{name}.log"));
-        let stderr = std::fs::File::create(&stderr_path)?;
-        let child = invoicer(config)
-            .args(["serve", "--services", name])
-            .env("INVOICER_LISTEN", grpc.to_string())
-            .env("INVOICER_METRICS_LISTEN", metrics.to_string())
-            .env("INVOICER_SMTP_URL", smtp_url)
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
-            .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("cannot start invoicer serve --services {name}"))?;
-        processes.push(ServiceProcess {
-            name,
-            child,
-            grpc,
-            metrics,
-            stderr_path,
-        });
-    }
-    for process in &processes {
-        wait_for_port(process.grpc, &process.stderr_path).await?;
-        wait_for_port(process.metrics, &process.stderr_path).await?;
+        if name == "orchestrator" {
+            let grpc = processes
+                .iter()
+                .map(|process: &ServiceProcess| (process.name, process.grpc))
+                .collect();
+            write_config(dir, Some(&grpc))?;
+        }
+        processes.push(start_service(name, dir, &config, otlp, smtp_url).await?);
     }
     Ok(processes)
 }
 
-async fn wait_for_port(address: SocketAddr, log: &Path) -> Result<()> {
+/// Starts `invoicer serve --services NAME` with its gRPC and metrics listeners on port 0 and
+/// reads the bound addresses from its start-up log lines.
+async fn start_service(
+    name: &'static str,
+    dir: &Path,
+    config: &Path,
+    otlp: &str,
+    smtp_url: &str,
+) -> Result<ServiceProcess> {
+    let stderr_path = dir.join(format!("{name}.log"));
+    let stderr = std::fs::File::create(&stderr_path)?;
+    let mut child = invoicer(config)
+        .args(["serve", "--services", name])
+        .env("INVOICER_LISTEN", "127.0.0.1:0")
+        .env("INVOICER_METRICS_LISTEN", "127.0.0.1:0")
+        .env("INVOICER_SMTP_URL", smtp_url)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("cannot start invoicer serve --services {name}"))?;
+    let grpc = logged_address(&mut child, &stderr_path, "server started").await?;
+    let metrics = logged_address(
+        &mut child,
+        &stderr_path,
+        "prometheus metrics endpoint listening on /metrics",
+    )
+    .await?;
+    Ok(ServiceProcess {
+        name,
+        child,
+        grpc,
+        metrics,
+        stderr_path,
+    })
+}
+
+/// Waits for the JSON log line whose message is `message` and returns its `address` field.
+/// Fails at once when the process exits first.
+async fn logged_address(child: &mut Child, log: &Path, message: &str) -> Result<SocketAddr> {
     let started = Instant::now();
-    while tokio::net::TcpStream::connect(address).await.is_err() {
-        if started.elapsed() > START_TIMEOUT {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            bail!("nothing listens on {address} after {START_TIMEOUT:?}; log:\n{log}");
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let address = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["fields"]["message"] == message)
+            .and_then(|line| line["fields"]["address"].as_str().map(str::to_owned));
+        if let Some(address) = address {
+            return address.parse().with_context(|| {
+                format!("invalid address {address:?} in the {message:?} log line")
+            });
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(status) = child.try_wait()? {
+            bail!("the process exited with {status} before logging {message:?}; log:\n{text}");
+        }
+        if started.elapsed() > START_TIMEOUT {
+            bail!("no {message:?} line after {START_TIMEOUT:?}; log:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
 }
 
 /// Runs one client command against `endpoint` and returns its stdout.
@@ -322,20 +356,13 @@ async fn batch_traces_span_five_processes() -> Result<()> {
     let receiver = Receiver::start().await?;
     let smtp = TestSmtpServer::builder().start().await?;
     let dir = tempfile::tempdir()?;
-    let mut ports = HashMap::new();
-    for name in SERVICES {
-        ports.insert(name, free_port()?);
-    }
-    let config = write_config(dir.path(), &ports)?;
-    let processes = start_services(
-        dir.path(),
-        &config,
-        &ports,
-        &receiver.endpoint(),
-        &smtp.url(),
-    )
-    .await?;
-    let endpoint = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+    let processes = start_services(dir.path(), &receiver.endpoint(), &smtp.url()).await?;
+    let config = dir.path().join("invoicer.toml");
+    let grpc_of: HashMap<&str, SocketAddr> = processes
+        .iter()
+        .map(|process| (process.name, process.grpc))
+        .collect();
+    let endpoint = |name: &str| format!("http://{}", grpc_of[name]);
     let metrics_of: HashMap<&str, SocketAddr> = processes
         .iter()
         .map(|process| (process.name, process.metrics))
@@ -359,7 +386,7 @@ async fn batch_traces_span_five_processes() -> Result<()> {
     let batch_id = batch_id(&batch_output)?;
     let log_json = cli(&config, &endpoint("audit-log"), &["log", "--json"]).await?;
     let log_text = cli(&config, &endpoint("audit-log"), &["log"]).await?;
-    let preview_trace = preview_with_trace_context(ports_address(&ports, "orchestrator")).await?;
+    let preview_trace = preview_with_trace_context(grpc_of["orchestrator"]).await?;
 
     check_prometheus(&metrics_of).await?;
     let logs = stop_services(processes).await?;
@@ -388,10 +415,6 @@ async fn batch_traces_span_five_processes() -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn ports_address(ports: &HashMap<&str, u16>, name: &str) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], ports[name]))
 }
 
 /// Reads the batch id from the last line of `batch run --json`.
