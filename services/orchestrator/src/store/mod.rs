@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use invoicer_domain::email::Mailbox;
 use sea_orm::sea_query::Expr;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
@@ -82,6 +83,14 @@ impl Store {
         if url.starts_with("sqlite:") {
             // One writer at a time; busy writers wait instead of failing with SQLITE_BUSY.
             options.max_connections(1);
+            // A WAL commit syncs only the log, where the default rollback journal syncs the
+            // journal and the database file. `synchronous` stays FULL, so each state change is
+            // on disk before the next call out.
+            options.map_sqlx_sqlite_opts(|sqlite| {
+                sqlite
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+            });
         }
         let db = Database::connect(options).await?;
         migration::Migrator::up(&db, None).await?;

@@ -23,12 +23,17 @@ use invoicer_kit::{Config, ServicePlugin};
 use invoicer_pdf_render::{PdfRenderPlugin, render_request, sample};
 use invoicer_proto::pdf_render::v1::pdf_render_service_client::PdfRenderServiceClient;
 
+/// The allocator of the `invoicer` binary, so the numbers are those of the service.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Options {
     lines: usize,
     count: usize,
     warmup: usize,
     memory_every: usize,
     same_number: bool,
+    template: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -49,6 +54,7 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
         warmup: 50,
         memory_every: 0,
         same_number: false,
+        template: None,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -66,10 +72,14 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
             "--warmup" => options.warmup = number("--warmup")?,
             "--memory-every" => options.memory_every = number("--memory-every")?,
             "--same-number" => options.same_number = true,
+            "--template" => {
+                let path = arguments.next().ok_or("--template needs a Typst file")?;
+                options.template = Some(path.into());
+            }
             other => {
                 return Err(format!(
                     "unknown option {other:?}; expected --lines, --count, --warmup, \
-                     --memory-every or --same-number"
+                     --memory-every, --same-number or --template"
                 )
                 .into());
             }
@@ -81,6 +91,7 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
 async fn run(options: &Options) -> Result<(), Box<dyn Error>> {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse()?;
+    config.pdf.template.clone_from(&options.template);
     let plugins: Vec<Arc<dyn ServicePlugin>> = vec![Arc::new(PdfRenderPlugin)];
     let running = server::start(Arc::new(config), plugins)
         .await
