@@ -1,11 +1,14 @@
 //! The gRPC face of pdf-render: converts proto messages to the renderer's input, runs the
 //! render on a blocking thread, and maps render errors to `tonic::Status`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate};
 use invoicer_kit::status;
 use invoicer_proto::pdf_render::v1 as proto;
 use invoicer_proto::pdf_render::v1::pdf_render_service_server::PdfRenderService;
 use invoicer_proto::types::v1 as types;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -15,6 +18,9 @@ use crate::render::{RenderedPdf, Renderer};
 
 pub(crate) struct PdfRenderApi {
     renderer: Renderer,
+    /// One permit per core: more renders at once than cores only add latency, and each
+    /// running render holds its own working memory.
+    renders: Arc<Semaphore>,
 }
 
 /// Largest request accepted, in bytes; tonic's default, stated so that it is not changed by
@@ -33,7 +39,11 @@ pub(crate) fn add_service(routes: &mut tonic::service::RoutesBuilder, renderer: 
 
 impl PdfRenderApi {
     pub(crate) fn new(renderer: Renderer) -> PdfRenderApi {
-        PdfRenderApi { renderer }
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        PdfRenderApi {
+            renderer,
+            renders: Arc::new(Semaphore::new(cores)),
+        }
     }
 }
 
@@ -78,9 +88,15 @@ impl PdfRenderApi {
         let renderer = self.renderer.clone();
         let span = tracing::Span::current();
         let started = std::time::Instant::now();
+        let permit = Arc::clone(&self.renders)
+            .acquire_owned()
+            .await
+            .map_err(|_| status::internal("waiting for a render slot"))?;
         let joined = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            renderer.render(&input)
+            let rendered = renderer.render(&input);
+            drop(permit);
+            rendered
         })
         .await;
         invoicer_telemetry::metrics().record_render(started.elapsed());
