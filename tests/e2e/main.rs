@@ -32,6 +32,7 @@ mod batch_runs;
 mod chinook;
 mod data;
 mod delivery_faults;
+mod email_log;
 mod grpc_tools;
 mod notifiers;
 mod pdf_documents;

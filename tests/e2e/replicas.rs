@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use invoicer_kit::Config;
+use invoicer_kit::server::RunningServer;
 use invoicer_proto::orchestrator::v1 as pb;
 use invoicer_proto::orchestrator::v1::orchestrator_service_client::OrchestratorServiceClient;
 use invoicer_test_db::TestDatabase;
@@ -86,6 +87,73 @@ impl Replica {
     }
 }
 
+/// The services other than the orchestrator, in one host that every replica calls, with
+/// `INVOICES` invoices of one customer imported.
+struct Services {
+    host: RunningServer,
+    endpoint: String,
+    shared: Arc<Config>,
+}
+
+impl Services {
+    async fn start(database: &TestDatabase, smtp: &TestSmtpServer) -> Result<Services> {
+        let mut shared = invoicer_e2e::test_config(database, smtp);
+        shared.server.services = "invoice-query,pdf-render,mail-delivery,audit-log".to_owned();
+        let shared = Arc::new(shared);
+        let host = invoicer::host::start(shared.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let endpoint = format!("http://{}", host.local_addr());
+
+        let customers = vec![customer(
+            "C-1",
+            vec![contact("Lee", "lee@buyer.example", "to")],
+        )];
+        let invoices = (0..INVOICES)
+            .map(|n| invoice(&format!("INV-{n:03}"), "C-1", "10.00"))
+            .collect();
+        let file = database.folder().join("export.json");
+        std::fs::write(&file, export(customers, invoices))?;
+        let mut stdout = Vec::new();
+        let args = [
+            "invoicer",
+            "--endpoint",
+            &endpoint,
+            "import",
+            file.to_str().context("non-UTF-8 path")?,
+        ];
+        invoicer::run(args.iter().map(|a| (*a).to_owned()).collect(), &mut stdout).await?;
+        Ok(Services {
+            host,
+            endpoint,
+            shared,
+        })
+    }
+
+    /// Returns the config of an orchestrator replica that calls these services.
+    fn replica_config(&self) -> Config {
+        let mut config = (*self.shared).clone();
+        config.server.services = "orchestrator".to_owned();
+        config.endpoints.invoice_query = Some(self.endpoint.clone());
+        config.endpoints.pdf_render = Some(self.endpoint.clone());
+        config.endpoints.mail_delivery = Some(self.endpoint.clone());
+        config.endpoints.audit_log = Some(self.endpoint.clone());
+        config.batch.lease_duration = "5s".to_owned();
+        config.batch.retry_first_delay = "1s".to_owned();
+        config.batch.concurrency = 2;
+        // Every replica runs the scheduler loop, but only the holder of its lock fires.
+        config.batch.schedule.enabled = true;
+        config
+    }
+
+    async fn stop(self) -> Result<()> {
+        self.host
+            .shutdown("test finished")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
 fn run_batch_request() -> pb::RunBatchRequest {
     pb::RunBatchRequest {
         cutoff: String::new(),
@@ -134,47 +202,8 @@ async fn two_replicas_one_killed_on_postgres() -> Result<()> {
         .delay(Stage::DataEnd, Duration::from_millis(150))
         .start()
         .await?;
-    let mut shared = invoicer_e2e::test_config(&database, &smtp);
-    shared.server.services = "invoice-query,pdf-render,mail-delivery,audit-log".to_owned();
-    let shared = Arc::new(shared);
-    let services = invoicer::host::start(shared.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let services_endpoint = format!("http://{}", services.local_addr());
-
-    let customers = vec![customer(
-        "C-1",
-        vec![contact("Lee", "lee@buyer.example", "to")],
-    )];
-    let invoices = (0..INVOICES)
-        .map(|n| invoice(&format!("INV-{n:03}"), "C-1", "10.00"))
-        .collect();
-    let file = database.folder().join("export.json");
-    std::fs::write(&file, export(customers, invoices))?;
-    let mut stdout = Vec::new();
-    let args = [
-        "invoicer",
-        "--endpoint",
-        &services_endpoint,
-        "import",
-        file.to_str().context("non-UTF-8 path")?,
-    ];
-    invoicer::run(args.iter().map(|a| (*a).to_owned()).collect(), &mut stdout).await?;
-
-    let replica_config = || {
-        let mut config = (*shared).clone();
-        config.server.services = "orchestrator".to_owned();
-        config.endpoints.invoice_query = Some(services_endpoint.clone());
-        config.endpoints.pdf_render = Some(services_endpoint.clone());
-        config.endpoints.mail_delivery = Some(services_endpoint.clone());
-        config.endpoints.audit_log = Some(services_endpoint.clone());
-        config.batch.lease_duration = "5s".to_owned();
-        config.batch.retry_first_delay = "1s".to_owned();
-        config.batch.concurrency = 2;
-        // Both replicas run the scheduler loop; only the lock holder fires.
-        config.batch.schedule.enabled = true;
-        config
-    };
+    let services = Services::start(&database, &smtp).await?;
+    let replica_config = || services.replica_config();
     let doomed = Replica::start(replica_config())?;
     let survivor = Replica::start(replica_config())?;
 
@@ -260,10 +289,134 @@ async fn two_replicas_one_killed_on_postgres() -> Result<()> {
     );
 
     survivor.stop(true);
-    services
-        .shutdown("test finished")
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    services.stop().await?;
+    database.remove().await?;
+    Ok(())
+}
+
+/// Lists the scheduled batches, oldest business date first.
+async fn scheduled_batches(replica: &Replica) -> Result<Vec<pb::Batch>> {
+    let request = pb::ListBatchesRequest {
+        page_size: 100,
+        page_token: String::new(),
+    };
+    let batches = replica
+        .client()?
+        .list_batches(request)
+        .await?
+        .into_inner()
+        .batches;
+    let mut scheduled: Vec<pb::Batch> = batches
+        .into_iter()
+        .filter(|b| b.trigger == i32::from(pb::BatchTrigger::Schedule))
+        .collect();
+    scheduled.sort_by(|a, b| a.business_date.cmp(&b.business_date));
+    Ok(scheduled)
+}
+
+/// Two replicas run the scheduler while a night is due. Only the holder of the scheduler's
+/// lock may fire, so the other one's catch-up waits until the leader is killed. Then the
+/// survivor takes the lead and runs that night once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_night_fires_once_on_postgres() -> Result<()> {
+    let Some(database) =
+        TestDatabase::postgres("e2e::replicas::scheduled_night_fires_once").await?
+    else {
+        return Ok(());
+    };
+    let smtp = TestSmtpServer::builder().start().await?;
+    let services = Services::start(&database, &smtp).await?;
+
+    // The schedule fires daily 12 hours from now. So its latest fire instant, about 12 hours
+    // ago, comes after the invoices were issued a day ago, and the next one after the test.
+    let hour = (chrono::Timelike::hour(&chrono::Utc::now()) + 12) % 24;
+    let replica_config = |catch_up: bool| {
+        let mut config = services.replica_config();
+        config.batch.schedule.cron = format!("0 {hour} * * *");
+        config.batch.schedule.timezone = Some("UTC".to_owned());
+        config.batch.schedule.catch_up = catch_up;
+        config
+    };
+
+    // The leader runs no catch-up; it only fires 12 hours from now.
+    let leader = Replica::start(replica_config(false))?;
+    // An older night's batch makes the latest night count as missed. Its cutoff, at least
+    // two days ago, lies before the invoices were issued, so it sends nothing.
+    let old_date = (chrono::Utc::now() - chrono::Duration::days(3)).date_naive();
+    let request = pb::RunBatchRequest {
+        business_date: old_date.to_string(),
+        ..run_batch_request()
+    };
+    let old = leader
+        .client()?
+        .run_batch(request)
+        .await?
+        .into_inner()
+        .batch
+        .context("no batch")?;
+    ensure!(
+        old.counts.unwrap_or_default().eligible == 0,
+        "the batch of {old_date} found invoices: {:?}",
+        old.counts
+    );
+
+    // The second replica would run the missed night at once if it led.
+    let follower = Replica::start(replica_config(true))?;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let before_kill = scheduled_batches(&follower).await?;
+    ensure!(
+        before_kill.len() == 1,
+        "a replica that does not hold the scheduler's lock fired: {before_kill:?}"
+    );
+    ensure!(
+        smtp.messages().is_empty(),
+        "{} messages sent before the leader was killed",
+        smtp.messages().len()
+    );
+
+    leader.stop(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let night = loop {
+        let batches = scheduled_batches(&follower).await?;
+        let missed: Vec<&pb::Batch> = batches
+            .iter()
+            .filter(|b| b.business_date != old_date.to_string())
+            .collect();
+        ensure!(
+            missed.len() <= 1,
+            "the missed night fired twice: {missed:?}"
+        );
+        if let Some(night) = missed.first()
+            && night.status != i32::from(pb::BatchStatus::Running)
+        {
+            break (*night).clone();
+        }
+        if Instant::now() > deadline {
+            bail!("the surviving replica did not run the missed night within 60 s: {batches:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    ensure!(
+        night.status == i32::from(pb::BatchStatus::Completed),
+        "the missed night's batch ended {}: {}",
+        night.status,
+        night.error
+    );
+    let counts = night.counts.unwrap_or_default();
+    assert_eq!(counts.eligible, INVOICES as u32, "{counts:?}");
+    assert_eq!(counts.sent, INVOICES as u32, "{counts:?}");
+
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for message in smtp.messages() {
+        let parsed = invoicer_e2e::parse_message(&message)?;
+        *copies.entry(parsed.delivery_key).or_default() += 1;
+    }
+    assert_eq!(copies.len(), INVOICES, "{copies:?}");
+    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
+    assert_eq!(scheduled_batches(&follower).await?.len(), 2);
+
+    follower.stop(true);
+    services.stop().await?;
     database.remove().await?;
     Ok(())
 }

@@ -108,7 +108,17 @@ impl Engine {
             batch.business_date = %batch.business_date,
         );
         invoicer_telemetry::link_to_current(&span);
-        let outcome = self.execute(&batch, &progress).instrument(span).await;
+        // Back-to-back batches keep the retry loop from its rounds. So a batch itself appends
+        // the outcomes the email log missed, such as while audit-log was down, before its
+        // attempts (whose outcomes would replace them) and again before it returns.
+        self.catch_up_email_log(&batch.id)
+            .instrument(span.clone())
+            .await;
+        let outcome = self
+            .execute(&batch, &progress)
+            .instrument(span.clone())
+            .await;
+        self.catch_up_email_log(&batch.id).instrument(span).await;
         self.unregister_running(&batch.id);
 
         let (status, error) = match &outcome {
@@ -148,6 +158,13 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// Runs `append_unlogged` and logs a failure, which the retry loop's next round retries.
+    async fn catch_up_email_log(&self, batch_id: &str) {
+        if let Err(error) = self.append_unlogged().await {
+            tracing::error!(batch_id, %error, "appending missed outcomes to the email log failed; the retry loop tries again");
+        }
     }
 
     fn already_running(&self) -> Option<OrchestratorError> {
@@ -218,17 +235,15 @@ impl Engine {
         });
         tracing::info!(batch_id = %batch.id, found = summaries.len(), eligible = total, "batch planned");
 
-        // Each future records its own batch item: awaiting the database between polls of the
-        // stream would starve the in-flight deliveries that hold the SQLite connection.
+        // Every delivery here was claimed for this batch, so `save_delivery` stores its
+        // batch item with each state it reaches.
         let mut results = futures::stream::iter(to_deliver)
             .map(|delivery| async move {
-                let delivery = if self.shutdown.is_triggered() {
-                    self.postpone(delivery).await?
+                if self.shutdown.is_triggered() {
+                    self.postpone(delivery).await
                 } else {
-                    self.deliver(delivery).await?
-                };
-                self.store.record_batch_item(&batch.id, &delivery).await?;
-                Ok::<_, OrchestratorError>(delivery)
+                    self.deliver(delivery).await
+                }
             })
             .buffer_unordered(self.settings.concurrency);
         while let Some(result) = results.next().await {

@@ -175,6 +175,8 @@ impl Engine {
             return Ok(delivery);
         }
         delivery.attempts += 1;
+        // The new attempt's outcome is not in the email log yet, even when the last one's is.
+        delivery.logged = false;
         delivery.state = DeliveryState::Submitting;
         // Persisted before any byte goes to the mail server: a crash from here on leaves the
         // delivery `submitting`, which start-up turns into `unknown`, never into a resend.
@@ -310,15 +312,16 @@ impl Engine {
         }
     }
 
-    /// Appends the attempt's outcome to the email log. A failure leaves `logged` false, and
-    /// the retry loop appends it later.
+    /// Appends the attempt's outcome to the email log and returns whether the delivery is
+    /// now marked as logged. A failure leaves `logged` false, and the retry loop or the next
+    /// batch appends it later.
     pub(crate) async fn write_log(
         &self,
         delivery: &Delivery,
         result: SendResult,
         attachment_size: u64,
         attempted_at: chrono::DateTime<Utc>,
-    ) {
+    ) -> bool {
         let record = LogRecord {
             delivery,
             from: &self.settings.from,
@@ -327,13 +330,16 @@ impl Engine {
             attempted_at,
         };
         match self.upstream.append_log(&record).await {
-            Ok(()) => {
-                if let Err(error) = self.store.mark_logged(&delivery.id).await {
+            Ok(()) => match self.store.mark_logged(&delivery.id).await {
+                Ok(()) => true,
+                Err(error) => {
                     tracing::error!(delivery_id = %delivery.id, %error, "cannot mark delivery as logged");
+                    false
                 }
-            }
+            },
             Err(error) => {
                 tracing::warn!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, %error, "email log append failed; retrying later");
+                false
             }
         }
     }
@@ -358,6 +364,7 @@ impl Engine {
             delivery.retry_since = None;
         } else {
             delivery.attempts += 1;
+            delivery.logged = false;
             self.apply_send_result(&mut delivery, SendResult::Deferred);
         }
         tracing::warn!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, state = delivery.state.as_str(), reason = %delivery.reason, "delivery stopped before sending");

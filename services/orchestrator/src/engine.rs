@@ -193,6 +193,12 @@ impl Engine {
         }
     }
 
+    /// Returns whether delivery `id` is in flight in this process.
+    pub(crate) fn is_in_flight(&self, id: &str) -> bool {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.contains(id)
+    }
+
     /// Returns the ids of the deliveries in flight in this process.
     pub(crate) fn in_flight_ids(&self) -> Vec<String> {
         let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());

@@ -86,9 +86,6 @@ impl Engine {
                     "delivery left in flight by a stopped process; retrying it now"
                 );
             }
-            if let Some(batch_id) = &delivery.batch_id {
-                self.store.record_batch_item(batch_id, &delivery).await?;
-            }
         }
         Ok(())
     }
@@ -105,25 +102,7 @@ impl Engine {
             self.fail_abandoned_batches().await?;
             self.settle_abandoned(false).await?;
         }
-        for delivery in self.store.unlogged_deliveries(RETRY_BATCH_SIZE).await? {
-            let result = match delivery.state {
-                DeliveryState::Sent if delivery.recipients.iter().any(|r| !r.accepted) => {
-                    SendResult::PartiallySent
-                }
-                DeliveryState::Sent => SendResult::Sent,
-                DeliveryState::Failed => SendResult::Failed,
-                DeliveryState::Deferred => SendResult::Deferred,
-                _ => SendResult::Unknown,
-            };
-            let size = self
-                .store
-                .document(&delivery.invoice_number, delivery.invoice_revision)
-                .await?
-                .map_or(0, |d| d.content.len() as u64);
-            // `updated_at` is when the outcome was stored, right after the attempt.
-            self.write_log(&delivery, result, size, delivery.updated_at)
-                .await;
-        }
+        self.append_unlogged().await?;
         if self.shutdown.is_triggered() {
             return Ok(());
         }
@@ -145,11 +124,71 @@ impl Engine {
         Ok(())
     }
 
+    /// Appends to the email log the outcomes whose append failed, such as while audit-log was
+    /// down. The caller holds the work lock, so no batch or retry of this process is between
+    /// storing an outcome and appending it. Resends do not take that lock, so the ones in
+    /// flight are skipped: each appends its own outcome.
+    ///
+    /// NOTE: on PostgreSQL another replica may be between storing an outcome and appending
+    /// it, and this round then appends that outcome a second time.
+    pub(crate) async fn append_unlogged(&self) -> Result<(), OrchestratorError> {
+        loop {
+            let unlogged = self.store.unlogged_deliveries(RETRY_BATCH_SIZE).await?;
+            let found = unlogged.len();
+            let mut appended = 0;
+            for delivery in unlogged {
+                if self.append_missed(&delivery.id).await? {
+                    appended += 1;
+                }
+            }
+            // Each further round starts with fewer unlogged outcomes, because every append
+            // counted here also cleared its delivery's flag. A round that appends nothing
+            // means audit-log is still failing, so the next retry round tries again.
+            if found < RETRY_BATCH_SIZE as usize || appended == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Appends the stored outcome of delivery `id` and returns whether it did, skipping a
+    /// delivery that is in flight in this process or logged by now.
+    async fn append_missed(&self, id: &str) -> Result<bool, OrchestratorError> {
+        if self.is_in_flight(id) {
+            return Ok(false);
+        }
+        // Read again after the check: a resend that ended since the list was read has
+        // appended its outcome itself.
+        let Some(delivery) = self.store.get_delivery(id).await? else {
+            return Ok(false);
+        };
+        if delivery.logged {
+            return Ok(false);
+        }
+        let result = match delivery.state {
+            DeliveryState::Sent if delivery.recipients.iter().any(|r| !r.accepted) => {
+                SendResult::PartiallySent
+            }
+            DeliveryState::Sent => SendResult::Sent,
+            DeliveryState::Failed => SendResult::Failed,
+            DeliveryState::Deferred => SendResult::Deferred,
+            _ => SendResult::Unknown,
+        };
+        let size = self
+            .store
+            .document(&delivery.invoice_number, delivery.invoice_revision)
+            .await?
+            .map_or(0, |d| d.content.len() as u64);
+        // `updated_at` is when the outcome was stored, right after the attempt.
+        Ok(self
+            .write_log(&delivery, result, size, delivery.updated_at)
+            .await)
+    }
+
     /// Attempts one claimed deferred delivery again, or gives it back when the process is
-    /// stopping.
+    /// stopping. Storing the outcome also updates the delivery's item in its batch.
     async fn retry_one(&self, claimed: Delivery) -> Result<(), OrchestratorError> {
-        let delivered = if self.shutdown.is_triggered() {
-            self.postpone(claimed).await?
+        if self.shutdown.is_triggered() {
+            self.postpone(claimed).await?;
         } else {
             tracing::info!(
                 invoice = %claimed.invoice_number,
@@ -158,10 +197,7 @@ impl Engine {
                 last_reply = %claimed.reason,
                 "retrying deferred delivery"
             );
-            self.deliver(claimed).await?
-        };
-        if let Some(batch_id) = &delivered.batch_id {
-            self.store.record_batch_item(batch_id, &delivered).await?;
+            self.deliver(claimed).await?;
         }
         Ok(())
     }

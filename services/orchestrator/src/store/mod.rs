@@ -16,11 +16,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use invoicer_domain::email::Mailbox;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
 };
 use sea_orm_migration::MigratorTrait;
 use serde::{Deserialize, Serialize};
@@ -223,44 +223,14 @@ impl Store {
         Ok(update.exec(&self.db).await?.rows_affected)
     }
 
+    /// Stores the delivery's state and reason as its item in batch `batch_id`, adding the
+    /// item if the batch has none for it yet.
     pub(crate) async fn record_batch_item(
         &self,
         batch_id: &str,
         delivery: &Delivery,
     ) -> Result<(), StoreError> {
-        let existing = batch_item::Entity::find()
-            .filter(batch_item::Column::BatchId.eq(batch_id))
-            .filter(batch_item::Column::DeliveryId.eq(&delivery.id))
-            .one(&self.db)
-            .await?;
-        match existing {
-            Some(row) => {
-                batch_item::Entity::update_many()
-                    .col_expr(
-                        batch_item::Column::State,
-                        Expr::value(delivery.state.as_str()),
-                    )
-                    .col_expr(
-                        batch_item::Column::Reason,
-                        Expr::value(delivery.reason.clone()),
-                    )
-                    .filter(batch_item::Column::Id.eq(row.id))
-                    .exec(&self.db)
-                    .await?;
-            }
-            None => {
-                let row = batch_item::ActiveModel {
-                    batch_id: Set(batch_id.to_owned()),
-                    delivery_id: Set(delivery.id.clone()),
-                    invoice_number: Set(delivery.invoice_number.clone()),
-                    state: Set(delivery.state.as_str().to_owned()),
-                    reason: Set(delivery.reason.clone()),
-                    ..Default::default()
-                };
-                batch_item::Entity::insert(row).exec(&self.db).await?;
-            }
-        }
-        Ok(())
+        upsert_batch_item(&self.db, batch_id, delivery).await
     }
 
     pub(crate) async fn batch_items(&self, batch_id: &str) -> Result<Vec<BatchItem>, StoreError> {
@@ -409,8 +379,13 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
-    /// Writes every field of the delivery, which this replica must hold the lease of. A
-    /// delivery in an end state gives its lease up.
+    /// Writes every field of the delivery, which this replica must hold the lease of, and
+    /// its item in the batch that claimed it (`batch_id`), in one transaction. A delivery in
+    /// an end state gives its lease up.
+    ///
+    /// Both are written at once because no later batch lists a settled delivery again: an
+    /// item left at `pending` by a process that died right after the attempt would stay
+    /// wrong for good.
     pub(crate) async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let mut row = delivery_to_row(delivery)?;
         row.updated_at = Set(Utc::now());
@@ -422,6 +397,7 @@ impl Store {
             row.lease_owner = Set(None);
             row.lease_until = Set(None);
         }
+        let transaction = self.db.begin().await?;
         // The lease check fences off a replica whose lease expired while it worked: it must
         // not record a state, and above all not `submitting`, for a delivery another replica
         // took over.
@@ -429,13 +405,18 @@ impl Store {
             .set(row)
             .filter(delivery::Column::Id.eq(&delivery.id))
             .filter(delivery::Column::LeaseOwner.eq(&self.owner))
-            .exec(&self.db)
+            .exec(&transaction)
             .await?;
         if result.rows_affected == 0 {
+            transaction.rollback().await?;
             return Err(StoreError::LeaseLost {
                 id: delivery.id.clone(),
             });
         }
+        if let Some(batch_id) = &delivery.batch_id {
+            upsert_batch_item(&transaction, batch_id, delivery).await?;
+        }
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -537,6 +518,33 @@ impl Store {
             )
         })
     }
+}
+
+/// Inserts the delivery's item in batch `batch_id`, or updates its state and reason if the
+/// batch has one. It is one statement, so two replicas recording the same item cannot fail
+/// on the table's unique index.
+async fn upsert_batch_item<C: ConnectionTrait>(
+    db: &C,
+    batch_id: &str,
+    delivery: &Delivery,
+) -> Result<(), StoreError> {
+    let row = batch_item::ActiveModel {
+        batch_id: Set(batch_id.to_owned()),
+        delivery_id: Set(delivery.id.clone()),
+        invoice_number: Set(delivery.invoice_number.clone()),
+        state: Set(delivery.state.as_str().to_owned()),
+        reason: Set(delivery.reason.clone()),
+        ..Default::default()
+    };
+    let on_conflict =
+        OnConflict::columns([batch_item::Column::BatchId, batch_item::Column::DeliveryId])
+            .update_columns([batch_item::Column::State, batch_item::Column::Reason])
+            .to_owned();
+    batch_item::Entity::insert(row)
+        .on_conflict(on_conflict)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {

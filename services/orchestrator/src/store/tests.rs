@@ -7,7 +7,7 @@ use chrono::Utc;
 use invoicer_test_db::TestDatabase;
 
 use super::Store;
-use crate::model::{Delivery, DeliveryState, Purpose};
+use crate::model::{Batch, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose};
 
 /// Opens the database twice, as two replicas with leases of `lease`.
 async fn two_replicas(database: &TestDatabase, lease: Duration) -> (Store, Store) {
@@ -46,6 +46,30 @@ async fn insert_deferred(store: &Store, count: usize) {
         assert!(store.insert_delivery(&delivery).await.unwrap());
         store.save_delivery(&delivery).await.unwrap();
     }
+}
+
+/// Inserts a running manual batch as `store` and returns it.
+async fn insert_running_batch(store: &Store) -> Batch {
+    let now = Utc::now();
+    let batch = Batch {
+        id: uuid::Uuid::now_v7().to_string(),
+        business_date: now.date_naive(),
+        trigger: BatchTrigger::Manual,
+        status: BatchStatus::Running,
+        cutoff: now,
+        window_start: now - chrono::Duration::days(30),
+        started_at: now,
+        finished_at: None,
+        error: None,
+    };
+    assert!(store.insert_batch(&batch).await.unwrap());
+    batch
+}
+
+/// Returns the state of each item of the batch, in insertion order.
+async fn item_states(store: &Store, batch: &Batch) -> Vec<DeliveryState> {
+    let items = store.batch_items(&batch.id).await.unwrap();
+    items.iter().map(|item| item.state).collect()
 }
 
 async fn postgres(test: &str) -> Option<TestDatabase> {
@@ -121,6 +145,78 @@ async fn expired_lease_taken_over(database: TestDatabase) {
     );
     assert!(b.save_delivery(&taken[0]).await.is_ok());
     database.remove().await.unwrap();
+}
+
+/// Storing a delivery updates its item in the batch that claimed it, with no further call: a
+/// process killed right after an attempt must not leave the item at `pending`, because no
+/// later batch lists a settled delivery again.
+async fn saved_outcome_updates_batch_item(database: TestDatabase) {
+    let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
+    let first = insert_running_batch(&a).await;
+    let mut delivery = Delivery::new(
+        Delivery::batch_key("INV-1", 1),
+        "INV-1",
+        1,
+        "C-1",
+        Purpose::Batch,
+    );
+    delivery.batch_id = Some(first.id.clone());
+    assert!(a.insert_delivery(&delivery).await.unwrap());
+    // The batch's planning records the item too. A second call keeps one item.
+    a.record_batch_item(&first.id, &delivery).await.unwrap();
+    a.record_batch_item(&first.id, &delivery).await.unwrap();
+    assert_eq!(item_states(&a, &first).await, [DeliveryState::Pending]);
+
+    delivery.state = DeliveryState::Deferred;
+    delivery.next_attempt_at = Some(Utc::now());
+    delivery.reason = "451 try again later".to_owned();
+    a.save_delivery(&delivery).await.unwrap();
+    let items = a.batch_items(&first.id).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].state, DeliveryState::Deferred);
+    assert_eq!(items[0].reason, "451 try again later");
+
+    // A later batch claims it and sends it: the first batch keeps the state the delivery
+    // ended in there, and the later one lists it as sent.
+    let second = insert_running_batch(&a).await;
+    let claimable = [DeliveryState::Deferred];
+    assert!(
+        a.claim_delivery(&delivery.id, &claimable, Some(&second.id))
+            .await
+            .unwrap()
+    );
+    delivery = a.get_delivery(&delivery.id).await.unwrap().unwrap();
+    delivery.state = DeliveryState::Sent;
+    delivery.attempts = 2;
+    delivery.next_attempt_at = None;
+    delivery.reason.clear();
+
+    // A replica without the lease writes neither the delivery nor the item.
+    let error = b.save_delivery(&delivery).await.unwrap_err();
+    assert!(
+        matches!(error, super::StoreError::LeaseLost { .. }),
+        "{error}"
+    );
+    let stored = a.get_delivery(&delivery.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, DeliveryState::Pending);
+    assert!(item_states(&a, &second).await.is_empty());
+
+    a.save_delivery(&delivery).await.unwrap();
+    assert_eq!(item_states(&a, &first).await, [DeliveryState::Deferred]);
+    assert_eq!(item_states(&a, &second).await, [DeliveryState::Sent]);
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn saved_outcome_updates_batch_item_on_sqlite() {
+    saved_outcome_updates_batch_item(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn saved_outcome_updates_batch_item_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_saved_outcome_updates_batch_item").await {
+        saved_outcome_updates_batch_item(database).await;
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,181 @@
+//! Outcomes whose email log append failed, because audit-log was down, reach the log by the
+//! time the next batch returns. audit-log runs in a host of its own here, on a port the rest
+//! of the system dials, so the test can start and stop it.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use invoicer_e2e::System;
+use invoicer_kit::server::RunningServer;
+use invoicer_proto::audit_log::v1 as audit;
+use invoicer_proto::audit_log::v1::audit_log_service_client::AuditLogServiceClient;
+use invoicer_proto::orchestrator::v1 as pb;
+use invoicer_proto::types::v1 as types;
+use invoicer_test_db::TestDatabase;
+use invoicer_test_smtp::{Action, TestSmtpServer};
+use tonic::transport::Channel;
+
+use crate::data::{contact, customer, export, invoice};
+
+on_both_databases!(
+    missed_log_entries_appended_by_next_batch,
+    retry_outcome_logged_after_outage
+);
+
+/// Starts the system without audit-log and returns it with the port for audit-log.
+async fn system_without_audit(
+    database: TestDatabase,
+    smtp: TestSmtpServer,
+    invoices: usize,
+) -> Result<(System, u16)> {
+    // Bound and released at once: until audit-log starts on this port, every append fails
+    // to connect.
+    let audit_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let system = System::start_with(database, smtp, |config| {
+        config.server.services = "invoice-query,pdf-render,mail-delivery,orchestrator".to_owned();
+        config.endpoints.audit_log = Some(format!("http://127.0.0.1:{audit_port}"));
+        config.batch.retry_first_delay = "1s".to_owned();
+        config.batch.retry_max_delay = "2s".to_owned();
+    })
+    .await?;
+    let invoices = (0..invoices)
+        .map(|n| invoice(&format!("INV-{n}"), "C-1", "10.00"))
+        .collect();
+    let document = export(
+        vec![customer(
+            "C-1",
+            vec![contact("Lee", "lee@buyer.example", "to")],
+        )],
+        invoices,
+    );
+    system.import_text("a.json", &document).await?;
+    Ok((system, audit_port))
+}
+
+async fn start_audit(system: &System, port: u16) -> Result<RunningServer> {
+    let mut config = (*system.config).clone();
+    config.server.services = "audit-log".to_owned();
+    config.server.listen = ([127, 0, 0, 1], port).into();
+    invoicer::host::start(Arc::new(config))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn stop_audit(host: RunningServer) -> Result<()> {
+    host.shutdown("audit-log stopped by the test")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Returns every email log entry, newest first.
+async fn log_entries(port: u16) -> Result<Vec<audit::Entry>> {
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))?.connect_lazy();
+    let request = audit::ListEntriesRequest {
+        page_size: 100,
+        ..Default::default()
+    };
+    let response = AuditLogServiceClient::new(channel)
+        .list_entries(request)
+        .await?;
+    Ok(response.into_inner().entries)
+}
+
+async fn missed_log_entries_appended_by_next_batch(database: TestDatabase) -> Result<()> {
+    const INVOICES: usize = 3;
+    let smtp = TestSmtpServer::builder().start().await?;
+    let (system, audit_port) = system_without_audit(database, smtp, INVOICES).await?;
+
+    let first = system.run_batch("30d").await?;
+    assert_eq!(first.counts.unwrap_or_default().sent, INVOICES as u32);
+    system.wait_for_messages(INVOICES).await?;
+
+    let audit_host = start_audit(&system, audit_port).await?;
+    let before = log_entries(audit_port).await?;
+    assert!(before.is_empty(), "{before:?}");
+
+    // Nothing is left to send, and the retry loop sleeps up to 15 s between rounds, so only
+    // the batch itself can have appended the entries when it returns.
+    let second = system.run_batch("30d").await?;
+    assert_eq!(second.counts.unwrap_or_default().eligible, 0);
+    let entries = log_entries(audit_port).await?;
+    assert_eq!(entries.len(), INVOICES, "{entries:?}");
+    assert_eq!(first.deliveries.len(), INVOICES);
+    for delivery in &first.deliveries {
+        let logged: Vec<&audit::Entry> = entries
+            .iter()
+            .filter(|e| e.delivery_id == delivery.id)
+            .collect();
+        assert_eq!(logged.len(), 1, "{}: {logged:?}", delivery.invoice_number);
+        assert_eq!(logged[0].outcome, i32::from(types::DeliveryOutcome::Sent));
+    }
+
+    stop_audit(audit_host).await?;
+    system.stop().await
+}
+
+/// Defers and logs the first attempt, then sends the retry while audit-log is down. The
+/// retry's outcome must still reach the log, because a logged earlier attempt does not count
+/// for the new one.
+async fn retry_outcome_logged_after_outage(database: TestDatabase) -> Result<()> {
+    let smtp = TestSmtpServer::builder()
+        .on_rcpt_first(
+            "lee@buyer.example",
+            1,
+            Action::reply(450, "4.2.0 try again later"),
+        )
+        .start()
+        .await?;
+    let (system, audit_port) = system_without_audit(database, smtp, 1).await?;
+    let audit_host = start_audit(&system, audit_port).await?;
+
+    let first = system.run_batch("30d").await?;
+    assert_eq!(first.counts.unwrap_or_default().deferred, 1);
+    let deferred = log_entries(audit_port).await?;
+    assert_eq!(deferred.len(), 1, "{deferred:?}");
+    assert_eq!(
+        deferred[0].outcome,
+        i32::from(types::DeliveryOutcome::Deferred)
+    );
+
+    // The retry loop sends it about a second later, while audit-log is down.
+    stop_audit(audit_host).await?;
+    system.wait_for_messages(1).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let request = pb::GetBatchRequest {
+            id: first.id.clone(),
+        };
+        let batch = system
+            .orchestrator()?
+            .get_batch(request)
+            .await?
+            .into_inner();
+        let sent = batch
+            .batch
+            .is_some_and(|b| b.counts.unwrap_or_default().sent == 1);
+        if sent {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the retry was received but its delivery is not stored as sent after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let audit_host = start_audit(&system, audit_port).await?;
+    let second = system.run_batch("30d").await?;
+    assert_eq!(second.counts.unwrap_or_default().eligible, 0);
+    let entries = log_entries(audit_port).await?;
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0].outcome, i32::from(types::DeliveryOutcome::Sent));
+    assert_eq!(
+        entries[1].outcome,
+        i32::from(types::DeliveryOutcome::Deferred)
+    );
+    assert_eq!(entries[0].delivery_id, entries[1].delivery_id);
+
+    stop_audit(audit_host).await?;
+    system.stop().await
+}
