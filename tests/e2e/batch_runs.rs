@@ -16,7 +16,8 @@ on_both_databases!(
     repeated_scheduled_trigger_sends_nothing,
     missed_batch_caught_up_at_start,
     watch_batch_streams_progress,
-    future_business_date_rejected
+    future_business_date_rejected,
+    abandoned_run_still_completes
 );
 
 fn three_invoices() -> String {
@@ -248,5 +249,34 @@ async fn future_business_date_rejected(database: TestDatabase) -> Result<()> {
         .into_inner()
         .batches;
     assert!(batches.is_empty(), "a rejected trigger stored a batch");
+    system.stop().await
+}
+
+/// A client that stops waiting for RunBatch (its timeout, Ctrl-C) does not stop the batch.
+async fn abandoned_run_still_completes(database: TestDatabase) -> Result<()> {
+    let smtp = TestSmtpServer::builder()
+        .delay(Stage::DataEnd, Duration::from_millis(300))
+        .start()
+        .await?;
+    let system = System::start(database, smtp).await?;
+    system.import_text("a.json", &three_invoices()).await?;
+
+    let abandoned = tokio::time::timeout(Duration::from_millis(250), system.run_batch("30d")).await;
+    assert!(
+        abandoned.is_err(),
+        "the batch ended before the client gave up"
+    );
+
+    let batches = finished_batches(&system).await?;
+    let batch = batches.first().context("no batch was opened")?;
+    assert_eq!(batch.status, i32::from(pb::BatchStatus::Completed));
+    assert_eq!(batch.counts.unwrap_or_default().sent, 3);
+    assert_eq!(system.smtp.messages().len(), 3);
+
+    // Nothing is left marked running, so the next manual batch is accepted.
+    let again = system.run_batch("30d").await?;
+    assert_eq!(again.counts.unwrap_or_default().eligible, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(system.smtp.messages().len(), 3, "an invoice went out twice");
     system.stop().await
 }

@@ -12,6 +12,7 @@ use invoicer_proto::orchestrator::v1::orchestrator_service_server::OrchestratorS
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::{convert, notifiers, validate};
 use crate::batch::BatchRequest;
@@ -195,11 +196,19 @@ impl OrchestratorService for OrchestratorApi {
             trigger,
             business_date,
         };
-        let report = self
-            .engine
-            .run_batch(batch_request)
-            .await
-            .map_err(to_status)?;
+        // The batch runs in a task of its own: a client that stops waiting (its timeout,
+        // Ctrl-C) drops this handler, and a batch dropped half-way would leave its claimed
+        // deliveries pending and the batch marked running.
+        let engine = Arc::clone(&self.engine);
+        let task =
+            tokio::spawn(async move { engine.run_batch(batch_request).await }.in_current_span());
+        let report = match task.await {
+            Ok(report) => report.map_err(to_status)?,
+            Err(error) => {
+                tracing::error!(%error, "batch task panicked");
+                return Err(internal("running the batch"));
+            }
+        };
         Ok(Response::new(pb::RunBatchResponse {
             batch: Some(convert::batch(&report.batch, &report.items, true)),
             replayed: report.replayed,
