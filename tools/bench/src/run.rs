@@ -141,13 +141,17 @@ async fn run_on(
     database: &TestDatabase,
 ) -> anyhow::Result<CaseResult> {
     let folder = database.folder().to_owned();
-    let export = match &case.export {
+    let exports = match &case.export {
         Export::Generated(count) => {
-            let path = folder.join("export.json");
-            std::fs::write(&path, generate::export(*count))?;
-            path
+            let mut paths = Vec::new();
+            for (index, document) in generate::exports(*count).into_iter().enumerate() {
+                let path = folder.join(format!("export-{index:02}.json"));
+                std::fs::write(&path, document)?;
+                paths.push(path);
+            }
+            paths
         }
-        Export::File(path) => path.clone(),
+        Export::File(path) => vec![path.clone()],
     };
 
     let mut sink = Process::sink(&folder).await?;
@@ -189,14 +193,16 @@ async fn run_on(
 
     let endpoint = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
     let started = Instant::now();
-    let export_text = export.to_string_lossy().into_owned();
-    cli(
-        invoicer,
-        &config,
-        &endpoint("invoice-query"),
-        &["import", &export_text],
-    )
-    .await?;
+    for export in &exports {
+        let export_text = export.to_string_lossy().into_owned();
+        cli(
+            invoicer,
+            &config,
+            &endpoint("invoice-query"),
+            &["import", &export_text],
+        )
+        .await?;
+    }
     let import_secs = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
