@@ -52,14 +52,21 @@ fn three_older_invoices() -> String {
     document.to_string()
 }
 
-async fn concurrent_triggers_send_once(database: TestDatabase) -> Result<()> {
-    // Slow replies keep the first batch running while the second trigger arrives.
+/// Starts the system with three invoices imported and an SMTP server that waits `delay`
+/// before each end-of-data reply, so that a batch keeps running for a while.
+async fn slow_system(database: TestDatabase, delay: Duration) -> Result<System> {
     let smtp = TestSmtpServer::builder()
-        .delay(Stage::DataEnd, Duration::from_millis(300))
+        .delay(Stage::DataEnd, delay)
         .start()
         .await?;
     let system = System::start(database, smtp).await?;
     system.import_text("a.json", &three_invoices()).await?;
+    Ok(system)
+}
+
+async fn concurrent_triggers_send_once(database: TestDatabase) -> Result<()> {
+    // Slow replies keep the first batch running while the second trigger arrives.
+    let system = slow_system(database, Duration::from_millis(300)).await?;
 
     let (first, second) = tokio::join!(system.run_batch("30d"), async {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -170,12 +177,7 @@ async fn finished_batches(system: &System) -> Result<Vec<pb::Batch>> {
 }
 
 async fn watch_batch_streams_progress(database: TestDatabase) -> Result<()> {
-    let smtp = TestSmtpServer::builder()
-        .delay(Stage::DataEnd, Duration::from_millis(200))
-        .start()
-        .await?;
-    let system = System::start(database, smtp).await?;
-    system.import_text("a.json", &three_invoices()).await?;
+    let system = slow_system(database, Duration::from_millis(200)).await?;
 
     let run = system.run_batch("30d");
     let watch = async {
@@ -254,12 +256,7 @@ async fn future_business_date_rejected(database: TestDatabase) -> Result<()> {
 
 /// A client that stops waiting for RunBatch (its timeout, Ctrl-C) does not stop the batch.
 async fn abandoned_run_still_completes(database: TestDatabase) -> Result<()> {
-    let smtp = TestSmtpServer::builder()
-        .delay(Stage::DataEnd, Duration::from_millis(300))
-        .start()
-        .await?;
-    let system = System::start(database, smtp).await?;
-    system.import_text("a.json", &three_invoices()).await?;
+    let system = slow_system(database, Duration::from_millis(300)).await?;
 
     let abandoned = tokio::time::timeout(Duration::from_millis(250), system.run_batch("30d")).await;
     assert!(
