@@ -15,6 +15,9 @@ use crate::outgoing::Target;
 use crate::store::StoreError;
 use crate::upstream::InvoiceSummary;
 
+/// How many invoices a batch plans and delivers before it plans the next ones.
+const PLAN_CHUNK: usize = 500;
+
 /// A batch to run: its window and whether to write anything.
 #[derive(Debug, Clone)]
 pub(crate) struct BatchRequest {
@@ -207,34 +210,69 @@ impl Engine {
             .upstream
             .list_invoices(batch.cutoff, batch.window_start)
             .await?;
-        let mut to_deliver = Vec::new();
         let mut counts = BatchCounts::default();
-        for summary in &summaries {
-            for plan in self.plan(summary, &batch.id).await? {
-                match plan {
-                    Plan::Settled => {}
-                    Plan::Waiting(delivery) => {
-                        self.store.record_batch_item(&batch.id, &delivery).await?;
-                        counts.add(delivery.state);
-                    }
-                    Plan::Deliver(delivery) => {
-                        self.store.record_batch_item(&batch.id, &delivery).await?;
-                        to_deliver.push(delivery);
+        // Deliveries planned so far. An invoice not planned yet counts as one delivery, so the
+        // total that progress reports is exact once the last chunk is planned.
+        let mut planned = 0u32;
+        let mut unplanned = summaries.len();
+        // Planning a chunk at a time keeps only that chunk's deliveries in memory, where a
+        // batch of 100,000 invoices held all of them from planning to its end.
+        for chunk in summaries.chunks(PLAN_CHUNK) {
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            let mut to_deliver = Vec::new();
+            for summary in chunk {
+                for plan in self.plan(summary, &batch.id).await? {
+                    match plan {
+                        Plan::Settled => {}
+                        Plan::Waiting(delivery) => {
+                            self.store.record_batch_item(&batch.id, &delivery).await?;
+                            counts.add(delivery.state);
+                            planned += 1;
+                        }
+                        Plan::Deliver(delivery) => {
+                            self.store.record_batch_item(&batch.id, &delivery).await?;
+                            to_deliver.push(delivery);
+                            planned += 1;
+                        }
                     }
                 }
             }
+            unplanned -= chunk.len();
+            let total = planned + u32::try_from(unplanned).unwrap_or(u32::MAX);
+            let _ = progress.send(Progress {
+                batch_id: batch.id.clone(),
+                status: BatchStatus::Running,
+                counts,
+                done: counts.eligible,
+                delivery: None,
+                total,
+            });
+            if unplanned == 0 {
+                tracing::info!(batch_id = %batch.id, found = summaries.len(), eligible = total, "batch planned");
+            }
+            self.deliver_chunk(batch, to_deliver, &mut counts, total, progress)
+                .await?;
         }
-        let total = counts.eligible + to_deliver.len() as u32;
-        let _ = progress.send(Progress {
-            batch_id: batch.id.clone(),
-            status: BatchStatus::Running,
-            counts,
-            done: counts.eligible,
-            delivery: None,
-            total,
-        });
-        tracing::info!(batch_id = %batch.id, found = summaries.len(), eligible = total, "batch planned");
+        if self.shutdown.is_triggered() {
+            return Err(OrchestratorError::FailedPrecondition(
+                "stopped early because the server was stopping; the deliveries not attempted are deferred and due at once, and the invoices not planned yet go out with the next batch".to_owned(),
+            ));
+        }
+        Ok(())
+    }
 
+    /// Attempts the deliveries of one planned chunk, `settings.concurrency` at a time, and
+    /// reports each outcome to `progress`.
+    async fn deliver_chunk(
+        &self,
+        batch: &Batch,
+        to_deliver: Vec<Delivery>,
+        counts: &mut BatchCounts,
+        total: u32,
+        progress: &broadcast::Sender<Progress>,
+    ) -> Result<(), OrchestratorError> {
         // Every delivery here was claimed for this batch, so `save_delivery` stores its
         // batch item with each state it reaches.
         let mut results = futures::stream::iter(to_deliver)
@@ -262,16 +300,11 @@ impl Engine {
             let _ = progress.send(Progress {
                 batch_id: batch.id.clone(),
                 status: BatchStatus::Running,
-                counts,
+                counts: *counts,
                 done: counts.eligible,
                 delivery: Some(delivery),
                 total,
             });
-        }
-        if self.shutdown.is_triggered() {
-            return Err(OrchestratorError::FailedPrecondition(
-                "stopped early because the server was stopping; the deliveries not attempted are deferred and due at once".to_owned(),
-            ));
         }
         Ok(())
     }
