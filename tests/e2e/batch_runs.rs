@@ -254,7 +254,8 @@ async fn future_business_date_rejected(database: TestDatabase) -> Result<()> {
     system.stop().await
 }
 
-/// A client that stops waiting for RunBatch (its timeout, Ctrl-C) does not stop the batch.
+/// Checks that a client that stops waiting for RunBatch (its timeout, Ctrl-C) does not stop
+/// the batch.
 async fn abandoned_run_still_completes(database: TestDatabase) -> Result<()> {
     let system = slow_system(database, Duration::from_millis(300)).await?;
 

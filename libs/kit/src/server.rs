@@ -201,9 +201,9 @@ impl Security {
     }
 }
 
-/// The accepted connections of `listener`, with Nagle's algorithm off. With it on, a reply
-/// that the server writes in two segments waits for the client's delayed ACK, about 40 ms on
-/// Linux, and every call between the services took that long.
+/// Returns the accepted connections of `listener`, with Nagle's algorithm off. With it on, a
+/// reply that the server writes in two segments waits for the client's delayed ACK, about
+/// 40 ms on Linux, and every call between the services took that long.
 fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
