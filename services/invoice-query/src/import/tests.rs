@@ -1042,6 +1042,54 @@ fn document_invoices_not_an_array() {
 }
 
 #[test]
+fn document_customers_not_an_array() {
+    let error = parse_error(br#"{"format": "invoicer.erp-export.v1", "customers": "C-1"}"#);
+    assert_eq!(
+        error,
+        "\"customers\" must be an array, found the string \"C-1\""
+    );
+}
+
+#[test]
+fn document_repeated_top_level_field() {
+    let text = format!(
+        r#"{{"format": "invoicer.erp-export.v1", "invoices": [{}], "invoices": []}}"#,
+        invoice_json()
+    );
+    let error = parse_error(text.as_bytes());
+    assert!(
+        error.contains("top-level field \"invoices\" appears more than once"),
+        "{error}"
+    );
+}
+
+#[test]
+fn document_format_after_records_accepted() {
+    let text = format!(
+        r#"{{"invoices": [{}, {}], "customers": [{}], "format": "invoicer.erp-export.v1"}}"#,
+        invoice_json(),
+        json!({ "number": "INV-2" }),
+        customer_json()
+    );
+    let export = parse(&text);
+    assert_eq!(export.customers.len(), 1);
+    assert_eq!(export.invoices.len(), 2);
+    assert!(export.invoices[0].outcome.is_ok());
+    assert_eq!(export.invoices[1].path, "invoices[1]");
+    assert!(export.invoices[1].outcome.is_err());
+}
+
+#[test]
+fn document_trailing_text_rejected() {
+    let text = format!("{} ]", document(json!([]), json!([invoice_json()])));
+    let error = parse_error(text.as_bytes());
+    assert!(
+        error.starts_with("the document is not valid JSON"),
+        "{error}"
+    );
+}
+
+#[test]
 fn document_array_at_top_level() {
     let error = parse_error(b"[]");
     assert!(error.contains("found an array"), "{error}");
