@@ -17,7 +17,8 @@ on_both_databases!(
     missed_batch_caught_up_at_start,
     watch_batch_streams_progress,
     future_business_date_rejected,
-    abandoned_run_still_completes
+    abandoned_run_still_completes,
+    batch_deliveries_paged
 );
 
 fn three_invoices() -> String {
@@ -276,5 +277,93 @@ async fn abandoned_run_still_completes(database: TestDatabase) -> Result<()> {
     assert_eq!(again.counts.unwrap_or_default().eligible, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(system.smtp.messages().len(), 3, "an invoice went out twice");
+    system.stop().await
+}
+
+/// RunBatch lists only the delivery that needs attention; GetBatch pages through all of them,
+/// or through those that need attention, and rejects a page token it did not issue.
+async fn batch_deliveries_paged(database: TestDatabase) -> Result<()> {
+    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    let document = export(
+        vec![
+            customer("C-1", vec![contact("Lee", "lee@buyer.example", "to")]),
+            customer("C-2", vec![]),
+        ],
+        vec![
+            invoice("INV-1", "C-1", "10.00"),
+            invoice("INV-2", "C-1", "20.00"),
+            invoice("INV-3", "C-1", "30.00"),
+            invoice("INV-4", "C-2", "40.00"),
+        ],
+    );
+    system.import_text("a.json", &document).await?;
+
+    let mut client = system.orchestrator()?;
+    let request = pb::RunBatchRequest {
+        lookback: "30d".to_owned(),
+        ..Default::default()
+    };
+    let response = client.run_batch(request).await?.into_inner();
+    assert!(response.next_page_token.is_empty());
+    let batch = response.batch.context("RunBatch returned no batch")?;
+    let counts = batch.counts.unwrap_or_default();
+    assert_eq!((counts.eligible, counts.sent, counts.skipped), (4, 3, 1));
+    let listed: Vec<&str> = batch
+        .deliveries
+        .iter()
+        .map(|d| d.invoice_number.as_str())
+        .collect();
+    assert_eq!(listed, ["INV-4"]);
+
+    for (attention_only, expected) in [
+        (false, vec!["INV-1", "INV-2", "INV-3", "INV-4"]),
+        (true, vec!["INV-4"]),
+    ] {
+        let mut request = pb::GetBatchRequest {
+            id: batch.id.clone(),
+            page_size: 1,
+            page_token: String::new(),
+            attention_only,
+        };
+        let mut numbers = Vec::new();
+        loop {
+            let page = client.get_batch(request.clone()).await?.into_inner();
+            let page_batch = page.batch.context("GetBatch returned no batch")?;
+            assert_eq!(
+                page_batch.counts, batch.counts,
+                "counts differ between pages"
+            );
+            assert!(
+                page_batch.deliveries.len() <= 1,
+                "{:?}",
+                page_batch.deliveries
+            );
+            numbers.extend(page_batch.deliveries.into_iter().map(|d| d.invoice_number));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            request.page_token = page.next_page_token;
+        }
+        numbers.sort();
+        assert_eq!(numbers, expected, "attention_only {attention_only}");
+    }
+
+    let request = pb::GetBatchRequest {
+        id: batch.id.clone(),
+        page_token: "page-two".to_owned(),
+        ..Default::default()
+    };
+    let error = client.get_batch(request).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(error.message().contains("page-two"), "{}", error.message());
+
+    let status = system
+        .cli(&["batch", "status", &batch.id, "--attention-only", "--json"])
+        .await?;
+    let lines = status.json_lines()?;
+    let (summary, invoices) = lines.split_last().context("batch status printed nothing")?;
+    assert_eq!(invoices.len(), 1, "{}", status.stdout);
+    assert_eq!(invoices[0]["invoice"], "INV-4");
+    assert_eq!(summary["eligible"], 4);
     system.stop().await
 }

@@ -44,12 +44,26 @@ async fn chinook_end_to_end(database: TestDatabase) -> Result<()> {
         .cli(&["batch", "run", "--lookback", WHOLE_SAMPLE, "--json"])
         .await?;
     let lines = batch.json_lines()?;
-    let (summary, invoices) = lines.split_last().context("batch printed nothing")?;
+    let (summary, listed) = lines.split_last().context("batch printed nothing")?;
+    assert!(
+        listed.is_empty(),
+        "batch run listed invoices that were sent without a remark: {}",
+        batch.stdout
+    );
+    assert_eq!(summary["eligible"], 412);
+    assert_eq!(summary["sent"], 412);
+
+    let batch_id = summary["batch"]
+        .as_str()
+        .context("summary without batch id")?;
+    let status = system.cli(&["batch", "status", batch_id, "--json"]).await?;
+    let lines = status.json_lines()?;
+    let (summary, invoices) = lines.split_last().context("batch status printed nothing")?;
     assert_eq!(invoices.len(), CHINOOK_INVOICES);
     assert!(
         invoices.iter().all(|i| i["outcome"] == "sent"),
         "not all sent: {}",
-        batch.stdout
+        status.stdout
     );
     assert_eq!(summary["eligible"], 412);
     assert_eq!(summary["sent"], 412);

@@ -101,6 +101,7 @@ async fn missed_log_entries_appended_by_next_batch(database: TestDatabase) -> Re
     assert_eq!(second.counts.unwrap_or_default().eligible, 0);
     let entries = log_entries(audit_port).await?;
     assert_eq!(entries.len(), INVOICES, "{entries:?}");
+    let first = system.get_batch(&first.id).await?;
     assert_eq!(first.deliveries.len(), INVOICES);
     for delivery in &first.deliveries {
         let logged: Vec<&audit::Entry> = entries
@@ -146,6 +147,7 @@ async fn retry_outcome_logged_after_outage(database: TestDatabase) -> Result<()>
     loop {
         let request = pb::GetBatchRequest {
             id: first.id.clone(),
+            ..Default::default()
         };
         let batch = system
             .orchestrator()?

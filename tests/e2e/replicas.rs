@@ -174,7 +174,11 @@ async fn delivery_states(replica: &Replica) -> Result<HashMap<String, pb::Delive
     batches.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     let mut states = HashMap::new();
     for batch in batches {
-        let request = pb::GetBatchRequest { id: batch.id };
+        // Few enough invoices for the first page to hold them all.
+        let request = pb::GetBatchRequest {
+            id: batch.id,
+            ..Default::default()
+        };
         let full = client
             .get_batch(request)
             .await?

@@ -41,6 +41,7 @@ async fn wait_for_state(
     loop {
         let request = pb::GetBatchRequest {
             id: batch_id.to_owned(),
+            ..Default::default()
         };
         let batch = system
             .orchestrator()?

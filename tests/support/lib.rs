@@ -144,7 +144,28 @@ impl System {
         Ok(AuditLogServiceClient::new(self.channel()?).max_decoding_message_size(64 << 20))
     }
 
-    /// Runs a batch over gRPC and returns it with its deliveries.
+    /// Reads a batch with all its deliveries, page by page.
+    pub async fn get_batch(&self, id: &str) -> Result<pb::Batch> {
+        let mut client = self.orchestrator()?;
+        let mut request = pb::GetBatchRequest {
+            id: id.to_owned(),
+            ..Default::default()
+        };
+        let mut deliveries = Vec::new();
+        loop {
+            let page = client.get_batch(request.clone()).await?.into_inner();
+            let mut batch = page.batch.context("GetBatch returned no batch")?;
+            deliveries.append(&mut batch.deliveries);
+            if page.next_page_token.is_empty() {
+                batch.deliveries = deliveries;
+                return Ok(batch);
+            }
+            request.page_token = page.next_page_token;
+        }
+    }
+
+    /// Runs a batch over gRPC and returns it with the deliveries that need attention: those
+    /// not sent and those sent with a reason.
     pub async fn run_batch(&self, lookback: &str) -> Result<pb::Batch> {
         let request = pb::RunBatchRequest {
             cutoff: String::new(),

@@ -134,6 +134,9 @@ pub struct BatchRunArgs {
 #[derive(Debug, Args)]
 pub struct BatchStatusArgs {
     pub id: String,
+    /// List only the invoices not sent and those sent with a reason, such as a rejected Cc.
+    #[arg(long)]
+    pub attention_only: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -143,39 +143,74 @@ fn counts_json(batch: &pb::Batch) -> Value {
     })
 }
 
-/// Prints the result of `batch run`: the batch, and whether it had run already.
-pub(crate) fn batch_run(
+/// Prints the first lines of `batch run`: a note when the scheduled batch had run already.
+/// The deliveries and the totals follow.
+pub(crate) fn batch_run_start(
     out: Out<'_>,
     batch: &pb::Batch,
     replayed: bool,
     as_json: bool,
 ) -> io::Result<()> {
-    if as_json {
-        for delivery in &batch.deliveries {
-            json_line(out, &delivery_json(delivery))?;
-        }
-        let mut counts = counts_json(batch);
-        counts["replayed"] = json!(replayed);
-        return json_line(out, &counts);
-    }
-    if replayed {
+    if replayed && !as_json {
         writeln!(
             out,
             "the scheduled batch of {} ran already; nothing was sent now. As it ended:",
             batch.business_date
         )?;
     }
-    self::batch(out, batch, false)
+    Ok(())
 }
 
-pub(crate) fn batch(out: Out<'_>, batch: &pb::Batch, as_json: bool) -> io::Result<()> {
+/// Prints the totals of `batch run`, after its deliveries, which list the invoices that need
+/// attention.
+pub(crate) fn batch_run_end(
+    out: Out<'_>,
+    batch: &pb::Batch,
+    replayed: bool,
+    as_json: bool,
+) -> io::Result<()> {
     if as_json {
-        for delivery in &batch.deliveries {
-            json_line(out, &delivery_json(delivery))?;
-        }
+        let mut counts = counts_json(batch);
+        counts["replayed"] = json!(replayed);
+        return json_line(out, &counts);
+    }
+    batch_summary(out, batch)?;
+    let counts = batch.counts.unwrap_or_default();
+    if batch.status != i32::from(pb::BatchStatus::Planned) && counts.sent > 0 {
+        writeln!(
+            out,
+            "invoices sent without a remark are not listed; `invoicer batch status {}` lists them all",
+            batch.id
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints a whole batch: its deliveries, then its totals.
+pub(crate) fn batch(out: Out<'_>, batch: &pb::Batch, as_json: bool) -> io::Result<()> {
+    deliveries(out, &batch.deliveries, as_json)?;
+    batch_totals(out, batch, as_json)
+}
+
+/// Prints the totals of a batch, after its deliveries.
+pub(crate) fn batch_totals(out: Out<'_>, batch: &pb::Batch, as_json: bool) -> io::Result<()> {
+    if as_json {
         return json_line(out, &counts_json(batch));
     }
-    for delivery in &batch.deliveries {
+    batch_summary(out, batch)
+}
+
+/// Prints deliveries of a batch: one JSON line each, or a few lines of text each.
+pub(crate) fn deliveries(
+    out: Out<'_>,
+    deliveries: &[pb::Delivery],
+    as_json: bool,
+) -> io::Result<()> {
+    for delivery in deliveries {
+        if as_json {
+            json_line(out, &delivery_json(delivery))?;
+            continue;
+        }
         writeln!(
             out,
             "{:<16} {:<9} {}",
@@ -196,7 +231,7 @@ pub(crate) fn batch(out: Out<'_>, batch: &pb::Batch, as_json: bool) -> io::Resul
             writeln!(out, "    reason: {}", delivery.reason)?;
         }
     }
-    batch_summary(out, batch)
+    Ok(())
 }
 
 fn batch_summary(out: Out<'_>, batch: &pb::Batch) -> io::Result<()> {

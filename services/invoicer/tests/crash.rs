@@ -321,9 +321,22 @@ async fn all_batches(cluster: &Cluster) -> Result<Vec<pb::Batch>> {
     }
     let mut batches = Vec::new();
     for batch in listed {
-        let request = pb::GetBatchRequest { id: batch.id };
-        let full = client.get_batch(request).await?.into_inner().batch;
-        batches.extend(full);
+        let mut request = pb::GetBatchRequest {
+            id: batch.id,
+            ..Default::default()
+        };
+        let mut deliveries = Vec::new();
+        loop {
+            let page = client.get_batch(request.clone()).await?.into_inner();
+            let mut full = page.batch.context("GetBatch returned no batch")?;
+            deliveries.append(&mut full.deliveries);
+            if page.next_page_token.is_empty() {
+                full.deliveries = deliveries;
+                batches.push(full);
+                break;
+            }
+            request.page_token = page.next_page_token;
+        }
     }
     batches.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     Ok(batches)

@@ -12,7 +12,7 @@ use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose,
 };
 use crate::outgoing::Target;
-use crate::store::StoreError;
+use crate::store::{ItemPageRequest, StoreError};
 use crate::upstream::InvoiceSummary;
 
 /// How many invoices a batch plans and delivers before it plans the next ones.
@@ -28,19 +28,23 @@ pub(crate) struct BatchRequest {
     pub business_date: NaiveDate,
 }
 
-/// A batch with the outcome of each of its invoices.
+/// Most deliveries a batch report lists. Those that do not fit are read a page at a time, so
+/// a batch of any size is never held in memory whole.
+pub(crate) const REPORT_ITEMS: u64 = 1000;
+
+/// A batch with its counts and the outcomes that need attention.
 #[derive(Debug, Clone)]
 pub(crate) struct BatchReport {
     pub batch: Batch,
+    pub counts: BatchCounts,
+    /// The first page of the items not sent or sent with a reason; the whole plan of a dry
+    /// run.
     pub items: Vec<BatchItem>,
+    /// Where the next page of those items starts (`ItemPageRequest::after`); `None` when
+    /// `items` contains them all.
+    pub next_after: Option<i64>,
     /// The scheduled batch of that business date had run already; nothing was sent now.
     pub replayed: bool,
-}
-
-impl BatchReport {
-    pub(crate) fn counts(&self) -> BatchCounts {
-        BatchCounts::from_states(self.items.iter().map(|item| item.state))
-    }
 }
 
 /// The batch's decision for one invoice it found.
@@ -92,12 +96,7 @@ impl Engine {
                 ))
             })?;
             tracing::info!(batch_id = %existing.id, business_date = %request.business_date, "scheduled batch already exists; nothing to do");
-            let items = self.store.batch_items(&existing.id).await?;
-            return Ok(BatchReport {
-                batch: existing,
-                items,
-                replayed: true,
-            });
+            return self.stored_report(existing, true).await;
         }
         tracing::info!(batch_id = %batch.id, business_date = %batch.business_date, trigger = batch.trigger.as_str(), cutoff = %batch.cutoff, window_start = %batch.window_start, "batch started");
 
@@ -132,13 +131,8 @@ impl Engine {
             .finish_batch(&batch.id, status, error.clone())
             .await?;
         let batch = self.store.get_batch(&batch.id).await?.unwrap_or(batch);
-        let items = self.store.batch_items(&batch.id).await?;
-        let report = BatchReport {
-            batch,
-            items,
-            replayed: false,
-        };
-        let counts = report.counts();
+        let report = self.stored_report(batch, false).await?;
+        let counts = report.counts;
         invoicer_telemetry::metrics().record_batch(
             started.elapsed(),
             u64::from(counts.eligible),
@@ -161,6 +155,28 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// Reads a stored batch's counts and the first page of its items that need attention.
+    async fn stored_report(
+        &self,
+        batch: Batch,
+        replayed: bool,
+    ) -> Result<BatchReport, OrchestratorError> {
+        let counts = self.store.batch_counts(&batch.id).await?;
+        let page = ItemPageRequest {
+            after: 0,
+            limit: REPORT_ITEMS,
+            attention_only: true,
+        };
+        let page = self.store.batch_items_page(&batch.id, &page).await?;
+        Ok(BatchReport {
+            batch,
+            counts,
+            items: page.items,
+            next_after: page.next_after,
+            replayed,
+        })
     }
 
     /// Runs `append_unlogged` and logs a failure, which the retry loop's next round retries.
@@ -429,7 +445,9 @@ impl Engine {
         };
         Ok(BatchReport {
             batch,
+            counts: BatchCounts::from_states(items.iter().map(|item| item.state)),
             items,
+            next_after: None,
             replayed: false,
         })
     }

@@ -381,20 +381,26 @@ impl BatchCounts {
     }
 
     pub(crate) fn add(&mut self, state: DeliveryState) {
-        self.eligible += 1;
-        match state {
-            DeliveryState::Sent => self.sent += 1,
-            DeliveryState::Skipped => self.skipped += 1,
-            DeliveryState::Failed => self.failed += 1,
-            DeliveryState::Deferred => self.deferred += 1,
-            DeliveryState::Planned => self.planned += 1,
+        self.add_many(state, 1);
+    }
+
+    /// Counts `count` deliveries in `state`.
+    pub(crate) fn add_many(&mut self, state: DeliveryState, count: u32) {
+        self.eligible += count;
+        let field = match state {
+            DeliveryState::Sent => &mut self.sent,
+            DeliveryState::Skipped => &mut self.skipped,
+            DeliveryState::Failed => &mut self.failed,
+            DeliveryState::Deferred => &mut self.deferred,
+            DeliveryState::Planned => &mut self.planned,
             // A delivery still in flight when the counts are read is neither sent nor known
             // to have failed.
             DeliveryState::Unknown
             | DeliveryState::Pending
             | DeliveryState::Rendered
-            | DeliveryState::Submitting => self.unknown += 1,
-        }
+            | DeliveryState::Submitting => &mut self.unknown,
+        };
+        *field += count;
     }
 }
 

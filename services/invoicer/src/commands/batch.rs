@@ -49,8 +49,37 @@ async fn run_batch(
     let response = response.map_err(|s| describe(&clients.endpoint, s))?;
     let response = response.into_inner();
     let batch = response.batch.unwrap_or_default();
-    output::batch_run(out, &batch, response.replayed, args.json)?;
+    output::batch_run_start(out, &batch, response.replayed, args.json)?;
+    output::deliveries(out, &batch.deliveries, args.json)?;
+    // The response holds one page of the deliveries that need attention; the rest follow.
+    let mut page_token = response.next_page_token;
+    while !page_token.is_empty() {
+        let request = pb::GetBatchRequest {
+            id: batch.id.clone(),
+            page_size: 0,
+            page_token,
+            attention_only: true,
+        };
+        let (page, next) = batch_page(&mut clients, request).await?;
+        output::deliveries(out, &page.deliveries, args.json)?;
+        page_token = next;
+    }
+    output::batch_run_end(out, &batch, response.replayed, args.json)?;
     Ok(batch_exit_code(&batch))
+}
+
+/// Reads one page of a batch's deliveries and returns it with the next page's token.
+async fn batch_page(
+    clients: &mut Clients,
+    request: pb::GetBatchRequest,
+) -> anyhow::Result<(pb::Batch, String)> {
+    let response = clients
+        .orchestrator
+        .get_batch(request)
+        .await
+        .map_err(|s| describe(&clients.endpoint, s))?
+        .into_inner();
+    Ok((response.batch.unwrap_or_default(), response.next_page_token))
 }
 
 /// Finds the batch this command started, once the server has opened it, and draws its
@@ -119,14 +148,23 @@ async fn status(
     args: BatchStatusArgs,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
-    let response = clients
-        .orchestrator
-        .get_batch(pb::GetBatchRequest { id: args.id })
-        .await
-        .map_err(|s| describe(&clients.endpoint, s))?;
-    let batch = response.into_inner().batch.unwrap_or_default();
-    output::batch(out, &batch, args.json)?;
-    Ok(ExitCode::SUCCESS)
+    // Pages are printed as they arrive, so a batch of any size is never held whole.
+    let mut page_token = String::new();
+    loop {
+        let request = pb::GetBatchRequest {
+            id: args.id.clone(),
+            page_size: 0,
+            page_token,
+            attention_only: args.attention_only,
+        };
+        let (batch, next) = batch_page(&mut clients, request).await?;
+        output::deliveries(out, &batch.deliveries, args.json)?;
+        if next.is_empty() {
+            output::batch_totals(out, &batch, args.json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        page_token = next;
+    }
 }
 
 async fn list(

@@ -175,8 +175,8 @@ pub(super) fn batch_status(status: BatchStatus) -> pb::BatchStatus {
     }
 }
 
-pub(super) fn batch(batch: &Batch, items: &[BatchItem], with_items: bool) -> pb::Batch {
-    let counts = BatchCounts::from_states(items.iter().map(|item| item.state));
+/// Converts a batch with its counts and the items to list.
+pub(super) fn batch(batch: &Batch, counts: &BatchCounts, items: &[BatchItem]) -> pb::Batch {
     pb::Batch {
         id: batch.id.clone(),
         business_date: batch.business_date.to_string(),
@@ -190,12 +190,8 @@ pub(super) fn batch(batch: &Batch, items: &[BatchItem], with_items: bool) -> pb:
         window_start: instant(batch.window_start),
         started_at: instant(batch.started_at),
         finished_at: batch.finished_at.map(instant).unwrap_or_default(),
-        counts: Some(self::counts(&counts)),
-        deliveries: if with_items {
-            items.iter().map(batch_item).collect()
-        } else {
-            Vec::new()
-        },
+        counts: Some(self::counts(counts)),
+        deliveries: items.iter().map(batch_item).collect(),
         error: batch.error.clone().unwrap_or_default(),
     }
 }

@@ -15,11 +15,12 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{convert, notifiers, validate};
-use crate::batch::BatchRequest;
+use crate::batch::{BatchRequest, REPORT_ITEMS};
 use crate::engine::{Engine, Progress, parse_lookback};
 use crate::error::OrchestratorError;
-use crate::model::{BatchCounts, BatchTrigger};
+use crate::model::BatchTrigger;
 use crate::resend::ResendRequest;
+use crate::store::ItemPageRequest;
 
 const MAX_BATCH_PAGE: u32 = 100;
 const DEFAULT_BATCH_PAGE: u32 = 20;
@@ -89,6 +90,30 @@ pub(super) fn parse_offset_token(token: &str) -> Result<u64, Status> {
             format!("invalid page token {token:?}; pass the next_page_token of the previous page"),
         )
     })
+}
+
+/// Most deliveries in one GetBatch page, and the page size when the request names none.
+const MAX_ITEM_PAGE: u64 = REPORT_ITEMS;
+
+/// Reads a page token of a batch's deliveries: empty for the first page, else the
+/// `next_page_token` of the previous page, which is the last item id it held.
+fn parse_item_token(token: &str) -> Result<i64, Status> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    match token.parse::<i64>() {
+        Ok(after) if after > 0 => Ok(after),
+        _ => Err(invalid_argument(
+            "page_token",
+            format!("invalid page token {token:?}; pass the next_page_token of the previous page"),
+        )),
+    }
+}
+
+fn item_token(next_after: Option<i64>) -> String {
+    next_after
+        .map(|after| after.to_string())
+        .unwrap_or_default()
 }
 
 fn parse_instant(field: &'static str, value: &str) -> Result<Option<DateTime<Utc>>, Status> {
@@ -210,8 +235,9 @@ impl OrchestratorService for OrchestratorApi {
             }
         };
         Ok(Response::new(pb::RunBatchResponse {
-            batch: Some(convert::batch(&report.batch, &report.items, true)),
+            batch: Some(convert::batch(&report.batch, &report.counts, &report.items)),
             replayed: report.replayed,
+            next_page_token: item_token(report.next_after),
         }))
     }
 
@@ -240,13 +266,12 @@ impl OrchestratorService for OrchestratorApi {
                 "batch {batch_id:?} not found; `invoicer batch list` shows the batches"
             )));
         };
-        let items = self
+        let counts = self
             .engine
             .store
-            .batch_items(&batch.id)
+            .batch_counts(&batch.id)
             .await
             .map_err(|e| to_status(e.into()))?;
-        let counts = BatchCounts::from_states(items.iter().map(|i| i.state));
         let last = Progress {
             batch_id: batch.id.clone(),
             status: batch.status,
@@ -263,8 +288,17 @@ impl OrchestratorService for OrchestratorApi {
         &self,
         request: Request<pb::GetBatchRequest>,
     ) -> Result<Response<pb::GetBatchResponse>, Status> {
-        let id = request.into_inner().id;
-        validate::batch_id("id", &id)?;
+        let request = request.into_inner();
+        validate::get_batch(&request)?;
+        let id = request.id;
+        let page = ItemPageRequest {
+            after: parse_item_token(&request.page_token)?,
+            limit: match request.page_size {
+                0 => MAX_ITEM_PAGE,
+                n => u64::from(n).min(MAX_ITEM_PAGE),
+            },
+            attention_only: request.attention_only,
+        };
         let store = &self.engine.store;
         let batch = store
             .get_batch(&id)
@@ -275,12 +309,17 @@ impl OrchestratorService for OrchestratorApi {
                 "batch {id:?} not found; `invoicer batch list` shows the batches"
             )));
         };
-        let items = store
-            .batch_items(&batch.id)
+        let counts = store
+            .batch_counts(&batch.id)
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        let page = store
+            .batch_items_page(&batch.id, &page)
             .await
             .map_err(|e| to_status(e.into()))?;
         Ok(Response::new(pb::GetBatchResponse {
-            batch: Some(convert::batch(&batch, &items, true)),
+            batch: Some(convert::batch(&batch, &counts, &page.items)),
+            next_page_token: item_token(page.next_after),
         }))
     }
 
@@ -303,11 +342,11 @@ impl OrchestratorService for OrchestratorApi {
         let has_more = batches.len() > page_size as usize;
         let mut converted = Vec::new();
         for batch in batches.iter().take(page_size as usize) {
-            let items = store
-                .batch_items(&batch.id)
+            let counts = store
+                .batch_counts(&batch.id)
                 .await
                 .map_err(|e| to_status(e.into()))?;
-            converted.push(convert::batch(batch, &items, false));
+            converted.push(convert::batch(batch, &counts, &[]));
         }
         let next_page_token = if has_more {
             (offset + u64::from(page_size)).to_string()

@@ -36,6 +36,13 @@ pub(super) fn batch_id(field: &str, id: &str) -> Result<(), Status> {
     violations.into_result()
 }
 
+pub(super) fn get_batch(request: &pb::GetBatchRequest) -> Result<(), Status> {
+    let mut violations = Violations::new();
+    violations.single_line("id", &request.id, MAX_ID_BYTES);
+    violations.single_line("page_token", &request.page_token, MAX_PAGE_TOKEN_BYTES);
+    violations.into_result()
+}
+
 pub(super) fn list_batches(request: &pb::ListBatchesRequest) -> Result<(), Status> {
     let mut violations = Violations::new();
     violations.single_line("page_token", &request.page_token, MAX_PAGE_TOKEN_BYTES);

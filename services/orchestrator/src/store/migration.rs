@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateTables),
             Box::new(CreateNotifiers),
             Box::new(AddDeliveryDurability),
+            Box::new(AddBatchItemPages),
         ]
     }
 
@@ -462,5 +463,44 @@ impl MigrationTrait for AddDeliveryDurability {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Adds an index on `or_batch_items (batch_id, id)`, so that a page of a batch's items, in the
+/// order the batch planned them, is read without sorting the whole batch.
+struct AddBatchItemPages;
+
+impl MigrationName for AddBatchItemPages {
+    fn name(&self) -> &str {
+        "m20261204_000004_batch_item_pages"
+    }
+}
+
+const BATCH_ITEM_PAGE_INDEX: &str = "or_batch_items_batch_id";
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddBatchItemPages {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name(BATCH_ITEM_PAGE_INDEX)
+                    .table(OrBatchItems::Table)
+                    .col(OrBatchItems::BatchId)
+                    .col(OrBatchItems::Id)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name(BATCH_ITEM_PAGE_INDEX)
+                    .table(OrBatchItems::Table)
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -19,14 +19,16 @@ use invoicer_domain::email::Mailbox;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
+    DatabaseConnection, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, TryInsertResult,
 };
 use sea_orm_migration::MigratorTrait;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Batch, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Document, Purpose,
+    Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Document,
+    Purpose,
 };
 use entities::{batch, batch_item, delivery, document};
 
@@ -51,6 +53,25 @@ pub(crate) enum StoreError {
         id: String,
         message: String,
     },
+}
+
+/// A request for one page of a batch's items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ItemPageRequest {
+    /// Item id of the previous page's last item; 0 for the first page.
+    pub after: i64,
+    /// Items per page.
+    pub limit: u64,
+    /// Only the items not sent and the ones sent with a reason.
+    pub attention_only: bool,
+}
+
+/// One page of a batch's items.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemPage {
+    pub items: Vec<BatchItem>,
+    /// The `after` of the next page; `None` on the last page.
+    pub next_after: Option<i64>,
 }
 
 /// Mailboxes are stored as JSON arrays of `{name, address}`.
@@ -233,26 +254,73 @@ impl Store {
         upsert_batch_item(&self.db, batch_id, delivery).await
     }
 
-    pub(crate) async fn batch_items(&self, batch_id: &str) -> Result<Vec<BatchItem>, StoreError> {
-        let items = batch_item::Entity::find()
+    /// Counts the items of batch `batch_id` by the state each ended in.
+    pub(crate) async fn batch_counts(&self, batch_id: &str) -> Result<BatchCounts, StoreError> {
+        let rows: Vec<(String, i64)> = batch_item::Entity::find()
+            .select_only()
+            .column(batch_item::Column::State)
+            .column_as(Expr::col(batch_item::Column::Id).count(), "count")
             .filter(batch_item::Column::BatchId.eq(batch_id))
-            .order_by_asc(batch_item::Column::Id)
+            .group_by(batch_item::Column::State)
+            .into_tuple()
             .all(&self.db)
             .await?;
-        let mut deliveries = HashMap::with_capacity(items.len());
+        let mut counts = BatchCounts::default();
+        for (state, count) in rows {
+            let state = parse_state("or_batch_items", batch_id, &state)?;
+            counts.add_many(state, u32::try_from(count).unwrap_or(u32::MAX));
+        }
+        Ok(counts)
+    }
+
+    /// Reads one page of the items of batch `batch_id`, in the order the batch planned them.
+    pub(crate) async fn batch_items_page(
+        &self,
+        batch_id: &str,
+        page: &ItemPageRequest,
+    ) -> Result<ItemPage, StoreError> {
+        let mut query = batch_item::Entity::find()
+            .filter(batch_item::Column::BatchId.eq(batch_id))
+            .filter(batch_item::Column::Id.gt(page.after))
+            .order_by_asc(batch_item::Column::Id)
+            .limit(page.limit + 1);
+        if page.attention_only {
+            query = query.filter(
+                Condition::any()
+                    .add(batch_item::Column::State.ne(DeliveryState::Sent.as_str()))
+                    .add(batch_item::Column::Reason.ne("")),
+            );
+        }
+        let mut rows = query.all(&self.db).await?;
+        let next_after = if rows.len() as u64 > page.limit {
+            rows.truncate(page.limit as usize);
+            rows.last().map(|row| row.id)
+        } else {
+            None
+        };
+        let items = self.items_with_deliveries(rows).await?;
+        Ok(ItemPage { items, next_after })
+    }
+
+    /// Joins batch item rows with their deliveries, in the order of `rows`.
+    async fn items_with_deliveries(
+        &self,
+        rows: Vec<batch_item::Model>,
+    ) -> Result<Vec<BatchItem>, StoreError> {
+        let mut deliveries = HashMap::with_capacity(rows.len());
         // One query per chunk, kept below the bind-parameter limits of SQLite and PostgreSQL.
-        for chunk in items.chunks(500) {
+        for chunk in rows.chunks(500) {
             let ids: Vec<&str> = chunk.iter().map(|item| item.delivery_id.as_str()).collect();
-            let rows = delivery::Entity::find()
+            let found = delivery::Entity::find()
                 .filter(delivery::Column::Id.is_in(ids))
                 .all(&self.db)
                 .await?;
-            for row in rows {
+            for row in found {
                 deliveries.insert(row.id.clone(), delivery_from_row(row)?);
             }
         }
-        let mut result = Vec::with_capacity(items.len());
-        for item in items {
+        let mut result = Vec::with_capacity(rows.len());
+        for item in rows {
             let Some(delivery) = deliveries.get(&item.delivery_id).cloned() else {
                 return Err(corrupt(
                     "or_batch_items",

@@ -6,8 +6,10 @@ use std::time::Duration;
 use chrono::Utc;
 use invoicer_test_db::TestDatabase;
 
-use super::Store;
-use crate::model::{Batch, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose};
+use super::{ItemPageRequest, Store};
+use crate::model::{
+    Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose,
+};
 
 /// Opens the database twice, as two replicas with leases of `lease`.
 async fn two_replicas(database: &TestDatabase, lease: Duration) -> (Store, Store) {
@@ -66,9 +68,21 @@ async fn insert_running_batch(store: &Store) -> Batch {
     batch
 }
 
+/// Returns every item of the batch, in insertion order.
+async fn all_items(store: &Store, batch: &Batch) -> Vec<BatchItem> {
+    let page = ItemPageRequest {
+        after: 0,
+        limit: 10_000,
+        attention_only: false,
+    };
+    let page = store.batch_items_page(&batch.id, &page).await.unwrap();
+    assert_eq!(page.next_after, None, "more than one page");
+    page.items
+}
+
 /// Returns the state of each item of the batch, in insertion order.
 async fn item_states(store: &Store, batch: &Batch) -> Vec<DeliveryState> {
-    let items = store.batch_items(&batch.id).await.unwrap();
+    let items = all_items(store, batch).await;
     items.iter().map(|item| item.state).collect()
 }
 
@@ -171,7 +185,7 @@ async fn saved_outcome_updates_batch_item(database: TestDatabase) {
     delivery.next_attempt_at = Some(Utc::now());
     delivery.reason = "451 try again later".to_owned();
     a.save_delivery(&delivery).await.unwrap();
-    let items = a.batch_items(&first.id).await.unwrap();
+    let items = all_items(&a, &first).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].state, DeliveryState::Deferred);
     assert_eq!(items[0].reason, "451 try again later");
@@ -205,6 +219,96 @@ async fn saved_outcome_updates_batch_item(database: TestDatabase) {
     assert_eq!(item_states(&a, &first).await, [DeliveryState::Deferred]);
     assert_eq!(item_states(&a, &second).await, [DeliveryState::Sent]);
     database.remove().await.unwrap();
+}
+
+/// Pages through a batch of seven items, three per page, with and without the filter of the
+/// items that need attention, and counts them by state.
+async fn batch_items_paged_and_counted(database: TestDatabase) {
+    let (store, _) = two_replicas(&database, Duration::from_secs(60)).await;
+    let batch = insert_running_batch(&store).await;
+    let outcomes = [
+        (DeliveryState::Sent, ""),
+        (DeliveryState::Deferred, "451 mailbox busy"),
+        (DeliveryState::Sent, ""),
+        (DeliveryState::Sent, "rejected: gone@buyer.example (550)"),
+        (DeliveryState::Skipped, "no recipient with a billing role"),
+        (DeliveryState::Sent, ""),
+        (DeliveryState::Failed, "554 rejected"),
+    ];
+    for (n, (state, reason)) in outcomes.iter().enumerate() {
+        let mut delivery = Delivery::new(
+            Delivery::batch_key(&format!("INV-{n}"), 1),
+            &format!("INV-{n}"),
+            1,
+            "C-1",
+            Purpose::Batch,
+        );
+        delivery.state = *state;
+        delivery.reason = (*reason).to_owned();
+        assert!(store.insert_delivery(&delivery).await.unwrap());
+        store.record_batch_item(&batch.id, &delivery).await.unwrap();
+    }
+
+    let mut expected = BatchCounts::default();
+    for (state, _) in outcomes {
+        expected.add(state);
+    }
+    assert_eq!(store.batch_counts(&batch.id).await.unwrap(), expected);
+    assert_eq!(
+        store.batch_counts("no-such-batch").await.unwrap(),
+        BatchCounts::default()
+    );
+
+    for (attention_only, numbers) in [
+        (
+            false,
+            vec![
+                "INV-0", "INV-1", "INV-2", "INV-3", "INV-4", "INV-5", "INV-6",
+            ],
+        ),
+        (true, vec!["INV-1", "INV-3", "INV-4", "INV-6"]),
+    ] {
+        let mut listed = Vec::new();
+        let mut pages = 0;
+        let mut request = ItemPageRequest {
+            after: 0,
+            limit: 3,
+            attention_only,
+        };
+        loop {
+            let page = store.batch_items_page(&batch.id, &request).await.unwrap();
+            pages += 1;
+            assert!(page.items.len() <= 3, "page of {}", page.items.len());
+            listed.extend(
+                page.items
+                    .into_iter()
+                    .map(|item| item.delivery.invoice_number),
+            );
+            match page.next_after {
+                Some(after) => request.after = after,
+                None => break,
+            }
+        }
+        assert_eq!(listed, numbers, "attention_only {attention_only}");
+        assert_eq!(
+            pages,
+            numbers.len().div_ceil(3),
+            "attention_only {attention_only}"
+        );
+    }
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_items_paged_and_counted_on_sqlite() {
+    batch_items_paged_and_counted(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn batch_items_paged_and_counted_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_batch_items_paged_and_counted").await {
+        batch_items_paged_and_counted(database).await;
+    }
 }
 
 #[tokio::test]
