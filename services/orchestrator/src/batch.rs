@@ -40,7 +40,7 @@ pub(crate) struct BatchReport {
     /// The first page of the items not sent or sent with a reason; the whole plan of a dry
     /// run.
     pub items: Vec<BatchItem>,
-    /// Where the next page of those items starts (`ItemPageRequest::after`); `None` when
+    /// The start of the next page of those items (`ItemPageRequest::after`), or `None` when
     /// `items` contains them all.
     pub next_after: Option<i64>,
     /// The scheduled batch of that business date had run already; nothing was sent now.
@@ -55,6 +55,8 @@ enum Plan {
     Waiting(Delivery),
     /// Claimed by this batch: deliver it.
     Deliver(Delivery),
+    /// No delivery exists yet: the chunk inserts this one and delivers it.
+    New(Delivery),
 }
 
 impl Engine {
@@ -237,24 +239,9 @@ impl Engine {
             if self.shutdown.is_triggered() {
                 break;
             }
-            let mut to_deliver = Vec::new();
-            for summary in chunk {
-                for plan in self.plan(summary, &batch.id).await? {
-                    match plan {
-                        Plan::Settled => {}
-                        Plan::Waiting(delivery) => {
-                            self.store.record_batch_item(&batch.id, &delivery).await?;
-                            counts.add(delivery.state);
-                            planned += 1;
-                        }
-                        Plan::Deliver(delivery) => {
-                            self.store.record_batch_item(&batch.id, &delivery).await?;
-                            to_deliver.push(delivery);
-                            planned += 1;
-                        }
-                    }
-                }
-            }
+            let to_deliver = self
+                .plan_chunk(&batch.id, chunk, &mut counts, &mut planned)
+                .await?;
             unplanned -= chunk.len();
             let total = planned + u32::try_from(unplanned).unwrap_or(u32::MAX);
             let _ = progress.send(Progress {
@@ -277,6 +264,56 @@ impl Engine {
             ));
         }
         Ok(())
+    }
+
+    /// Plans a chunk of invoices and returns the deliveries to attempt: the new ones, inserted
+    /// in one transaction, and the existing ones this batch claimed. Deliveries waiting for
+    /// their retry time are counted in `counts`; every planned delivery in `planned`.
+    async fn plan_chunk(
+        &self,
+        batch_id: &str,
+        chunk: &[InvoiceSummary],
+        counts: &mut BatchCounts,
+        planned: &mut u32,
+    ) -> Result<Vec<Delivery>, OrchestratorError> {
+        let mut to_deliver = Vec::new();
+        let mut fresh = Vec::new();
+        let mut decided = Vec::new();
+        for summary in chunk {
+            for plan in self.plan(summary, batch_id).await? {
+                match plan {
+                    Plan::New(delivery) => fresh.push(delivery),
+                    other => decided.push(other),
+                }
+            }
+        }
+        let inserted = self.store.insert_planned(batch_id, &fresh).await?;
+        for (delivery, new) in fresh.into_iter().zip(inserted) {
+            if new {
+                to_deliver.push(delivery);
+                *planned += 1;
+                continue;
+            }
+            // Another runner inserted it between our read and our insert.
+            if let Some(existing) = self.store.delivery_by_key(&delivery.key).await? {
+                decided.push(self.plan_existing(existing, batch_id).await?);
+            }
+        }
+        for plan in decided {
+            let (delivery, waiting) = match plan {
+                Plan::Waiting(delivery) => (delivery, true),
+                Plan::Deliver(delivery) => (delivery, false),
+                Plan::Settled | Plan::New(_) => continue,
+            };
+            self.store.record_batch_item(batch_id, &delivery).await?;
+            *planned += 1;
+            if waiting {
+                counts.add(delivery.state);
+            } else {
+                to_deliver.push(delivery);
+            }
+        }
+        Ok(to_deliver)
     }
 
     /// Attempts the deliveries of one planned chunk, `settings.concurrency` at a time, and
@@ -353,35 +390,25 @@ impl Engine {
             .await?;
         let mut plans = Vec::new();
         for target in self.batch_targets(summary, &existing).await? {
-            let found = existing.iter().find(|d| d.key == target.key).cloned();
-            plans.push(self.plan_target(summary, target, found, batch_id).await?);
+            let plan = match existing.iter().find(|d| d.key == target.key) {
+                Some(found) => self.plan_existing(found.clone(), batch_id).await?,
+                None => {
+                    let mut fresh = new_batch_delivery(summary, &target);
+                    fresh.batch_id = Some(batch_id.to_owned());
+                    Plan::New(fresh)
+                }
+            };
+            plans.push(plan);
         }
         Ok(plans)
     }
 
-    /// Creates the target's delivery unless `existing` is it, and claims it for this batch.
-    async fn plan_target(
+    /// Decides what this batch does with an existing delivery, claiming it when it is due.
+    async fn plan_existing(
         &self,
-        summary: &InvoiceSummary,
-        target: Target,
-        existing: Option<Delivery>,
+        existing: Delivery,
         batch_id: &str,
     ) -> Result<Plan, OrchestratorError> {
-        let existing = match existing {
-            Some(existing) => existing,
-            None => {
-                let mut fresh = new_batch_delivery(summary, &target);
-                fresh.batch_id = Some(batch_id.to_owned());
-                if self.store.insert_delivery(&fresh).await? {
-                    return Ok(Plan::Deliver(fresh));
-                }
-                // Another runner inserted it between our read and our insert.
-                match self.store.delivery_by_key(&target.key).await? {
-                    Some(existing) => existing,
-                    None => return Ok(Plan::Settled),
-                }
-            }
-        };
         if existing.state == DeliveryState::Unknown {
             tracing::info!(batch_id, invoice = %existing.invoice_number, delivery_id = %existing.id, message_id = %existing.message_id, "delivery outcome unknown: the mail server may have accepted it, so it is not sent again automatically; resend it by hand if it did not arrive");
         }

@@ -341,12 +341,44 @@ impl Store {
     /// Inserts the delivery unless one with its key exists; returns whether it was inserted.
     /// A new delivery is `pending` and leased to this replica.
     pub(crate) async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        self.insert_leased(&self.db, delivery).await
+    }
+
+    /// Inserts new deliveries and their items in batch `batch_id` in one transaction, and
+    /// returns for each whether it was inserted. A delivery whose key exists already is left
+    /// as it is and gets no item. One commit for a whole chunk of a batch, where a delivery
+    /// and an item each committed on their own cost two disk syncs per invoice on SQLite.
+    pub(crate) async fn insert_planned(
+        &self,
+        batch_id: &str,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<bool>, StoreError> {
+        let txn = self.db.begin().await?;
+        let mut inserted = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let new = self.insert_leased(&txn, delivery).await?;
+            if new {
+                upsert_batch_item(&txn, batch_id, delivery).await?;
+            }
+            inserted.push(new);
+        }
+        txn.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Inserts the delivery, `pending` and leased to this replica, unless one with its key
+    /// exists; returns whether it was inserted.
+    async fn insert_leased<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        delivery: &Delivery,
+    ) -> Result<bool, StoreError> {
         let mut row = delivery_to_row(delivery)?;
         row.lease_owner = Set(Some(self.owner.clone()));
         row.lease_until = Set(Some(Utc::now() + self.lease));
         let result = delivery::Entity::insert(row)
             .on_conflict_do_nothing_on([delivery::Column::DeliveryKey])
-            .exec_without_returning(&self.db)
+            .exec_without_returning(db)
             .await?;
         Ok(matches!(result, TryInsertResult::Inserted(n) if n > 0))
     }

@@ -311,6 +311,52 @@ async fn batch_items_paged_and_counted_on_postgres() {
     }
 }
 
+/// A chunk's new deliveries go in with their batch items in one transaction. A delivery whose
+/// key another replica inserted first is left to it and gets no item in this batch.
+async fn planned_deliveries_inserted_once(database: TestDatabase) {
+    let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
+    let batch = insert_running_batch(&a).await;
+    let new_delivery = |number: &str| {
+        Delivery::new(
+            Delivery::batch_key(number, 1),
+            number,
+            1,
+            "C-1",
+            Purpose::Batch,
+        )
+    };
+    let other = new_delivery("INV-1");
+    assert!(b.insert_delivery(&other).await.unwrap());
+
+    let planned = [new_delivery("INV-1"), new_delivery("INV-2")];
+    let inserted = a.insert_planned(&batch.id, &planned).await.unwrap();
+
+    assert_eq!(inserted, [false, true]);
+    let items = all_items(&a, &batch).await;
+    let numbers: Vec<&str> = items
+        .iter()
+        .map(|item| item.delivery.invoice_number.as_str())
+        .collect();
+    assert_eq!(numbers, ["INV-2"]);
+    assert_eq!(items[0].state, DeliveryState::Pending);
+    assert!(a.get_delivery(&planned[0].id).await.unwrap().is_none());
+    assert!(a.get_delivery(&other.id).await.unwrap().is_some());
+    assert!(a.get_delivery(&planned[1].id).await.unwrap().is_some());
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn planned_deliveries_inserted_once_on_sqlite() {
+    planned_deliveries_inserted_once(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn planned_deliveries_inserted_once_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_planned_deliveries_inserted_once").await {
+        planned_deliveries_inserted_once(database).await;
+    }
+}
+
 #[tokio::test]
 async fn saved_outcome_updates_batch_item_on_sqlite() {
     saved_outcome_updates_batch_item(TestDatabase::sqlite().unwrap()).await;
