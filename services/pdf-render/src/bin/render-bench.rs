@@ -7,7 +7,8 @@
 //! Options: `--lines N` invoice lines (2 gives one page, 380 about ten pages), `--count N`
 //! measured renders, `--warmup N` renders before measuring, `--memory-every N` prints the
 //! resident memory every N renders, `--same-number` sends identical requests (every later
-//! render then hits Typst's memo cache).
+//! render then hits Typst's memo cache), `--distinct-content` also gives every request its own
+//! customer name and line descriptions, `--template FILE` renders with a company template.
 
 #![allow(
     clippy::print_stdout,
@@ -33,6 +34,7 @@ struct Options {
     warmup: usize,
     memory_every: usize,
     same_number: bool,
+    distinct_content: bool,
     template: Option<std::path::PathBuf>,
 }
 
@@ -54,6 +56,7 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
         warmup: 50,
         memory_every: 0,
         same_number: false,
+        distinct_content: false,
         template: None,
     };
     let mut arguments = std::env::args().skip(1);
@@ -72,6 +75,7 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
             "--warmup" => options.warmup = number("--warmup")?,
             "--memory-every" => options.memory_every = number("--memory-every")?,
             "--same-number" => options.same_number = true,
+            "--distinct-content" => options.distinct_content = true,
             "--template" => {
                 let path = arguments.next().ok_or("--template needs a Typst file")?;
                 options.template = Some(path.into());
@@ -79,7 +83,7 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
             other => {
                 return Err(format!(
                     "unknown option {other:?}; expected --lines, --count, --warmup, \
-                     --memory-every, --same-number or --template"
+                     --memory-every, --same-number, --distinct-content or --template"
                 )
                 .into());
             }
@@ -105,6 +109,15 @@ async fn run(options: &Options) -> Result<(), Box<dyn Error>> {
         let mut input = template.clone();
         if !options.same_number {
             input.invoice.number = format!("BENCH-{index:07}");
+        }
+        // The customer block and the line table then differ between requests, as between the
+        // invoices of one company, so Typst cannot reuse their cached layouts. The seller,
+        // labels, dates and totals stay the same.
+        if options.distinct_content {
+            input.customer.name = format!("Customer {index:07} GmbH");
+            for (position, line) in input.invoice.lines.iter_mut().enumerate() {
+                line.description = format!("Item {position} of order {index:07}");
+            }
         }
         render_request(&input)
     };
