@@ -51,7 +51,8 @@ async fn run_batch(
     let batch = response.batch.unwrap_or_default();
     output::batch_run_start(out, &batch, response.replayed, args.json)?;
     output::deliveries(out, &batch.deliveries, args.json)?;
-    // The response holds one page of the deliveries that need attention; the rest follow.
+    // The response contains one page of the deliveries that need attention, so the rest are
+    // read with GetBatch.
     let mut page_token = response.next_page_token;
     while !page_token.is_empty() {
         let request = pb::GetBatchRequest {

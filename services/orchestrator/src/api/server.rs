@@ -92,7 +92,7 @@ pub(super) fn parse_offset_token(token: &str) -> Result<u64, Status> {
     })
 }
 
-/// Most deliveries in one GetBatch page, and the page size when the request names none.
+/// Maximum deliveries in one GetBatch page, and the page size when the request sets none.
 const MAX_ITEM_PAGE: u64 = REPORT_ITEMS;
 
 /// Reads a page token of a batch's deliveries: empty for the first page, else the

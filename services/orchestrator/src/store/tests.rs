@@ -311,7 +311,7 @@ async fn batch_items_paged_and_counted_on_postgres() {
     }
 }
 
-/// A chunk's new deliveries go in with their batch items in one transaction. A delivery whose
+/// Checks that a chunk's new deliveries go in with their batch items in one transaction. A delivery whose
 /// key another replica inserted first is left to it and gets no item in this batch.
 async fn planned_deliveries_inserted_once(database: TestDatabase) {
     let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
