@@ -1,6 +1,7 @@
 //! Two orchestrator replicas on one PostgreSQL database, the other services shared: both run
-//! the batch at once, one is killed in the middle, and the survivor takes its deliveries
-//! over. Every invoice reaches the SMTP server exactly once, apart from `unknown` ones.
+//! a batch at once, the one that owns the deliveries is killed in the middle, and the survivor
+//! takes its deliveries over. Every invoice reaches the SMTP server exactly once, apart from
+//! `unknown` ones.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -211,10 +212,14 @@ async fn two_replicas_one_killed_on_postgres() -> Result<()> {
     let doomed = Replica::start(replica_config())?;
     let survivor = Replica::start(replica_config())?;
 
-    // Both run the batch at once, so they split the invoices between them.
+    // A replica plans a chunk of invoices in one transaction, so of two batches started at
+    // the same moment either one may plan all 40. So the doomed replica starts first, and once
+    // its first message arrives it owns every delivery. The survivor's batch then runs beside
+    // it and must leave those deliveries alone while their lease holds.
     let mut doomed_client = doomed.client()?;
     let doomed_batch =
         tokio::spawn(async move { doomed_client.run_batch(run_batch_request()).await });
+    smtp.wait_for_messages(1, Duration::from_secs(60)).await?;
     let mut survivor_client = survivor.client()?;
     let survivor_batch =
         tokio::spawn(async move { survivor_client.run_batch(run_batch_request()).await });
