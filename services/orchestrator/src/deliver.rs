@@ -66,7 +66,7 @@ impl Engine {
             Err(reason) => return self.fail(delivery, reason).await,
         };
 
-        let frozen = match self.frozen_document(&delivery, &invoice).await {
+        let frozen = match self.freeze_document(&mut delivery, &invoice).await {
             Err(OrchestratorError::FailedPrecondition(reason)) => {
                 return self.fail(delivery, reason).await;
             }
@@ -80,10 +80,6 @@ impl Engine {
                     .await;
             }
         };
-        delivery.pdf_sha256 = document.sha256.clone();
-        delivery.attachment_name = document.file_name.clone();
-        delivery.state = DeliveryState::Rendered;
-        self.store.save_delivery(&delivery).await?;
 
         self.submit(delivery, &message, &document).await
     }
@@ -127,10 +123,12 @@ impl Engine {
         Ok(Ok(message))
     }
 
-    /// Returns the revision's frozen PDF, rendering and freezing it on first use.
-    async fn frozen_document(
+    /// Returns the revision's frozen PDF, rendering and freezing it on first use, and stores
+    /// the delivery as `rendered` with that PDF's SHA-256 and file name. A first render is
+    /// frozen in the same transaction as that write.
+    async fn freeze_document(
         &self,
-        delivery: &Delivery,
+        delivery: &mut Delivery,
         invoice: &Invoice,
     ) -> Result<Result<Document, UpstreamError>, OrchestratorError> {
         if let Some(document) = self
@@ -138,6 +136,10 @@ impl Engine {
             .document(&delivery.invoice_number, delivery.invoice_revision)
             .await?
         {
+            delivery.pdf_sha256 = document.sha256.clone();
+            delivery.attachment_name = document.file_name.clone();
+            delivery.state = DeliveryState::Rendered;
+            self.store.save_delivery(delivery).await?;
             return Ok(Ok(document));
         }
         if invoice.revision != delivery.invoice_revision {
@@ -150,7 +152,7 @@ impl Engine {
             Ok(rendered) => rendered,
             Err(error) => return Ok(Err(error)),
         };
-        Ok(Ok(self.store.freeze_document(&rendered).await?))
+        Ok(Ok(self.store.freeze_rendered(&rendered, delivery).await?))
     }
 
     async fn submit(

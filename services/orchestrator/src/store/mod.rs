@@ -20,8 +20,8 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
-    DatabaseConnection, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, TryInsertResult,
+    DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
 };
 use sea_orm_migration::MigratorTrait;
 use serde::{Deserialize, Serialize};
@@ -487,6 +487,23 @@ impl Store {
     /// item left at `pending` by a process that died right after the attempt would stay
     /// wrong for good.
     pub(crate) async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let transaction = self.db.begin().await?;
+        if let Err(error) = self.write_delivery(&transaction, delivery).await {
+            transaction.rollback().await?;
+            return Err(error);
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Writes the delivery and its batch item inside `transaction`, as `save_delivery`
+    /// describes. Returns `LeaseLost` when this replica no longer holds the lease; the caller
+    /// then rolls back.
+    async fn write_delivery(
+        &self,
+        transaction: &DatabaseTransaction,
+        delivery: &Delivery,
+    ) -> Result<(), StoreError> {
         let mut row = delivery_to_row(delivery)?;
         row.updated_at = Set(Utc::now());
         let in_flight = matches!(
@@ -497,7 +514,6 @@ impl Store {
             row.lease_owner = Set(None);
             row.lease_until = Set(None);
         }
-        let transaction = self.db.begin().await?;
         // The lease check fences off a replica whose lease expired while it worked: it must
         // not record a state, and above all not `submitting`, for a delivery another replica
         // took over.
@@ -505,18 +521,16 @@ impl Store {
             .set(row)
             .filter(delivery::Column::Id.eq(&delivery.id))
             .filter(delivery::Column::LeaseOwner.eq(&self.owner))
-            .exec(&transaction)
+            .exec(transaction)
             .await?;
         if result.rows_affected == 0 {
-            transaction.rollback().await?;
             return Err(StoreError::LeaseLost {
                 id: delivery.id.clone(),
             });
         }
         if let Some(batch_id) = &delivery.batch_id {
-            upsert_batch_item(&transaction, batch_id, delivery).await?;
+            upsert_batch_item(transaction, batch_id, delivery).await?;
         }
-        transaction.commit().await?;
         Ok(())
     }
 
@@ -569,26 +583,35 @@ impl Store {
         invoice_number: &str,
         revision: u32,
     ) -> Result<Option<Document>, StoreError> {
-        let row = document::Entity::find()
-            .filter(document::Column::InvoiceNumber.eq(invoice_number))
-            .filter(document::Column::InvoiceRevision.eq(revision as i32))
-            .one(&self.db)
-            .await?;
-        Ok(row.map(|row| Document {
-            invoice_number: row.invoice_number,
-            invoice_revision: row.invoice_revision as u32,
-            sha256: row.sha256,
-            file_name: row.file_name,
-            page_count: row.page_count as u32,
-            content: row.content,
-        }))
+        find_document(&self.db, invoice_number, revision).await
     }
 
-    /// Keeps the document unless that revision already has one, and returns the stored one:
-    /// the first rendering of a revision is the one every send attaches.
-    pub(crate) async fn freeze_document(
+    /// Keeps the freshly rendered `document` unless its revision already has one, and moves
+    /// `delivery` to `rendered` with the stored document's SHA-256 and file name, in one
+    /// transaction. Returns the stored document: the first rendering of a revision is the one
+    /// every send attaches, also when another replica froze it a moment earlier.
+    pub(crate) async fn freeze_rendered(
         &self,
         document: &Document,
+        delivery: &mut Delivery,
+    ) -> Result<Document, StoreError> {
+        let transaction = self.db.begin().await?;
+        let frozen = match self.freeze_in(&transaction, document, delivery).await {
+            Ok(frozen) => frozen,
+            Err(error) => {
+                transaction.rollback().await?;
+                return Err(error);
+            }
+        };
+        transaction.commit().await?;
+        Ok(frozen)
+    }
+
+    async fn freeze_in(
+        &self,
+        transaction: &DatabaseTransaction,
+        document: &Document,
+        delivery: &mut Delivery,
     ) -> Result<Document, StoreError> {
         let row = document::ActiveModel {
             invoice_number: Set(document.invoice_number.clone()),
@@ -600,24 +623,57 @@ impl Store {
             created_at: Set(Utc::now()),
             ..Default::default()
         };
-        document::Entity::insert(row)
+        let inserted = document::Entity::insert(row)
             .on_conflict_do_nothing_on([
                 document::Column::InvoiceNumber,
                 document::Column::InvoiceRevision,
             ])
-            .exec_without_returning(&self.db)
+            .exec_without_returning(transaction)
             .await?;
-        let stored = self
-            .document(&document.invoice_number, document.invoice_revision)
-            .await?;
-        stored.ok_or_else(|| {
-            corrupt(
-                "or_documents",
-                document.invoice_number.clone(),
-                "vanished after insert",
+        // Only a revision frozen before this render needs reading back.
+        let frozen = if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+            document.clone()
+        } else {
+            let stored = find_document(
+                transaction,
+                &document.invoice_number,
+                document.invoice_revision,
             )
-        })
+            .await?;
+            stored.ok_or_else(|| {
+                corrupt(
+                    "or_documents",
+                    document.invoice_number.clone(),
+                    "not found after an insert that found it present",
+                )
+            })?
+        };
+        delivery.pdf_sha256 = frozen.sha256.clone();
+        delivery.attachment_name = frozen.file_name.clone();
+        delivery.state = DeliveryState::Rendered;
+        self.write_delivery(transaction, delivery).await?;
+        Ok(frozen)
     }
+}
+
+async fn find_document<C: ConnectionTrait>(
+    db: &C,
+    invoice_number: &str,
+    revision: u32,
+) -> Result<Option<Document>, StoreError> {
+    let row = document::Entity::find()
+        .filter(document::Column::InvoiceNumber.eq(invoice_number))
+        .filter(document::Column::InvoiceRevision.eq(revision as i32))
+        .one(db)
+        .await?;
+    Ok(row.map(|row| Document {
+        invoice_number: row.invoice_number,
+        invoice_revision: row.invoice_revision as u32,
+        sha256: row.sha256,
+        file_name: row.file_name,
+        page_count: row.page_count as u32,
+        content: row.content,
+    }))
 }
 
 /// Inserts the delivery's item in batch `batch_id`, or updates its state and reason if the

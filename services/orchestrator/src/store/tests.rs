@@ -8,7 +8,8 @@ use invoicer_test_db::TestDatabase;
 
 use super::{ItemPageRequest, Store};
 use crate::model::{
-    Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose,
+    Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Document,
+    Purpose,
 };
 
 /// Opens the database twice, as two replicas with leases of `lease`.
@@ -343,6 +344,78 @@ async fn planned_deliveries_inserted_once(database: TestDatabase) {
     assert!(a.get_delivery(&other.id).await.unwrap().is_some());
     assert!(a.get_delivery(&planned[1].id).await.unwrap().is_some());
     database.remove().await.unwrap();
+}
+
+fn rendered_document(number: &str, content: &[u8]) -> Document {
+    Document {
+        invoice_number: number.to_owned(),
+        invoice_revision: 1,
+        sha256: format!("sha-of-{}", String::from_utf8_lossy(content)),
+        file_name: format!("{number}.pdf"),
+        page_count: 1,
+        content: content.to_vec(),
+    }
+}
+
+/// Freezing a first render stores the PDF and the `rendered` state in one transaction. A
+/// later render of the same revision is dropped for the frozen one, and a replica without the
+/// delivery's lease stores neither.
+async fn first_render_frozen_with_delivery(database: TestDatabase) {
+    let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
+    let new_delivery =
+        |key: &str, number: &str| Delivery::new(key.to_owned(), number, 1, "C-1", Purpose::Batch);
+    let mut first = new_delivery("INV-1/first", "INV-1");
+    assert!(a.insert_delivery(&first).await.unwrap());
+    let frozen = a
+        .freeze_rendered(&rendered_document("INV-1", b"first"), &mut first)
+        .await
+        .unwrap();
+    assert_eq!(frozen.content, b"first");
+    let stored = a.get_delivery(&first.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, DeliveryState::Rendered);
+    assert_eq!(stored.pdf_sha256, "sha-of-first");
+    assert_eq!(stored.attachment_name, "INV-1.pdf");
+
+    // Another replica rendered the same revision a moment later: its bytes are dropped.
+    let mut second = new_delivery("INV-1/second", "INV-1");
+    assert!(b.insert_delivery(&second).await.unwrap());
+    let frozen = b
+        .freeze_rendered(&rendered_document("INV-1", b"second"), &mut second)
+        .await
+        .unwrap();
+    assert_eq!(frozen.content, b"first");
+    assert_eq!(second.pdf_sha256, "sha-of-first");
+    let stored = b.get_delivery(&second.id).await.unwrap().unwrap();
+    assert_eq!(stored.pdf_sha256, "sha-of-first");
+    assert_eq!(stored.state, DeliveryState::Rendered);
+
+    // Replica b does not hold this delivery's lease, so the whole write is rolled back.
+    let mut leased_to_a = new_delivery("INV-2/a", "INV-2");
+    assert!(a.insert_delivery(&leased_to_a).await.unwrap());
+    let error = b
+        .freeze_rendered(&rendered_document("INV-2", b"other"), &mut leased_to_a)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, super::StoreError::LeaseLost { .. }),
+        "{error}"
+    );
+    assert!(a.document("INV-2", 1).await.unwrap().is_none());
+    let stored = a.get_delivery(&leased_to_a.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, DeliveryState::Pending);
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn first_render_frozen_with_delivery_on_sqlite() {
+    first_render_frozen_with_delivery(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn first_render_frozen_with_delivery_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_first_render_frozen").await {
+        first_render_frozen_with_delivery(database).await;
+    }
 }
 
 #[tokio::test]
