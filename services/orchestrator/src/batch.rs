@@ -11,6 +11,7 @@ use crate::error::OrchestratorError;
 use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose,
 };
+use crate::notifier::PlanningNotifiers;
 use crate::outgoing::Target;
 use crate::store::{ItemPageRequest, StoreError};
 use crate::upstream::InvoiceSummary;
@@ -279,8 +280,9 @@ impl Engine {
         let mut to_deliver = Vec::new();
         let mut fresh = Vec::new();
         let mut decided = Vec::new();
+        let mut notifiers = PlanningNotifiers::default();
         for summary in chunk {
-            for plan in self.plan(summary, batch_id).await? {
+            for plan in self.plan(summary, batch_id, &mut notifiers).await? {
                 match plan {
                     Plan::New(delivery) => fresh.push(delivery),
                     other => decided.push(other),
@@ -383,13 +385,17 @@ impl Engine {
         &self,
         summary: &InvoiceSummary,
         batch_id: &str,
+        notifiers: &mut PlanningNotifiers,
     ) -> Result<Vec<Plan>, OrchestratorError> {
         let existing = self
             .store
             .batch_deliveries(&summary.number, summary.revision)
             .await?;
+        let notifier = self
+            .planning_notifier(notifiers, &summary.customer_code)
+            .await?;
         let mut plans = Vec::new();
-        for target in self.batch_targets(summary, &existing).await? {
+        for target in self.batch_targets(summary, &existing, notifier).await? {
             let plan = match existing.iter().find(|d| d.key == target.key) {
                 Some(found) => self.plan_existing(found.clone(), batch_id).await?,
                 None => {
@@ -440,12 +446,16 @@ impl Engine {
             .list_invoices(request.cutoff, window_start)
             .await?;
         let mut items = Vec::new();
+        let mut notifiers = PlanningNotifiers::default();
         for summary in summaries {
             let existing = self
                 .store
                 .batch_deliveries(&summary.number, summary.revision)
                 .await?;
-            for target in self.batch_targets(&summary, &existing).await? {
+            let notifier = self
+                .planning_notifier(&mut notifiers, &summary.customer_code)
+                .await?;
+            for target in self.batch_targets(&summary, &existing, notifier).await? {
                 let mut delivery = match existing.iter().find(|d| d.key == target.key) {
                     Some(found) if found.state.is_settled() => continue,
                     Some(found) => found.clone(),

@@ -74,6 +74,7 @@ impl Engine {
         &self,
         summary: &InvoiceSummary,
         existing: &[Delivery],
+        notifier: &EffectiveNotifier,
     ) -> Result<Vec<Target>, OrchestratorError> {
         let per_invoice = || {
             vec![Target {
@@ -81,7 +82,6 @@ impl Engine {
                 to: None,
             }]
         };
-        let notifier = self.effective_notifier(&summary.customer_code).await?;
         let split = bound_split(existing, None).unwrap_or(notifier.split);
         if split == Split::PerInvoice {
             return Ok(per_invoice());
@@ -93,7 +93,7 @@ impl Engine {
                 return Ok(per_invoice());
             }
         };
-        let recipients = match batch_recipients(&invoice, &notifier) {
+        let recipients = match batch_recipients(&invoice, notifier) {
             Ok(recipients) if invoice.revision == summary.revision => recipients,
             _ => return Ok(per_invoice()),
         };

@@ -6,7 +6,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use invoicer_domain::email::Mailbox;
@@ -213,7 +213,27 @@ impl EffectiveNotifier {
     }
 }
 
+/// The effective notifiers read while planning one chunk of a batch, one read per customer,
+/// so a customer with many invoices in the chunk costs one query.
+#[derive(Default)]
+pub(crate) struct PlanningNotifiers {
+    by_customer: HashMap<String, EffectiveNotifier>,
+}
+
 impl Engine {
+    /// Returns the customer's effective notifier from `cache`, reading it on first use.
+    pub(crate) async fn planning_notifier<'a>(
+        &self,
+        cache: &'a mut PlanningNotifiers,
+        customer_code: &str,
+    ) -> Result<&'a EffectiveNotifier, OrchestratorError> {
+        if !cache.by_customer.contains_key(customer_code) {
+            let notifier = self.effective_notifier(customer_code).await?;
+            cache.by_customer.insert(customer_code.to_owned(), notifier);
+        }
+        Ok(&cache.by_customer[customer_code])
+    }
+
     /// Returns the notifier that applies to the customer now: its own merged with the default.
     pub(crate) async fn effective_notifier(
         &self,
