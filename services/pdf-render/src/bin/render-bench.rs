@@ -8,7 +8,8 @@
 //! measured renders, `--warmup N` renders before measuring, `--memory-every N` prints the
 //! resident memory every N renders, `--same-number` sends identical requests (every later
 //! render then hits Typst's memo cache), `--distinct-content` also gives every request its own
-//! customer name and line descriptions, `--template FILE` renders with a company template.
+//! customer name and line descriptions, `--languages en,de` gives the requests these customer
+//! languages in turn, `--template FILE` renders with a company template.
 
 #![allow(
     clippy::print_stdout,
@@ -35,6 +36,8 @@ struct Options {
     memory_every: usize,
     same_number: bool,
     distinct_content: bool,
+    /// Customer languages the requests take in turn; empty keeps the sample's.
+    languages: Vec<String>,
     template: Option<std::path::PathBuf>,
 }
 
@@ -57,6 +60,7 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
         memory_every: 0,
         same_number: false,
         distinct_content: false,
+        languages: Vec::new(),
         template: None,
     };
     let mut arguments = std::env::args().skip(1);
@@ -76,6 +80,12 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
             "--memory-every" => options.memory_every = number("--memory-every")?,
             "--same-number" => options.same_number = true,
             "--distinct-content" => options.distinct_content = true,
+            "--languages" => {
+                let list = arguments
+                    .next()
+                    .ok_or("--languages needs language tags, such as en,de")?;
+                options.languages = list.split(',').map(str::to_owned).collect();
+            }
             "--template" => {
                 let path = arguments.next().ok_or("--template needs a Typst file")?;
                 options.template = Some(path.into());
@@ -83,7 +93,8 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
             other => {
                 return Err(format!(
                     "unknown option {other:?}; expected --lines, --count, --warmup, \
-                     --memory-every, --same-number, --distinct-content or --template"
+                     --memory-every, --same-number, --distinct-content, --languages or \
+                     --template"
                 )
                 .into());
             }
@@ -118,6 +129,9 @@ async fn run(options: &Options) -> Result<(), Box<dyn Error>> {
             for (position, line) in input.invoice.lines.iter_mut().enumerate() {
                 line.description = format!("Item {position} of order {index:07}");
             }
+        }
+        if !options.languages.is_empty() {
+            input.customer.language = options.languages[index % options.languages.len()].clone();
         }
         render_request(&input)
     };
