@@ -60,7 +60,9 @@ impl ServicePlugin for PdfRenderPlugin {
             factur_x = context.config.pdf.factur_x,
             "pdf renderer ready"
         );
-        api::add_service(routes, renderer);
+        api::add_service(routes, renderer).inspect_err(
+            |error| tracing::error!(error = %error, "starting the render threads failed"),
+        )?;
         Ok(())
     }
 }

@@ -95,6 +95,63 @@ async fn grpc_render_returns_pdf_and_metadata() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// More requests at once than the server has render threads: each waits for a thread, and
+/// every invoice gets the bytes that the same request gets alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_concurrent_renders_match_single_ones() -> anyhow::Result<()> {
+    let (running, client) = start_server().await?;
+    let numbered = |index: usize| {
+        let mut request = request();
+        if let Some(invoice) = request.invoice.as_mut() {
+            invoice.number = format!("INV-{index:03}");
+            invoice.lines = (0..=index * 10)
+                .map(|line| InvoiceLine {
+                    description: format!("Line {line}"),
+                    ..invoice.lines[0].clone()
+                })
+                .collect();
+        }
+        request
+    };
+    let count = 4 * std::thread::available_parallelism().map_or(1, |cores| cores.get());
+
+    let mut tasks = Vec::new();
+    for index in 0..count {
+        let mut client = client.clone();
+        let request = numbered(index % 6);
+        tasks.push(tokio::spawn(
+            async move { client.render_invoice(request).await },
+        ));
+    }
+    let mut concurrent = Vec::new();
+    for task in tasks {
+        concurrent.push(task.await??.into_inner());
+    }
+
+    let mut client = client.clone();
+    for (index, response) in concurrent.iter().enumerate() {
+        let alone = client
+            .render_invoice(numbered(index % 6))
+            .await?
+            .into_inner();
+        assert_eq!(
+            response.sha256, alone.sha256,
+            "request {index} gave other bytes when rendered beside others"
+        );
+        assert_eq!(response.page_count, alone.page_count, "request {index}");
+    }
+    assert!(
+        concurrent.iter().any(|response| response.page_count > 1),
+        "no request spanned several pages, so the parallel layout of pages went untested"
+    );
+
+    running
+        .shutdown("test finished")
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn grpc_rejects_missing_invoice() -> anyhow::Result<()> {
     let (running, mut client) = start_server().await?;
