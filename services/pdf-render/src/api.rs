@@ -32,7 +32,9 @@ pub(crate) struct PdfRenderApi {
 /// 5.0 ms. Inside a pool of one thread, rayon runs that work on the render's own thread.
 struct RenderThreads {
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<rayon::ThreadPool>>,
+    pools: Vec<rayon::ThreadPool>,
+    /// Indexes into `pools` of the threads no render is using.
+    idle: Mutex<Vec<usize>>,
 }
 
 impl RenderThreads {
@@ -47,19 +49,20 @@ impl RenderThreads {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RenderThreads {
             permits: Arc::new(Semaphore::new(count)),
-            idle: Mutex::new(pools),
+            idle: Mutex::new((0..count).collect()),
+            pools,
         })
     }
 
-    /// Takes an idle render thread; the caller must hold one of `permits`.
+    /// Takes an idle render thread. The caller must hold one of `permits`, so that one is idle.
     fn take(self: &Arc<Self>) -> Option<RenderThread> {
-        let pool = self
+        let index = self
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop()?;
         Some(RenderThread {
-            pool: Some(pool),
+            index,
             threads: Arc::clone(self),
         })
     }
@@ -67,29 +70,24 @@ impl RenderThreads {
 
 /// A render thread taken from `RenderThreads`, given back when dropped.
 struct RenderThread {
-    pool: Option<rayon::ThreadPool>,
+    index: usize,
     threads: Arc<RenderThreads>,
 }
 
 impl RenderThread {
     /// Runs `job` on this render thread and waits for it; a panic in `job` resumes here.
     fn run<T: Send>(&self, job: impl FnOnce() -> T + Send) -> T {
-        match &self.pool {
-            Some(pool) => pool.install(job),
-            None => job(),
-        }
+        self.threads.pools[self.index].install(job)
     }
 }
 
 impl Drop for RenderThread {
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            self.threads
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(pool);
-        }
+        self.threads
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.index);
     }
 }
 
