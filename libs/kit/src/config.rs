@@ -634,6 +634,15 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
+/// How long a pooled database connection may sit idle before the pool pings it on checkout.
+///
+/// sqlx pings every connection on checkout by default. On SQLite a ping is a round trip to
+/// the connection's worker thread, and on PostgreSQL one to the server, so a busy batch paid
+/// one extra round trip per statement outside a transaction. Connections in use more often
+/// than this skip the ping; one idle for longer, which a database restart or a firewall may
+/// have cut, is still checked before use.
+pub const DB_PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Returns the folder of a `sqlite://` file URL, such as `/srv/data` for
 /// `sqlite:///srv/data/audit_log.db?mode=rwc`. `None` for other databases, in-memory SQLite and
 /// files in the working directory. Stores create this folder before they connect.

@@ -72,12 +72,15 @@ impl Store {
             })?;
         }
         let mut options = ConnectOptions::new(url);
-        options.sqlx_logging(false).map_sqlx_sqlite_opts(|sqlite| {
-            // WAL lets GetInvoice and ListInvoicesToNotify read while an import writes.
-            sqlite
-                .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        });
+        options
+            .sqlx_logging(false)
+            .test_before_acquire_if_idle_for(invoicer_kit::config::DB_PING_AFTER_IDLE)
+            .map_sqlx_sqlite_opts(|sqlite| {
+                // WAL lets GetInvoice and ListInvoicesToNotify read while an import writes.
+                sqlite
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            });
         let db = Database::connect(options).await?;
         migration::Migrator::up(&db, None).await?;
         Ok(Store { db })
