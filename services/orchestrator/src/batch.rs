@@ -6,6 +6,7 @@ use futures::StreamExt;
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
+use crate::deliver::FrozenPdf;
 use crate::engine::{Engine, Progress, RunningBatch};
 use crate::error::OrchestratorError;
 use crate::model::{
@@ -281,8 +282,19 @@ impl Engine {
         let mut fresh = Vec::new();
         let mut decided = Vec::new();
         let mut notifiers = PlanningNotifiers::default();
+        // One query for the chunk's existing deliveries instead of one per invoice.
+        let revisions: Vec<(&str, u32)> = chunk
+            .iter()
+            .map(|summary| (summary.number.as_str(), summary.revision))
+            .collect();
+        let mut existing = self.store.batch_deliveries_of(&revisions).await?;
         for summary in chunk {
-            for plan in self.plan(summary, batch_id, &mut notifiers).await? {
+            let revision_key = (summary.number.clone(), summary.revision);
+            let existing = existing.remove(&revision_key).unwrap_or_default();
+            for plan in self
+                .plan(summary, existing, batch_id, &mut notifiers)
+                .await?
+            {
                 match plan {
                     Plan::New(delivery) => fresh.push(delivery),
                     other => decided.push(other),
@@ -328,14 +340,33 @@ impl Engine {
         total: u32,
         progress: &broadcast::Sender<Progress>,
     ) -> Result<(), OrchestratorError> {
+        // One query finds the revisions that have a frozen PDF, so that the others render
+        // without a lookup each. A PDF frozen after this query, by a resend, is still the
+        // one attached: freezing keeps the first PDF of a revision.
+        let revisions: Vec<(&str, u32)> = to_deliver
+            .iter()
+            .map(|delivery| (delivery.invoice_number.as_str(), delivery.invoice_revision))
+            .collect();
+        let mut frozen = self.store.frozen_revisions(&revisions).await?;
         // Every delivery here was claimed for this batch, so `save_delivery` stores its
         // batch item with each state it reaches.
         let mut results = futures::stream::iter(to_deliver)
-            .map(|delivery| async move {
-                if self.shutdown.is_triggered() {
-                    self.postpone(delivery).await
+            .map(|delivery| {
+                // Only the first delivery of a revision without a frozen PDF skips the lookup.
+                // The others of an invoice sent per To recipient look for the PDF that the
+                // first one froze.
+                let revision_key = (delivery.invoice_number.clone(), delivery.invoice_revision);
+                let pdf = if frozen.insert(revision_key) {
+                    FrozenPdf::NoneAtPlanning
                 } else {
-                    self.deliver(delivery).await
+                    FrozenPdf::Unknown
+                };
+                async move {
+                    if self.shutdown.is_triggered() {
+                        self.postpone(delivery).await
+                    } else {
+                        self.deliver_with(delivery, pdf).await
+                    }
                 }
             })
             .buffer_unordered(self.settings.concurrency);
@@ -380,17 +411,15 @@ impl Engine {
     }
 
     /// Finds or creates the invoice revision's batch deliveries (one, or one per To recipient)
-    /// and claims them for this batch.
+    /// and claims them for this batch. `existing` are the revision's batch deliveries, as
+    /// `Store::batch_deliveries` lists them.
     async fn plan(
         &self,
         summary: &InvoiceSummary,
+        existing: Vec<Delivery>,
         batch_id: &str,
         notifiers: &mut PlanningNotifiers,
     ) -> Result<Vec<Plan>, OrchestratorError> {
-        let existing = self
-            .store
-            .batch_deliveries(&summary.number, summary.revision)
-            .await?;
         let notifier = self
             .planning_notifier(notifiers, &summary.customer_code)
             .await?;

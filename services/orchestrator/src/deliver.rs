@@ -13,12 +13,32 @@ use crate::outgoing::Outgoing;
 use crate::retry::{RetryDecision, random_jitter};
 use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
 
+/// What the caller knows about the frozen PDF of a delivery's invoice revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrozenPdf {
+    /// Nothing: the delivery looks the PDF up before it renders.
+    Unknown,
+    /// The revision had none a moment ago, when the batch planned the delivery, so the
+    /// delivery renders without a lookup.
+    NoneAtPlanning,
+}
+
 impl Engine {
+    /// Takes a delivery this caller claimed (state `pending`) to an end state and returns it,
+    /// as `deliver_with` does when nothing is known about the revision's frozen PDF.
+    pub(crate) async fn deliver(&self, delivery: Delivery) -> Result<Delivery, OrchestratorError> {
+        self.deliver_with(delivery, FrozenPdf::Unknown).await
+    }
+
     /// Takes a delivery this caller claimed (state `pending`) to an end state and returns it.
     /// Only a storage failure (or a template error) returns an error; every other failure
     /// ends in a state with a reason. Each delivery is the root of its own trace, linked to
     /// the span that started it (the batch, or the resend request).
-    pub(crate) async fn deliver(&self, delivery: Delivery) -> Result<Delivery, OrchestratorError> {
+    pub(crate) async fn deliver_with(
+        &self,
+        delivery: Delivery,
+        pdf: FrozenPdf,
+    ) -> Result<Delivery, OrchestratorError> {
         let _in_flight = self.track(&delivery.id);
         let span = tracing::info_span!(
             parent: None,
@@ -31,12 +51,16 @@ impl Engine {
         );
         invoicer_telemetry::link_to_current(&span);
         let started = std::time::Instant::now();
-        let delivered = self.deliver_in_span(delivery).instrument(span).await?;
+        let delivered = self.deliver_in_span(delivery, pdf).instrument(span).await?;
         invoicer_telemetry::metrics().record_delivery(started.elapsed(), delivered.state.as_str());
         Ok(delivered)
     }
 
-    async fn deliver_in_span(&self, mut delivery: Delivery) -> Result<Delivery, OrchestratorError> {
+    async fn deliver_in_span(
+        &self,
+        mut delivery: Delivery,
+        pdf: FrozenPdf,
+    ) -> Result<Delivery, OrchestratorError> {
         delivery.trace_id = invoicer_telemetry::current_trace_id();
         delivery.reason.clear();
 
@@ -66,7 +90,7 @@ impl Engine {
             Err(reason) => return self.fail(delivery, reason).await,
         };
 
-        let frozen = match self.freeze_document(&mut delivery, &invoice).await {
+        let frozen = match self.freeze_document(&mut delivery, &invoice, pdf).await {
             Err(OrchestratorError::FailedPrecondition(reason)) => {
                 return self.fail(delivery, reason).await;
             }
@@ -125,17 +149,23 @@ impl Engine {
 
     /// Returns the revision's frozen PDF, rendering and freezing it on first use, and stores
     /// the delivery as `rendered` with that PDF's SHA-256 and file name. A first render is
-    /// frozen in the same transaction as that write.
+    /// frozen in the same transaction as that write, which keeps a PDF frozen in the meantime
+    /// instead, so `FrozenPdf::NoneAtPlanning` skips only the lookup, never the frozen PDF.
     async fn freeze_document(
         &self,
         delivery: &mut Delivery,
         invoice: &Invoice,
+        pdf: FrozenPdf,
     ) -> Result<Result<Document, UpstreamError>, OrchestratorError> {
-        if let Some(document) = self
-            .store
-            .document(&delivery.invoice_number, delivery.invoice_revision)
-            .await?
-        {
+        let stored = match pdf {
+            FrozenPdf::Unknown => {
+                self.store
+                    .document(&delivery.invoice_number, delivery.invoice_revision)
+                    .await?
+            }
+            FrozenPdf::NoneAtPlanning => None,
+        };
+        if let Some(document) = stored {
             delivery.pdf_sha256 = document.sha256.clone();
             delivery.attachment_name = document.file_name.clone();
             delivery.state = DeliveryState::Rendered;

@@ -12,7 +12,7 @@ mod tests;
 
 pub(crate) use leader::LeaderLock;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use invoicer_domain::email::Mailbox;
@@ -100,7 +100,9 @@ impl Store {
     ) -> Result<Store, StoreError> {
         create_sqlite_folder(url)?;
         let mut options = ConnectOptions::new(url.to_owned());
-        options.sqlx_logging(false);
+        options
+            .sqlx_logging(false)
+            .test_before_acquire_if_idle_for(invoicer_kit::config::DB_PING_AFTER_IDLE);
         if url.starts_with("sqlite:") {
             // One writer at a time; busy writers wait instead of failing with SQLITE_BUSY.
             options.max_connections(1);
@@ -415,6 +417,34 @@ impl Store {
         rows.into_iter().map(delivery_from_row).collect()
     }
 
+    /// Lists the batch deliveries of several invoice revisions in one query, by revision, each
+    /// list as `batch_deliveries` returns it. Revisions without deliveries are left out.
+    pub(crate) async fn batch_deliveries_of(
+        &self,
+        revisions: &[(&str, u32)],
+    ) -> Result<HashMap<(String, u32), Vec<Delivery>>, StoreError> {
+        let mut found: HashMap<(String, u32), Vec<Delivery>> = HashMap::new();
+        if revisions.is_empty() {
+            return Ok(found);
+        }
+        let numbers: Vec<&str> = revisions.iter().map(|(number, _)| *number).collect();
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::InvoiceNumber.is_in(numbers))
+            .filter(delivery::Column::Purpose.eq(Purpose::Batch.as_str()))
+            .order_by_asc(delivery::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        let wanted: HashSet<(&str, u32)> = revisions.iter().copied().collect();
+        for row in rows {
+            let delivery = delivery_from_row(row)?;
+            if wanted.contains(&(delivery.invoice_number.as_str(), delivery.invoice_revision)) {
+                let key = (delivery.invoice_number.clone(), delivery.invoice_revision);
+                found.entry(key).or_default().push(delivery);
+            }
+        }
+        Ok(found)
+    }
+
     /// Returns the Message-ID of the invoice revision's newest `unknown` delivery, which the
     /// mail server may have accepted.
     pub(crate) async fn unknown_message_id(
@@ -584,6 +614,31 @@ impl Store {
         revision: u32,
     ) -> Result<Option<Document>, StoreError> {
         find_document(&self.db, invoice_number, revision).await
+    }
+
+    /// Returns which of `revisions` have a frozen PDF, reading no PDF content.
+    pub(crate) async fn frozen_revisions(
+        &self,
+        revisions: &[(&str, u32)],
+    ) -> Result<HashSet<(String, u32)>, StoreError> {
+        if revisions.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let numbers: Vec<&str> = revisions.iter().map(|(number, _)| *number).collect();
+        let rows: Vec<(String, i32)> = document::Entity::find()
+            .select_only()
+            .column(document::Column::InvoiceNumber)
+            .column(document::Column::InvoiceRevision)
+            .filter(document::Column::InvoiceNumber.is_in(numbers))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let wanted: HashSet<(&str, u32)> = revisions.iter().copied().collect();
+        Ok(rows
+            .into_iter()
+            .map(|(number, revision)| (number, revision as u32))
+            .filter(|(number, revision)| wanted.contains(&(number.as_str(), *revision)))
+            .collect())
     }
 
     /// Keeps the freshly rendered `document` unless its revision already has one, and moves

@@ -406,6 +406,81 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
     database.remove().await.unwrap();
 }
 
+/// The chunk queries of planning return, per revision, what the one-revision queries return:
+/// only batch deliveries, only the revisions asked for, oldest first.
+async fn chunk_queries_match_single_ones(database: TestDatabase) {
+    let (store, _) = two_replicas(&database, Duration::from_secs(60)).await;
+    // A second apart, so that "oldest first" has one answer.
+    let started = Utc::now() - chrono::Duration::minutes(1);
+    let mut created = 0;
+    let mut new_delivery = |key: &str, number: &str, revision: u32, purpose: Purpose| {
+        let mut delivery = Delivery::new(key.to_owned(), number, revision, "C-1", purpose);
+        delivery.created_at = started + chrono::Duration::seconds(created);
+        created += 1;
+        delivery
+    };
+    let first = new_delivery("INV-1/1", "INV-1", 1, Purpose::Batch);
+    let split = new_delivery("INV-1/1/to", "INV-1", 1, Purpose::Batch);
+    let newer_revision = new_delivery("INV-1/2", "INV-1", 2, Purpose::Batch);
+    let other = new_delivery("INV-2/1", "INV-2", 1, Purpose::Batch);
+    let not_asked = new_delivery("INV-3/1", "INV-3", 1, Purpose::Batch);
+    let resend = new_delivery("resend-1", "INV-2", 1, Purpose::Resend);
+    for delivery in [&first, &split, &newer_revision, &other, &not_asked, &resend] {
+        assert!(store.insert_delivery(delivery).await.unwrap());
+    }
+    let revisions = [("INV-1", 1), ("INV-2", 1), ("INV-4", 1)];
+
+    let found = store.batch_deliveries_of(&revisions).await.unwrap();
+
+    let ids = |deliveries: &[Delivery]| -> Vec<String> {
+        deliveries
+            .iter()
+            .map(|delivery| delivery.id.clone())
+            .collect()
+    };
+    assert_eq!(found.len(), 2, "{:?}", found.keys());
+    for (number, revision) in [("INV-1", 1), ("INV-2", 1)] {
+        let single = store.batch_deliveries(number, revision).await.unwrap();
+        let key = (number.to_owned(), revision);
+        assert_eq!(
+            ids(&found[&key]),
+            ids(&single),
+            "{number} revision {revision}"
+        );
+    }
+    assert_eq!(
+        ids(&found[&("INV-1".to_owned(), 1)]),
+        [first.id.clone(), split.id]
+    );
+    assert!(store.batch_deliveries_of(&[]).await.unwrap().is_empty());
+
+    let mut rendering = first.clone();
+    store
+        .freeze_rendered(&rendered_document("INV-1", b"pdf"), &mut rendering)
+        .await
+        .unwrap();
+    let frozen = store
+        .frozen_revisions(&[("INV-1", 1), ("INV-1", 2), ("INV-2", 1)])
+        .await
+        .unwrap();
+    assert_eq!(frozen.len(), 1, "{frozen:?}");
+    assert!(frozen.contains(&("INV-1".to_owned(), 1)));
+    assert!(store.frozen_revisions(&[]).await.unwrap().is_empty());
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn chunk_queries_match_single_ones_on_sqlite() {
+    chunk_queries_match_single_ones(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn chunk_queries_match_single_ones_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_chunk_queries").await {
+        chunk_queries_match_single_ones(database).await;
+    }
+}
+
 #[tokio::test]
 async fn first_render_frozen_with_delivery_on_sqlite() {
     first_render_frozen_with_delivery(TestDatabase::sqlite().unwrap()).await;
