@@ -75,9 +75,11 @@ struct RenderThread {
 }
 
 impl RenderThread {
-    /// Runs `job` on this render thread and waits for it; a panic in `job` resumes here.
-    fn run<T: Send>(&self, job: impl FnOnce() -> T + Send) -> T {
-        self.threads.pools[self.index].install(job)
+    /// Starts `job` on this render thread and returns at once. `job` owns the thread, so the
+    /// thread goes back to the idle list when `job` ends.
+    fn spawn(self, job: impl FnOnce(RenderThread) + Send + 'static) {
+        let threads = Arc::clone(&self.threads);
+        threads.pools[self.index].spawn(move || job(self));
     }
 }
 
@@ -155,8 +157,9 @@ impl PdfRenderService for PdfRenderApi {
 }
 
 impl PdfRenderApi {
-    /// Runs the CPU-bound render on a render thread, waited for from tokio's blocking pool, so
-    /// it never stalls the I/O threads.
+    /// Runs the CPU-bound render on a render thread, so it never stalls the I/O threads, and
+    /// waits for its result. The render thread itself sends the result back: a hop through
+    /// tokio's blocking pool would cost two more thread wake-ups per render.
     async fn render_blocking(&self, input: RenderInput) -> Result<RenderedPdf, Status> {
         let renderer = self.renderer.clone();
         let span = tracing::Span::current();
@@ -165,28 +168,39 @@ impl PdfRenderApi {
             .acquire_owned()
             .await
             .map_err(|_| status::internal("waiting for a render slot"))?;
-        let thread = self.threads.take();
-        let joined = tokio::task::spawn_blocking(move || {
+        // Every permit has its thread, so a missing one means that invariant broke.
+        let thread = self.threads.take().ok_or_else(|| {
+            tracing::error!("a render permit was granted but no render thread is idle");
+            status::internal("waiting for a render slot")
+        })?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        thread.spawn(move |thread| {
             let render = || {
                 let _entered = span.enter();
                 renderer.render(&input)
             };
-            // Every permit has its thread, so `thread` is only missing if that invariant
-            // broke; the render then runs here, on rayon's global pool.
-            let rendered = match &thread {
-                Some(thread) => thread.run(render),
-                None => render(),
-            };
+            // A panic is caught here: rayon aborts the process on a panic in a spawned job.
+            let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(render));
             drop(thread);
             drop(permit);
-            rendered
-        })
-        .await;
+            // The caller may have stopped waiting; the result then has no one to go to.
+            let _ = sender.send(rendered);
+        });
+        let outcome = receiver.await;
         invoicer_telemetry::metrics().record_render(started.elapsed());
-        match joined {
-            Ok(result) => result.map_err(render_status),
-            Err(join_error) => {
-                tracing::error!(error = %join_error, "render task panicked or was cancelled");
+        match outcome {
+            Ok(Ok(result)) => result.map_err(render_status),
+            Ok(Err(panic)) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %message, "render panicked");
+                Err(status::internal("rendering the invoice"))
+            }
+            Err(_closed) => {
+                tracing::error!("render thread ended without a result");
                 Err(status::internal("rendering the invoice"))
             }
         }
