@@ -119,7 +119,12 @@ def check_docker_context() -> list[str]:
         if manifest not in tracked:
             problems.append(f"workspace member {member} has no tracked Cargo.toml")
 
-    for path in (".git/HEAD", "target/release/invoicer", "invoicer-data/invoice-query.db"):
+    for path in (
+        ".git/HEAD",
+        "target/release/invoicer",
+        "target/dist/invoicer",
+        "invoicer-data/invoice-query.db",
+    ):
         if not is_excluded(path, rules):
             problems.append(f"{DOCKERIGNORE.name} lets {path} into the build context")
     return problems
