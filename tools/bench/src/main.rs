@@ -1,10 +1,11 @@
 //! Batch throughput benchmark: runs the whole batch through the five services, each its own
-//! `invoicer serve --services X` process talking gRPC on loopback, against an SMTP sink in a
-//! separate process. Reports invoices per second, per-delivery latency percentiles and the
-//! peak RSS of every process, and writes the results page.
+//! `invoicer serve --services X` process (or all five in one with `--layout one-process`)
+//! talking gRPC on loopback, against an SMTP sink in a separate process. Reports invoices per
+//! second, per-delivery latency percentiles, the peak RSS and the CPU time per invoice of
+//! every process, and writes the results page.
 //!
-//!     cargo build --release -p invoicer -p invoicer-bench
-//!     target/release/bench run --invoices 1000,10000 --database sqlite,postgres
+//!     cargo build --profile dist -p invoicer -p invoicer-bench
+//!     target/dist/bench run --invoices 1000,10000 --database sqlite,postgres
 
 mod generate;
 mod latency;
@@ -13,7 +14,6 @@ mod run;
 mod sink;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -51,11 +51,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Returns the folder cargo builds into: `CARGO_TARGET_DIR`, or `target` in the workspace.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }

@@ -15,6 +15,12 @@ pub(crate) struct Rss {
     pub(crate) peak_kib: u64,
 }
 
+/// CPU time one service process spent during the batch, import excluded.
+pub(crate) struct Cpu {
+    pub(crate) process: String,
+    pub(crate) batch_secs: f64,
+}
+
 /// The measurements of one case.
 pub(crate) struct CaseResult {
     pub(crate) label: String,
@@ -27,6 +33,7 @@ pub(crate) struct CaseResult {
     pub(crate) p90: Option<f64>,
     pub(crate) p99: Option<f64>,
     pub(crate) rss: Vec<Rss>,
+    pub(crate) cpu: Vec<Cpu>,
 }
 
 impl CaseResult {
@@ -38,9 +45,18 @@ impl CaseResult {
         }
     }
 
+    /// CPU milliseconds per sent invoice of one process during the batch.
+    fn cpu_millis_per_invoice(&self, cpu: &Cpu) -> f64 {
+        if self.sent > 0 {
+            cpu.batch_secs * 1000.0 / self.sent as f64
+        } else {
+            0.0
+        }
+    }
+
     pub(crate) fn summary(&self) -> String {
         format!(
-            "{} on {}: {} sent in {:.1} s = {:.1} invoices/s, p50 {} p99 {}, peak RSS {}",
+            "{} on {}: {} sent in {:.1} s = {:.1} invoices/s, p50 {} p99 {}, peak RSS {}, CPU per invoice {}",
             self.label,
             self.database,
             self.sent,
@@ -51,6 +67,11 @@ impl CaseResult {
             self.rss
                 .iter()
                 .map(|rss| format!("{} {:.0} MiB", rss.process, mib(rss.peak_kib)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.cpu
+                .iter()
+                .map(|cpu| format!("{} {:.2} ms", cpu.process, self.cpu_millis_per_invoice(cpu)))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -150,8 +171,51 @@ fn results_section(command: &str, concurrency: usize, results: &[CaseResult]) ->
         }
         let _ = writeln!(out);
     }
+    write_cpu_table(&mut out, results);
     let _ = write!(out, "{END_MARKER}");
     out
+}
+
+/// Writes the CPU milliseconds per sent invoice of each process during the batch, import
+/// excluded. A database server's own CPU is not included.
+fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
+    let mut processes: Vec<&str> = Vec::new();
+    for result in results {
+        for cpu in &result.cpu {
+            if !processes.contains(&cpu.process.as_str()) {
+                processes.push(&cpu.process);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nCPU milliseconds per sent invoice during the batch (user and system time of each process; a database server's own is not included):\n"
+    );
+    let _ = write!(out, "| invoices | database |");
+    for process in &processes {
+        let _ = write!(out, " {process} |");
+    }
+    let _ = writeln!(out, " all |");
+    let _ = write!(out, "|---|---|");
+    for _ in &processes {
+        let _ = write!(out, "---:|");
+    }
+    let _ = writeln!(out, "---:|");
+    for result in results {
+        let _ = write!(out, "| {} | {} |", result.label, result.database);
+        let mut all = 0.0;
+        for process in &processes {
+            let millis = result
+                .cpu
+                .iter()
+                .find(|cpu| cpu.process == *process)
+                .map(|cpu| result.cpu_millis_per_invoice(cpu));
+            all += millis.unwrap_or_default();
+            let cell = millis.map_or_else(|| "-".to_owned(), |millis| format!("{millis:.2}"));
+            let _ = write!(out, " {cell} |");
+        }
+        let _ = writeln!(out, " {all:.2} |");
+    }
 }
 
 fn number_millis(seconds: Option<f64>) -> String {

@@ -12,7 +12,7 @@ use invoicer_test_db::TestDatabase;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-use crate::report::{CaseResult, Rss};
+use crate::report::{CaseResult, Cpu, Rss};
 use crate::{generate, latency, report};
 
 const SERVICES: [&str; 5] = [
@@ -41,6 +41,17 @@ impl DatabaseKind {
     }
 }
 
+/// Placement of the five services in processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Layout {
+    /// Each service in its own `invoicer serve --services NAME` process, as one Deployment per
+    /// service runs them.
+    PerService,
+    /// All five in one `invoicer serve` process, as the default configuration runs them. They
+    /// still call each other over gRPC on loopback.
+    OneProcess,
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct RunArgs {
     /// Generated invoice counts, comma-separated, such as 1000,10000,100000.
@@ -52,10 +63,13 @@ pub(crate) struct RunArgs {
     /// Databases, comma-separated: sqlite, postgres.
     #[arg(long, value_delimiter = ',', default_value = "sqlite")]
     database: Vec<DatabaseKind>,
+    /// Placement of the services in processes.
+    #[arg(long, value_enum, default_value_t = Layout::PerService)]
+    layout: Layout,
     /// Deliveries the orchestrator runs at once (`batch.concurrency`).
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
-    /// The invoicer binary [default: the release build in the cargo target folder].
+    /// The invoicer binary [default: `invoicer` in the folder of this benchmark's binary].
     #[arg(long)]
     invoicer: Option<PathBuf>,
     /// Results page to write; only the part between its result markers is replaced.
@@ -79,13 +93,13 @@ enum Export {
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let invoicer = args
-        .invoicer
-        .clone()
-        .unwrap_or_else(|| crate::target_dir().join("release/invoicer"));
+    let invoicer = match &args.invoicer {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("invoicer"),
+    };
     ensure!(
         invoicer.exists(),
-        "no invoicer binary at {}: build it with `cargo build --release -p invoicer` or pass --invoicer",
+        "no invoicer binary at {}: build it with the benchmark, `cargo build --profile dist -p invoicer -p invoicer-bench`, or pass --invoicer",
         invoicer.display()
     );
     let mut cases = Vec::new();
@@ -156,19 +170,35 @@ async fn run_on(
 
     let mut sink = Process::sink(&folder).await?;
     let mut ports = BTreeMap::new();
+    let shared_port = free_port()?;
     for name in SERVICES {
-        ports.insert(name, free_port()?);
+        let port = match args.layout {
+            Layout::PerService => free_port()?,
+            Layout::OneProcess => shared_port,
+        };
+        ports.insert(name, port);
     }
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let config = write_config(&folder, database, &ports, args)?;
+    let groups: Vec<(&str, &str)> = match args.layout {
+        Layout::PerService => SERVICES.iter().map(|name| (*name, *name)).collect(),
+        Layout::OneProcess => vec![("invoicer", "invoice-query")],
+    };
     let mut services = Vec::new();
-    for name in SERVICES {
+    for (name, first_service) in groups {
+        let hosted = match args.layout {
+            Layout::PerService => name.to_owned(),
+            Layout::OneProcess => SERVICES.join(","),
+        };
         let process = Process::service(
             invoicer,
             &config,
-            name,
-            ports[name],
-            metrics,
+            ServiceProcess {
+                name,
+                services: &hosted,
+                port: ports[first_service],
+                metrics,
+            },
             &sink.address,
             &folder,
         )
@@ -205,6 +235,10 @@ async fn run_on(
     }
     let import_secs = started.elapsed().as_secs_f64();
 
+    let cpu_before = services
+        .iter()
+        .map(Process::cpu_secs)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     let output = cli(
         invoicer,
@@ -229,6 +263,13 @@ async fn run_on(
             peak_kib: process.peak_rss_kib()?,
         });
     }
+    let mut cpu = Vec::new();
+    for (process, before) in services.iter().zip(cpu_before) {
+        cpu.push(Cpu {
+            process: process.name.clone(),
+            batch_secs: process.cpu_secs()? - before,
+        });
+    }
     for process in services {
         process.stop().await?;
     }
@@ -248,7 +289,32 @@ async fn run_on(
         p90: latency::quantile(&buckets, 0.9),
         p99: latency::quantile(&buckets, 0.99),
         rss,
+        cpu,
     })
+}
+
+/// One service process of a case: its name in the report, the services it hosts, its port.
+struct ServiceProcess<'a> {
+    /// Name in the report: the service, or `invoicer` for all five.
+    name: &'a str,
+    /// `--services` of `invoicer serve`.
+    services: &'a str,
+    port: u16,
+    /// Prometheus endpoint, served by the process that hosts the orchestrator.
+    metrics: SocketAddr,
+}
+
+/// Returns utime + stime of a `/proc/PID/stat` line, in seconds. Linux reports both in clock
+/// ticks of `USER_HZ`, which is 100 on x86-64 and arm64.
+fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    // The command name in brackets may contain spaces; the fields after it do not.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -385,25 +451,29 @@ impl Process {
     async fn service(
         invoicer: &Path,
         config: &Path,
-        name: &str,
-        port: u16,
-        metrics: SocketAddr,
+        process: ServiceProcess<'_>,
         smtp_url: &str,
         folder: &Path,
     ) -> anyhow::Result<Process> {
+        let ServiceProcess {
+            name,
+            services,
+            port,
+            metrics,
+        } = process;
         let listen = SocketAddr::from(([127, 0, 0, 1], port));
         let log = folder.join(format!("{name}.log"));
         let mut command = clean_command(invoicer);
         command
             .arg("--config")
             .arg(config)
-            .args(["serve", "--services", name])
+            .args(["serve", "--services", services])
             .env("INVOICER_LISTEN", listen.to_string())
             .env("INVOICER_SMTP_URL", smtp_url)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?);
         let mut listens = vec![listen];
-        if name == "orchestrator" {
+        if services.split(',').any(|service| service == "orchestrator") {
             command.env("INVOICER_METRICS_LISTEN", metrics.to_string());
             listens.push(metrics);
         }
@@ -432,6 +502,14 @@ impl Process {
             }
         }
         Ok(())
+    }
+
+    /// CPU time the process used so far, user and system, over all its threads, in seconds.
+    fn cpu_secs(&self) -> anyhow::Result<f64> {
+        let pid = self.child.id().context("process already exited")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        cpu_secs_of_stat(&stat)
+            .with_context(|| format!("cannot read the CPU times in /proc/{pid}/stat"))
     }
 
     /// Peak resident set size (`VmHWM` in /proc/PID/status), in KiB.
@@ -479,5 +557,23 @@ impl Process {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_secs_of_stat_adds_user_and_system() {
+        let stat =
+            "4242 (invoicer serve) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0";
+
+        assert_eq!(cpu_secs_of_stat(stat), Some(3.25));
+    }
+
+    #[test]
+    fn cpu_secs_of_stat_rejects_short_line() {
+        assert_eq!(cpu_secs_of_stat("4242 (invoicer) S 1"), None);
     }
 }
