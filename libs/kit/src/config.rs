@@ -634,14 +634,16 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// How long a pooled database connection may sit idle before the pool pings it on checkout.
+/// Returns whether `url` names a SQLite database.
 ///
-/// sqlx pings every connection on checkout by default. On SQLite a ping is a round trip to
-/// the connection's worker thread, and on PostgreSQL one to the server, so a busy batch paid
-/// one extra round trip per statement outside a transaction. Connections in use more often
-/// than this skip the ping; one idle for longer, which a database restart or a firewall may
-/// have cut, is still checked before use.
-pub const DB_PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The stores turn sqlx's ping on every pool checkout off for SQLite only. There a ping is a
+/// round trip to the connection's worker thread, one per statement outside a transaction,
+/// and it can find nothing wrong, because no server or network sits between the pool and the
+/// file. On PostgreSQL the ping is what replaces a connection that a server restart cut
+/// before a statement fails on it, so it stays.
+pub fn is_sqlite_url(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
 
 /// Returns the folder of a `sqlite://` file URL, such as `/srv/data` for
 /// `sqlite:///srv/data/audit_log.db?mode=rwc`. `None` for other databases, in-memory SQLite and
@@ -863,6 +865,14 @@ mod tests {
         );
         assert_eq!(config.pdf.payment.iban, "DE02120300000000202051");
         assert!(!config.pdf.factur_x);
+    }
+
+    #[test]
+    fn sqlite_urls_told_from_postgres() {
+        assert!(is_sqlite_url("sqlite:///srv/data/iq.db?mode=rwc"));
+        assert!(is_sqlite_url("sqlite::memory:"));
+        assert!(!is_sqlite_url("postgres://invoicer@db:5432/invoicer"));
+        assert!(!is_sqlite_url("postgresql://invoicer@db/invoicer?sslmode=require"));
     }
 
     #[test]

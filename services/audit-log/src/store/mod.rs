@@ -58,7 +58,7 @@ impl Store {
         let mut options = ConnectOptions::new(url);
         options
             .sqlx_logging(false)
-            .test_before_acquire_if_idle_for(invoicer_kit::config::DB_PING_AFTER_IDLE);
+            .test_before_acquire(!invoicer_kit::config::is_sqlite_url(url));
         // WAL lets readers go on while an append commits.
         options.map_sqlx_sqlite_opts(|sqlite| sqlite.journal_mode(SqliteJournalMode::Wal));
         let db = Database::connect(options).await.map_err(Error::Connect)?;

@@ -74,7 +74,7 @@ impl Store {
         let mut options = ConnectOptions::new(url);
         options
             .sqlx_logging(false)
-            .test_before_acquire_if_idle_for(invoicer_kit::config::DB_PING_AFTER_IDLE)
+            .test_before_acquire(!invoicer_kit::config::is_sqlite_url(url))
             .map_sqlx_sqlite_opts(|sqlite| {
                 // WAL lets GetInvoice and ListInvoicesToNotify read while an import writes.
                 sqlite

@@ -102,8 +102,8 @@ impl Store {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
-            .test_before_acquire_if_idle_for(invoicer_kit::config::DB_PING_AFTER_IDLE);
-        if url.starts_with("sqlite:") {
+            .test_before_acquire(!invoicer_kit::config::is_sqlite_url(url));
+        if invoicer_kit::config::is_sqlite_url(url) {
             // One writer at a time; busy writers wait instead of failing with SQLITE_BUSY.
             options.max_connections(1);
             // A WAL commit syncs only the log, where the default rollback journal syncs the
@@ -427,7 +427,7 @@ impl Store {
         if revisions.is_empty() {
             return Ok(found);
         }
-        let numbers: Vec<&str> = revisions.iter().map(|(number, _)| *number).collect();
+        let numbers: HashSet<&str> = revisions.iter().map(|(number, _)| *number).collect();
         let rows = delivery::Entity::find()
             .filter(delivery::Column::InvoiceNumber.is_in(numbers))
             .filter(delivery::Column::Purpose.eq(Purpose::Batch.as_str()))
@@ -624,7 +624,7 @@ impl Store {
         if revisions.is_empty() {
             return Ok(HashSet::new());
         }
-        let numbers: Vec<&str> = revisions.iter().map(|(number, _)| *number).collect();
+        let numbers: HashSet<&str> = revisions.iter().map(|(number, _)| *number).collect();
         let rows: Vec<(String, i32)> = document::Entity::find()
             .select_only()
             .column(document::Column::InvoiceNumber)
