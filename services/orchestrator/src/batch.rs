@@ -357,7 +357,7 @@ impl Engine {
                 // first one froze.
                 let revision_key = (delivery.invoice_number.clone(), delivery.invoice_revision);
                 let pdf = if frozen.insert(revision_key) {
-                    FrozenPdf::NoneAtPlanning
+                    FrozenPdf::NoneAtChunkStart
                 } else {
                     FrozenPdf::Unknown
                 };

@@ -13,14 +13,14 @@ use crate::outgoing::Outgoing;
 use crate::retry::{RetryDecision, random_jitter};
 use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
 
-/// What the caller knows about the frozen PDF of a delivery's invoice revision.
+/// The caller's information on the frozen PDF of a delivery's invoice revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FrozenPdf {
-    /// Nothing: the delivery looks the PDF up before it renders.
+    /// None: the delivery looks the PDF up before it renders.
     Unknown,
-    /// The revision had none a moment ago, when the batch planned the delivery, so the
-    /// delivery renders without a lookup.
-    NoneAtPlanning,
+    /// The revision had none when the batch started delivering the chunk of this delivery,
+    /// moments ago, so the delivery renders without a lookup.
+    NoneAtChunkStart,
 }
 
 impl Engine {
@@ -150,7 +150,7 @@ impl Engine {
     /// Returns the revision's frozen PDF, rendering and freezing it on first use, and stores
     /// the delivery as `rendered` with that PDF's SHA-256 and file name. A first render is
     /// frozen in the same transaction as that write, which keeps a PDF frozen in the meantime
-    /// instead, so `FrozenPdf::NoneAtPlanning` skips only the lookup, never the frozen PDF.
+    /// instead, so `FrozenPdf::NoneAtChunkStart` skips only the lookup, never the frozen PDF.
     async fn freeze_document(
         &self,
         delivery: &mut Delivery,
@@ -163,7 +163,7 @@ impl Engine {
                     .document(&delivery.invoice_number, delivery.invoice_revision)
                     .await?
             }
-            FrozenPdf::NoneAtPlanning => None,
+            FrozenPdf::NoneAtChunkStart => None,
         };
         if let Some(document) = stored {
             delivery.pdf_sha256 = document.sha256.clone();

@@ -158,8 +158,8 @@ impl PdfRenderService for PdfRenderApi {
 
 impl PdfRenderApi {
     /// Runs the CPU-bound render on a render thread, so it never stalls the I/O threads, and
-    /// waits for its result. The render thread itself sends the result back: a hop through
-    /// tokio's blocking pool would cost two more thread wake-ups per render.
+    /// waits for its result. The render thread sends the result back itself, because a hop
+    /// through tokio's blocking pool adds a thread hand-off each way.
     async fn render_blocking(&self, input: RenderInput) -> Result<RenderedPdf, Status> {
         let renderer = self.renderer.clone();
         let span = tracing::Span::current();
@@ -179,11 +179,11 @@ impl PdfRenderApi {
                 let _entered = span.enter();
                 renderer.render(&input)
             };
-            // A panic is caught here: rayon aborts the process on a panic in a spawned job.
+            // Rayon aborts the process on a panic in a spawned job, so the panic is caught.
             let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(render));
             drop(thread);
             drop(permit);
-            // The caller may have stopped waiting; the result then has no one to go to.
+            // A caller that stopped waiting has dropped the receiver, and the result is dropped.
             let _ = sender.send(rendered);
         });
         let outcome = receiver.await;
