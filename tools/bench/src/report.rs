@@ -45,13 +45,10 @@ impl CaseResult {
         }
     }
 
-    /// CPU milliseconds per sent invoice of one process during the batch.
-    fn cpu_millis_per_invoice(&self, cpu: &Cpu) -> f64 {
-        if self.sent > 0 {
-            cpu.batch_secs * 1000.0 / self.sent as f64
-        } else {
-            0.0
-        }
+    /// CPU milliseconds per sent invoice of one process during the batch; `None` when the
+    /// batch sent nothing.
+    fn cpu_millis_per_invoice(&self, cpu: &Cpu) -> Option<f64> {
+        (self.sent > 0).then(|| cpu.batch_secs * 1000.0 / self.sent as f64)
     }
 
     pub(crate) fn summary(&self) -> String {
@@ -71,7 +68,10 @@ impl CaseResult {
                 .join(", "),
             self.cpu
                 .iter()
-                .map(|cpu| format!("{} {:.2} ms", cpu.process, self.cpu_millis_per_invoice(cpu)))
+                .map(|cpu| {
+                    let millis = self.cpu_millis_per_invoice(cpu);
+                    format!("{} {} ms", cpu.process, number_millis_text(millis))
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -203,19 +203,23 @@ fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
     let _ = writeln!(out, "---:|");
     for result in results {
         let _ = write!(out, "| {} | {} |", result.label, result.database);
-        let mut all = 0.0;
+        let mut all = Some(0.0);
         for process in &processes {
             let millis = result
                 .cpu
                 .iter()
                 .find(|cpu| cpu.process == *process)
-                .map(|cpu| result.cpu_millis_per_invoice(cpu));
-            all += millis.unwrap_or_default();
-            let cell = millis.map_or_else(|| "-".to_owned(), |millis| format!("{millis:.2}"));
-            let _ = write!(out, " {cell} |");
+                .and_then(|cpu| result.cpu_millis_per_invoice(cpu));
+            all = all.zip(millis).map(|(all, millis)| all + millis);
+            let _ = write!(out, " {} |", number_millis_text(millis));
         }
-        let _ = writeln!(out, " {all:.2} |");
+        let _ = writeln!(out, " {} |", number_millis_text(all));
     }
+}
+
+/// Formats milliseconds with two decimals, or `-` for none.
+fn number_millis_text(millis: Option<f64>) -> String {
+    millis.map_or_else(|| "-".to_owned(), |millis| format!("{millis:.2}"))
 }
 
 fn number_millis(seconds: Option<f64>) -> String {

@@ -170,11 +170,14 @@ async fn run_on(
 
     let mut sink = Process::sink(&folder).await?;
     let mut ports = BTreeMap::new();
-    let shared_port = free_port()?;
+    let shared_port = match args.layout {
+        Layout::PerService => None,
+        Layout::OneProcess => Some(free_port()?),
+    };
     for name in SERVICES {
-        let port = match args.layout {
-            Layout::PerService => free_port()?,
-            Layout::OneProcess => shared_port,
+        let port = match shared_port {
+            Some(port) => port,
+            None => free_port()?,
         };
         ports.insert(name, port);
     }
@@ -248,6 +251,13 @@ async fn run_on(
     )
     .await?;
     let batch_secs = started.elapsed().as_secs_f64();
+    let mut cpu = Vec::new();
+    for (process, before) in services.iter().zip(cpu_before) {
+        cpu.push(Cpu {
+            process: process.name.clone(),
+            batch_secs: process.cpu_secs()? - before,
+        });
+    }
     let summary: serde_json::Value =
         serde_json::from_str(output.lines().last().context("batch run printed nothing")?)?;
     let sent = summary["sent"].as_u64().unwrap_or_default();
@@ -261,13 +271,6 @@ async fn run_on(
         rss.push(Rss {
             process: process.name.clone(),
             peak_kib: process.peak_rss_kib()?,
-        });
-    }
-    let mut cpu = Vec::new();
-    for (process, before) in services.iter().zip(cpu_before) {
-        cpu.push(Cpu {
-            process: process.name.clone(),
-            batch_secs: process.cpu_secs()? - before,
         });
     }
     for process in services {
@@ -305,7 +308,7 @@ struct ServiceProcess<'a> {
 }
 
 /// Returns utime + stime of a `/proc/PID/stat` line, in seconds. Linux reports both in clock
-/// ticks of `USER_HZ`, which is 100 on x86-64 and arm64.
+/// ticks of `USER_HZ` (proc(5)), which is 100 on x86-64 and arm64.
 fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
     const USER_HZ: f64 = 100.0;
     // The command name in brackets may contain spaces; the fields after it do not.
