@@ -872,7 +872,9 @@ mod tests {
         assert!(is_sqlite_url("sqlite:///srv/data/iq.db?mode=rwc"));
         assert!(is_sqlite_url("sqlite::memory:"));
         assert!(!is_sqlite_url("postgres://invoicer@db:5432/invoicer"));
-        assert!(!is_sqlite_url("postgresql://invoicer@db/invoicer?sslmode=require"));
+        assert!(!is_sqlite_url(
+            "postgresql://invoicer@db/invoicer?sslmode=require"
+        ));
     }
 
     #[test]

@@ -126,14 +126,11 @@ fn results_section(command: &str, concurrency: usize, results: &[CaseResult]) ->
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
     );
     let _ = writeln!(out, "Machine: {}\n", machine());
-    let mut processes: Vec<&str> = Vec::new();
-    for result in results {
-        for rss in &result.rss {
-            if !processes.contains(&rss.process.as_str()) {
-                processes.push(&rss.process);
-            }
-        }
-    }
+    let processes = distinct_names(
+        results
+            .iter()
+            .flat_map(|result| result.rss.iter().map(|rss| rss.process.as_str())),
+    );
     let _ = write!(
         out,
         "| invoices | database | sent | import s | batch s | invoices/s | p50 ms | p90 ms | p99 ms |"
@@ -179,14 +176,11 @@ fn results_section(command: &str, concurrency: usize, results: &[CaseResult]) ->
 /// Writes the CPU milliseconds per sent invoice of each process during the batch, import
 /// excluded. A database server's own CPU is not included.
 fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
-    let mut processes: Vec<&str> = Vec::new();
-    for result in results {
-        for cpu in &result.cpu {
-            if !processes.contains(&cpu.process.as_str()) {
-                processes.push(&cpu.process);
-            }
-        }
-    }
+    let processes = distinct_names(
+        results
+            .iter()
+            .flat_map(|result| result.cpu.iter().map(|cpu| cpu.process.as_str())),
+    );
     let _ = writeln!(
         out,
         "\nCPU milliseconds per sent invoice during the batch (user and system time of each process; a database server's own is not included):\n"
@@ -203,18 +197,32 @@ fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
     let _ = writeln!(out, "---:|");
     for result in results {
         let _ = write!(out, "| {} | {} |", result.label, result.database);
-        let mut all = Some(0.0);
+        // Only this case's processes: a case of another layout leaves the others' cells empty.
+        let mut all: Option<f64> = None;
         for process in &processes {
             let millis = result
                 .cpu
                 .iter()
                 .find(|cpu| cpu.process == *process)
                 .and_then(|cpu| result.cpu_millis_per_invoice(cpu));
-            all = all.zip(millis).map(|(all, millis)| all + millis);
+            if let Some(millis) = millis {
+                all = Some(all.unwrap_or_default() + millis);
+            }
             let _ = write!(out, " {} |", number_millis_text(millis));
         }
         let _ = writeln!(out, " {} |", number_millis_text(all));
     }
+}
+
+/// Returns the names in their first-seen order, each once: the process columns of a table.
+fn distinct_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut distinct: Vec<&str> = Vec::new();
+    for name in names {
+        if !distinct.contains(&name) {
+            distinct.push(name);
+        }
+    }
+    distinct
 }
 
 /// Formats milliseconds with two decimals, or `-` for none.
@@ -267,6 +275,68 @@ mod tests {
         assert!(!replaced.contains("old"), "{replaced}");
         assert!(replaced.contains("## Profile\nkept\n"), "{replaced}");
         assert!(replaced.starts_with("# Title\n\nintro\n\n"), "{replaced}");
+    }
+
+    fn case(label: &str, sent: u64, cpu_secs: &[(&str, f64)]) -> CaseResult {
+        CaseResult {
+            label: label.to_owned(),
+            database: "SQLite",
+            sent,
+            import_secs: 1.0,
+            batch_secs: 10.0,
+            p50: None,
+            p90: None,
+            p99: None,
+            rss: Vec::new(),
+            cpu: cpu_secs
+                .iter()
+                .map(|(process, secs)| Cpu {
+                    process: (*process).to_owned(),
+                    batch_secs: *secs,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn cpu_table_per_invoice_and_summed() {
+        let results = [case(
+            "generated 1000",
+            1000,
+            &[("pdf-render", 4.0), ("orchestrator", 2.5)],
+        )];
+        let mut out = String::new();
+
+        write_cpu_table(&mut out, &results);
+
+        assert!(
+            out.contains("| invoices | database | pdf-render | orchestrator | all |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| generated 1000 | SQLite | 4.00 | 2.50 | 6.50 |"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn cpu_table_without_sent_invoices() {
+        let results = [
+            case("generated 10", 0, &[("invoicer", 1.0)]),
+            case("generated 20", 20, &[("other", 1.0)]),
+        ];
+        let mut out = String::new();
+
+        write_cpu_table(&mut out, &results);
+
+        assert!(
+            out.contains("| generated 10 | SQLite | - | - | - |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| generated 20 | SQLite | - | 50.00 | 50.00 |"),
+            "{out}"
+        );
     }
 
     #[test]
