@@ -183,7 +183,7 @@ fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
     );
     let _ = writeln!(
         out,
-        "\nCPU milliseconds per sent invoice during the batch (user and system time of each process; a database server's own is not included):\n"
+        "\nCPU milliseconds per sent invoice during the batch: user and system time of each service process, counted by Linux in steps of 10 ms, so a batch of a few invoices gives coarse figures. The SMTP sink's and a database server's own CPU are not included.\n"
     );
     let _ = write!(out, "| invoices | database |");
     for process in &processes {

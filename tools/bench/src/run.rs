@@ -55,7 +55,7 @@ pub(crate) enum Layout {
 #[derive(Debug, clap::Args)]
 pub(crate) struct RunArgs {
     /// Generated invoice counts, comma-separated, such as 1000,10000,100000.
-    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    #[arg(long, value_delimiter = ',', default_value = "1000", value_parser = at_least_one)]
     invoices: Vec<usize>,
     /// Also run the Chinook sample export (services/invoicer/sample/chinook-export.json).
     #[arg(long)]
@@ -67,7 +67,7 @@ pub(crate) struct RunArgs {
     #[arg(long, value_enum, default_value_t = Layout::PerService)]
     layout: Layout,
     /// Deliveries the orchestrator runs at once (`batch.concurrency`).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
     concurrency: usize,
     /// The invoicer binary [default: `invoicer` in the folder of this benchmark's binary].
     #[arg(long)]
@@ -101,6 +101,12 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         invoicer.exists(),
         "no invoicer binary at {}: build it with the benchmark, `cargo build --profile dist -p invoicer -p invoicer-bench`, or pass --invoicer",
         invoicer.display()
+    );
+    let postgres_url = std::env::var_os(invoicer_test_db::POSTGRES_URL_VARIABLE);
+    ensure!(
+        !args.database.contains(&DatabaseKind::Postgres) || postgres_url.is_some(),
+        "--database postgres needs {}, such as postgres://postgres@127.0.0.1:5432/test; set it or leave postgres out",
+        invoicer_test_db::POSTGRES_URL_VARIABLE
     );
     let mut cases = Vec::new();
     for &database in &args.database {
@@ -294,6 +300,15 @@ async fn run_on(
         rss,
         cpu,
     })
+}
+
+/// Parses a count that must be 1 or more.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(error) => Err(format!("{error}; expected a whole number of 1 or more")),
+    }
 }
 
 /// One service process of a case: its name in the report, the services it hosts, its port.
@@ -573,6 +588,13 @@ mod tests {
             "4242 (invoicer serve) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0";
 
         assert_eq!(cpu_secs_of_stat(stat), Some(3.25));
+    }
+
+    #[test]
+    fn counts_of_zero_rejected() {
+        assert_eq!(at_least_one("0"), Err("must be at least 1".to_owned()));
+        assert_eq!(at_least_one("250"), Ok(250));
+        assert!(at_least_one("ten").is_err());
     }
 
     #[test]
