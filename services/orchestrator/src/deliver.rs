@@ -16,7 +16,7 @@ use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
 /// The caller's information on the frozen PDF of a delivery's invoice revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FrozenPdf {
-    /// None: the delivery looks the PDF up before it renders.
+    /// No information: the delivery looks the PDF up before it renders.
     Unknown,
     /// The revision had none when the batch started delivering the chunk of this delivery,
     /// moments ago, so the delivery renders without a lookup.
@@ -24,8 +24,8 @@ pub(crate) enum FrozenPdf {
 }
 
 impl Engine {
-    /// Takes a delivery this caller claimed (state `pending`) to an end state and returns it,
-    /// as `deliver_with` does when nothing is known about the revision's frozen PDF.
+    /// Takes a delivery this caller claimed (state `pending`) to an end state and returns it:
+    /// `deliver_with` with `FrozenPdf::Unknown`.
     pub(crate) async fn deliver(&self, delivery: Delivery) -> Result<Delivery, OrchestratorError> {
         self.deliver_with(delivery, FrozenPdf::Unknown).await
     }
@@ -149,8 +149,8 @@ impl Engine {
 
     /// Returns the revision's frozen PDF, rendering and freezing it on first use, and stores
     /// the delivery as `rendered` with that PDF's SHA-256 and file name. A first render is
-    /// frozen in the same transaction as that write, which keeps a PDF frozen in the meantime
-    /// instead, so `FrozenPdf::NoneAtChunkStart` skips only the lookup, never the frozen PDF.
+    /// frozen in the same transaction as that write. That transaction keeps a PDF frozen in the
+    /// meantime instead, so `FrozenPdf::NoneAtChunkStart` skips only the lookup.
     async fn freeze_document(
         &self,
         delivery: &mut Delivery,

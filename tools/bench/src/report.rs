@@ -173,8 +173,8 @@ fn results_section(command: &str, concurrency: usize, results: &[CaseResult]) ->
     out
 }
 
-/// Writes the CPU milliseconds per sent invoice of each process during the batch, import
-/// excluded. A database server's own CPU is not included.
+/// Writes the CPU milliseconds per sent invoice of each service process during the batch,
+/// import excluded. The SMTP sink's and a database server's own CPU are not included.
 fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
     let processes = distinct_names(
         results

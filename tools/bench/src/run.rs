@@ -75,7 +75,7 @@ pub(crate) struct RunArgs {
     /// Results page to write; only the part between its result markers is replaced.
     #[arg(long, default_value = "docs/benchmarks/batch.md")]
     output: PathBuf,
-    /// Seconds a batch may run before the case fails.
+    /// Seconds each CLI call of a case, the import and the batch, may run before the case fails.
     #[arg(long, default_value_t = 1800)]
     timeout_secs: u64,
 }
@@ -102,9 +102,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         "no invoicer binary at {}: build it with the benchmark, `cargo build --profile dist -p invoicer -p invoicer-bench`, or pass --invoicer",
         invoicer.display()
     );
-    let postgres_url = std::env::var_os(invoicer_test_db::POSTGRES_URL_VARIABLE);
+    let postgres_url_set = std::env::var_os(invoicer_test_db::POSTGRES_URL_VARIABLE).is_some();
     ensure!(
-        !args.database.contains(&DatabaseKind::Postgres) || postgres_url.is_some(),
+        !args.database.contains(&DatabaseKind::Postgres) || postgres_url_set,
         "--database postgres needs {}, such as postgres://postgres@127.0.0.1:5432/test; set it or leave postgres out",
         invoicer_test_db::POSTGRES_URL_VARIABLE
     );
@@ -311,7 +311,8 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
-/// One service process of a case: its name in the report, the services it hosts, its port.
+/// One service process of a case: its name in the report, the services it hosts and its
+/// addresses.
 struct ServiceProcess<'a> {
     /// Name in the report: the service, or `invoicer` for all five.
     name: &'a str,

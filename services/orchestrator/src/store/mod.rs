@@ -427,20 +427,21 @@ impl Store {
         if revisions.is_empty() {
             return Ok(found);
         }
-        let numbers: HashSet<&str> = revisions.iter().map(|(number, _)| *number).collect();
         let rows = delivery::Entity::find()
-            .filter(delivery::Column::InvoiceNumber.is_in(numbers))
+            .filter(delivery::Column::InvoiceNumber.is_in(invoice_numbers(revisions)))
             .filter(delivery::Column::Purpose.eq(Purpose::Batch.as_str()))
             .order_by_asc(delivery::Column::CreatedAt)
             .all(&self.db)
             .await?;
-        let wanted: HashSet<(&str, u32)> = revisions.iter().copied().collect();
+        let requested: HashSet<(&str, u32)> = revisions.iter().copied().collect();
         for row in rows {
-            let delivery = delivery_from_row(row)?;
-            if wanted.contains(&(delivery.invoice_number.as_str(), delivery.invoice_revision)) {
-                let key = (delivery.invoice_number.clone(), delivery.invoice_revision);
-                found.entry(key).or_default().push(delivery);
+            let key = (row.invoice_number.as_str(), row.invoice_revision as u32);
+            if !requested.contains(&key) {
+                continue;
             }
+            let delivery = delivery_from_row(row)?;
+            let key = (delivery.invoice_number.clone(), delivery.invoice_revision);
+            found.entry(key).or_default().push(delivery);
         }
         Ok(found)
     }
@@ -624,20 +625,19 @@ impl Store {
         if revisions.is_empty() {
             return Ok(HashSet::new());
         }
-        let numbers: HashSet<&str> = revisions.iter().map(|(number, _)| *number).collect();
         let rows: Vec<(String, i32)> = document::Entity::find()
             .select_only()
             .column(document::Column::InvoiceNumber)
             .column(document::Column::InvoiceRevision)
-            .filter(document::Column::InvoiceNumber.is_in(numbers))
+            .filter(document::Column::InvoiceNumber.is_in(invoice_numbers(revisions)))
             .into_tuple()
             .all(&self.db)
             .await?;
-        let wanted: HashSet<(&str, u32)> = revisions.iter().copied().collect();
+        let requested: HashSet<(&str, u32)> = revisions.iter().copied().collect();
         Ok(rows
             .into_iter()
             .map(|(number, revision)| (number, revision as u32))
-            .filter(|(number, revision)| wanted.contains(&(number.as_str(), *revision)))
+            .filter(|(number, revision)| requested.contains(&(number.as_str(), *revision)))
             .collect())
     }
 
@@ -709,6 +709,12 @@ impl Store {
         self.write_delivery(transaction, delivery).await?;
         Ok(frozen)
     }
+}
+
+/// Returns the invoice numbers of `revisions`, each once, for an `IN` list: an invoice sent per
+/// To recipient has one entry per recipient.
+fn invoice_numbers<'a>(revisions: &[(&'a str, u32)]) -> HashSet<&'a str> {
+    revisions.iter().map(|(number, _)| *number).collect()
 }
 
 async fn find_document<C: ConnectionTrait>(

@@ -407,10 +407,10 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
 }
 
 /// The chunk queries of planning return, per revision, what the one-revision queries return:
-/// only batch deliveries, only the revisions asked for, oldest first.
+/// only batch deliveries, only the requested revisions, oldest first.
 async fn chunk_queries_match_single_ones(database: TestDatabase) {
     let (store, _) = two_replicas(&database, Duration::from_secs(60)).await;
-    // A second apart, so that "oldest first" has one answer.
+    // A second apart, so that "oldest first" gives one order.
     let started = Utc::now() - chrono::Duration::minutes(1);
     let mut created = 0;
     let mut new_delivery = |key: &str, number: &str, revision: u32, purpose: Purpose| {
@@ -423,9 +423,16 @@ async fn chunk_queries_match_single_ones(database: TestDatabase) {
     let split = new_delivery("INV-1/1/to", "INV-1", 1, Purpose::Batch);
     let newer_revision = new_delivery("INV-1/2", "INV-1", 2, Purpose::Batch);
     let other = new_delivery("INV-2/1", "INV-2", 1, Purpose::Batch);
-    let not_asked = new_delivery("INV-3/1", "INV-3", 1, Purpose::Batch);
+    let not_requested = new_delivery("INV-3/1", "INV-3", 1, Purpose::Batch);
     let resend = new_delivery("resend-1", "INV-2", 1, Purpose::Resend);
-    for delivery in [&first, &split, &newer_revision, &other, &not_asked, &resend] {
+    for delivery in [
+        &first,
+        &split,
+        &newer_revision,
+        &other,
+        &not_requested,
+        &resend,
+    ] {
         assert!(store.insert_delivery(delivery).await.unwrap());
     }
     let revisions = [("INV-1", 1), ("INV-2", 1), ("INV-4", 1)];
