@@ -13,6 +13,23 @@ use crate::outgoing::Outgoing;
 use crate::retry::{RetryDecision, random_jitter};
 use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
 
+/// The PDF a delivery attaches.
+#[derive(Debug)]
+enum Pdf {
+    /// Frozen for the revision before this delivery looked.
+    Frozen(Document),
+    /// Rendered by this delivery, not yet stored.
+    Rendered(Document),
+}
+
+impl Pdf {
+    fn document(&self) -> &Document {
+        match self {
+            Pdf::Frozen(document) | Pdf::Rendered(document) => document,
+        }
+    }
+}
+
 /// The caller's information on the frozen PDF of a delivery's invoice revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FrozenPdf {
@@ -90,14 +107,14 @@ impl Engine {
             Err(reason) => return self.fail(delivery, reason).await,
         };
 
-        let frozen = match self.freeze_document(&mut delivery, &invoice, pdf).await {
+        let found = match self.find_or_render(&mut delivery, &invoice, pdf).await {
             Err(OrchestratorError::FailedPrecondition(reason)) => {
                 return self.fail(delivery, reason).await;
             }
             other => other?,
         };
-        let document = match frozen {
-            Ok(document) => document,
+        let pdf = match found {
+            Ok(pdf) => pdf,
             Err(error) => {
                 return self
                     .end_before_send(delivery, &error, "rendering the PDF")
@@ -105,7 +122,7 @@ impl Engine {
             }
         };
 
-        self.submit(delivery, &message, &document).await
+        self.submit(delivery, &message, pdf).await
     }
 
     /// Composes the message to send and, for a batch delivery, sets its recipients from the
@@ -147,16 +164,15 @@ impl Engine {
         Ok(Ok(message))
     }
 
-    /// Returns the revision's frozen PDF, rendering and freezing it on first use, and stores
-    /// the delivery as `rendered` with that PDF's SHA-256 and file name. A first render is
-    /// frozen in the same transaction as that write. That transaction keeps a PDF frozen in the
-    /// meantime instead, so `FrozenPdf::NoneAtChunkStart` skips only the lookup.
-    async fn freeze_document(
+    /// Returns the revision's frozen PDF, or renders it on first use, and sets the delivery's
+    /// SHA-256 and file name from it. A fresh render is frozen later, in the transaction that
+    /// stores the delivery as `submitting` (see `save_with_pdf`).
+    async fn find_or_render(
         &self,
         delivery: &mut Delivery,
         invoice: &Invoice,
         pdf: FrozenPdf,
-    ) -> Result<Result<Document, UpstreamError>, OrchestratorError> {
+    ) -> Result<Result<Pdf, UpstreamError>, OrchestratorError> {
         let stored = match pdf {
             FrozenPdf::Unknown => {
                 self.store
@@ -165,31 +181,50 @@ impl Engine {
             }
             FrozenPdf::NoneAtChunkStart => None,
         };
-        if let Some(document) = stored {
-            delivery.pdf_sha256 = document.sha256.clone();
-            delivery.attachment_name = document.file_name.clone();
-            delivery.state = DeliveryState::Rendered;
-            self.store.save_delivery(delivery).await?;
-            return Ok(Ok(document));
-        }
-        if invoice.revision != delivery.invoice_revision {
-            return Err(OrchestratorError::FailedPrecondition(format!(
-                "invoice {} revision {} was never rendered and invoice-query now has revision {}; send the latest revision",
-                delivery.invoice_number, delivery.invoice_revision, invoice.revision
-            )));
-        }
-        let rendered = match self.upstream.render(invoice, &self.config.company).await {
-            Ok(rendered) => rendered,
-            Err(error) => return Ok(Err(error)),
+        let pdf = match stored {
+            Some(document) => Pdf::Frozen(document),
+            None => {
+                if invoice.revision != delivery.invoice_revision {
+                    return Err(OrchestratorError::FailedPrecondition(format!(
+                        "invoice {} revision {} was never rendered and invoice-query now has revision {}; send the latest revision",
+                        delivery.invoice_number, delivery.invoice_revision, invoice.revision
+                    )));
+                }
+                match self.upstream.render(invoice, &self.config.company).await {
+                    Ok(rendered) => Pdf::Rendered(rendered),
+                    Err(error) => return Ok(Err(error)),
+                }
+            }
         };
-        Ok(Ok(self.store.freeze_rendered(&rendered, delivery).await?))
+        let document = pdf.document();
+        delivery.pdf_sha256 = document.sha256.clone();
+        delivery.attachment_name = document.file_name.clone();
+        delivery.state = DeliveryState::Rendered;
+        Ok(Ok(pdf))
+    }
+
+    /// Stores the delivery and returns the PDF to attach. A fresh render is frozen in the same
+    /// transaction, unless another replica froze one for the revision first: then the delivery
+    /// takes that one's SHA-256 and file name, and that one is returned.
+    async fn save_with_pdf(
+        &self,
+        delivery: &mut Delivery,
+        pdf: Pdf,
+    ) -> Result<Document, OrchestratorError> {
+        match pdf {
+            Pdf::Frozen(document) => {
+                self.store.save_delivery(delivery).await?;
+                Ok(document)
+            }
+            Pdf::Rendered(document) => Ok(self.store.freeze_rendered(&document, delivery).await?),
+        }
     }
 
     async fn submit(
         &self,
         mut delivery: Delivery,
         message: &ComposedMessage,
-        document: &Document,
+        pdf: Pdf,
     ) -> Result<Delivery, OrchestratorError> {
         let left_out = std::mem::take(&mut delivery.reason);
         delivery.subject = message.subject.clone();
@@ -203,7 +238,7 @@ impl Engine {
             // Every recipient accepted or rejected it for good in earlier attempts.
             delivery.reason = left_out;
             self.apply_send_result(&mut delivery, SendResult::Sent);
-            self.store.save_delivery(&delivery).await?;
+            self.save_with_pdf(&mut delivery, pdf).await?;
             return Ok(delivery);
         }
         delivery.attempts += 1;
@@ -212,7 +247,7 @@ impl Engine {
         delivery.state = DeliveryState::Submitting;
         // Persisted before any byte goes to the mail server: a crash from here on leaves the
         // delivery `submitting`, which start-up turns into `unknown`, never into a resend.
-        self.store.save_delivery(&delivery).await?;
+        let document = self.save_with_pdf(&mut delivery, pdf).await?;
 
         let email = OutgoingEmail {
             from: &self.settings.from,

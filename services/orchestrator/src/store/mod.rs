@@ -641,10 +641,11 @@ impl Store {
             .collect())
     }
 
-    /// Keeps the freshly rendered `document` unless its revision already has one, and moves
-    /// `delivery` to `rendered` with the stored document's SHA-256 and file name, in one
-    /// transaction. Returns the stored document: the first rendering of a revision is the one
-    /// every send attaches, also when another replica froze it a moment earlier.
+    /// Keeps the freshly rendered `document` unless its revision already has one, and writes
+    /// `delivery` (as `save_delivery` does, in the state the caller set) with the stored
+    /// document's SHA-256 and file name, in one transaction. Returns the stored document: the
+    /// first rendering of a revision is the one every send attaches, also when another replica
+    /// froze it a moment earlier.
     pub(crate) async fn freeze_rendered(
         &self,
         document: &Document,
@@ -705,7 +706,6 @@ impl Store {
         };
         delivery.pdf_sha256 = frozen.sha256.clone();
         delivery.attachment_name = frozen.file_name.clone();
-        delivery.state = DeliveryState::Rendered;
         self.write_delivery(transaction, delivery).await?;
         Ok(frozen)
     }

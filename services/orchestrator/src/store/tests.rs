@@ -357,28 +357,30 @@ fn rendered_document(number: &str, content: &[u8]) -> Document {
     }
 }
 
-/// Freezing a first render stores the PDF and the `rendered` state in one transaction. A
-/// later render of the same revision is dropped for the frozen one, and a replica without the
-/// delivery's lease stores neither.
+/// Freezing a first render stores the PDF and the delivery's `submitting` state in one
+/// transaction. A later render of the same revision is dropped for the frozen one, and a
+/// replica without the delivery's lease stores neither.
 async fn first_render_frozen_with_delivery(database: TestDatabase) {
     let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
     let new_delivery =
         |key: &str, number: &str| Delivery::new(key.to_owned(), number, 1, "C-1", Purpose::Batch);
     let mut first = new_delivery("INV-1/first", "INV-1");
     assert!(a.insert_delivery(&first).await.unwrap());
+    first.state = DeliveryState::Submitting;
     let frozen = a
         .freeze_rendered(&rendered_document("INV-1", b"first"), &mut first)
         .await
         .unwrap();
     assert_eq!(frozen.content, b"first");
     let stored = a.get_delivery(&first.id).await.unwrap().unwrap();
-    assert_eq!(stored.state, DeliveryState::Rendered);
+    assert_eq!(stored.state, DeliveryState::Submitting);
     assert_eq!(stored.pdf_sha256, "sha-of-first");
     assert_eq!(stored.attachment_name, "INV-1.pdf");
 
     // Another replica rendered the same revision a moment later: its bytes are dropped.
     let mut second = new_delivery("INV-1/second", "INV-1");
     assert!(b.insert_delivery(&second).await.unwrap());
+    second.state = DeliveryState::Submitting;
     let frozen = b
         .freeze_rendered(&rendered_document("INV-1", b"second"), &mut second)
         .await
@@ -387,11 +389,12 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
     assert_eq!(second.pdf_sha256, "sha-of-first");
     let stored = b.get_delivery(&second.id).await.unwrap().unwrap();
     assert_eq!(stored.pdf_sha256, "sha-of-first");
-    assert_eq!(stored.state, DeliveryState::Rendered);
+    assert_eq!(stored.state, DeliveryState::Submitting);
 
     // Replica b does not hold this delivery's lease, so the whole write is rolled back.
     let mut leased_to_a = new_delivery("INV-2/a", "INV-2");
     assert!(a.insert_delivery(&leased_to_a).await.unwrap());
+    leased_to_a.state = DeliveryState::Submitting;
     let error = b
         .freeze_rendered(&rendered_document("INV-2", b"other"), &mut leased_to_a)
         .await
