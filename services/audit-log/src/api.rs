@@ -118,6 +118,10 @@ fn to_status(operation: &str, error: Error) -> Status {
             tracing::warn!(%error, "{operation} failed");
             Status::aborted(format!("{error}; retry the append"))
         }
+        Error::AppendInterrupted => {
+            tracing::error!(%error, "{operation} failed");
+            Status::unavailable(error.to_string())
+        }
         Error::CorruptEntry { .. }
         | Error::DataDir { .. }
         | Error::Connect(_)

@@ -19,6 +19,11 @@ pub(crate) enum Error {
     #[error("append gave up after {attempts} attempts: the next sequence was taken each time")]
     AppendConflict { attempts: u32 },
 
+    /// The task writing the append panicked before it replied, so nothing of its transaction
+    /// was committed.
+    #[error("the append was interrupted before it was stored; retry the append")]
+    AppendInterrupted,
+
     #[error("cannot create data folder {path}: {source}")]
     DataDir {
         path: String,

@@ -39,7 +39,10 @@ impl AuditLog {
     ) -> Result<Entry, Error> {
         attempt.validate()?;
         let at = attempted_at.unwrap_or_else(now_millis);
-        let entry = self.store.append(|tip| seal(&attempt, at, tip)).await?;
+        let entry = self
+            .store
+            .append(move |tip| seal(&attempt, at, tip))
+            .await?;
         tracing::debug!(
             sequence = entry.sequence,
             invoice = %entry.attempt.invoice_number,

@@ -8,6 +8,8 @@ mod migration;
 #[allow(unreachable_pub)]
 mod recipients;
 mod rows;
+#[cfg(test)]
+mod tests;
 
 use sea_orm::sea_query::Query;
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
@@ -16,7 +18,10 @@ use sea_orm::{
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use sea_orm_migration::MigratorTrait;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::chain::GENESIS_PREV_HASH;
@@ -38,12 +43,27 @@ pub(crate) struct ChainTip {
     pub(crate) prev_hash: String,
 }
 
+/// Maximum number of entries one append transaction writes. Keeps an `INSERT` of a group well inside
+/// SQLite's limit on bound values (an entry row binds about 25).
+const MAX_GROUP: usize = 64;
+
+/// Builds an entry for the chain tip it is given.
+type Seal = Box<dyn Fn(ChainTip) -> Entry + Send + Sync>;
+
+/// An append waiting for the writer lock, with the channel that carries its result.
+struct Queued {
+    seal: Seal,
+    reply: oneshot::Sender<Result<Entry, Error>>,
+}
+
 /// The log's database.
 pub(crate) struct Store {
     db: DatabaseConnection,
+    /// Appends waiting for the writer lock.
+    queue: Mutex<Vec<Queued>>,
     /// Lock that serializes appends within this process. The database serializes them across
     /// processes.
-    append_lock: tokio::sync::Mutex<()>,
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl Store {
@@ -64,7 +84,8 @@ impl Store {
         let db = Database::connect(options).await.map_err(Error::Connect)?;
         Ok(Store {
             db,
-            append_lock: tokio::sync::Mutex::new(()),
+            queue: Mutex::new(Vec::new()),
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -86,62 +107,31 @@ impl Store {
 
     /// Appends the entry that `seal` builds for the current chain tip. Appends run one at a
     /// time, so no two entries get the same sequence and the chain never forks.
+    ///
+    /// Appends that arrive while another is being written wait and are then written together,
+    /// in one transaction and one disk sync, each sealed on the entry before it. Under load
+    /// this turns one commit per entry into one per group.
     pub(crate) async fn append(
         &self,
-        seal: impl Fn(ChainTip) -> Entry + Sync,
+        seal: impl Fn(ChainTip) -> Entry + Send + Sync + 'static,
     ) -> Result<Entry, Error> {
-        let _serialized = self.append_lock.lock().await;
-        for attempt in 1..=MAX_APPEND_ATTEMPTS {
-            match self.try_append(&seal).await {
-                Ok(entry) => return Ok(entry),
-                Err(error) if is_unique_violation(&error) => {
-                    tracing::debug!(attempt, %error, "next sequence taken by another writer, retrying append");
-                }
-                Err(error) => return Err(error.into()),
+        let (reply, answer) = oneshot::channel();
+        lock(&self.queue).push(Queued {
+            seal: Box::new(seal),
+            reply,
+        });
+        {
+            let _writer = self.writer.lock().await;
+            // An earlier holder of the lock may have written this append already; then the
+            // queue holds only later ones, or none.
+            let group = take_group(&mut lock(&self.queue));
+            if !group.is_empty() {
+                // On a task of its own, so that a caller that goes away (its client hung up)
+                // does not cut short the appends of the others in its group.
+                let _ = tokio::spawn(write_group(self.db.clone(), group)).await;
             }
         }
-        tracing::warn!(
-            attempts = MAX_APPEND_ATTEMPTS,
-            "append gave up: the next sequence was taken each time"
-        );
-        Err(Error::AppendConflict {
-            attempts: MAX_APPEND_ATTEMPTS,
-        })
-    }
-
-    async fn try_append(&self, seal: &(impl Fn(ChainTip) -> Entry + Sync)) -> Result<Entry, DbErr> {
-        let transaction = self.begin_append().await?;
-        let tip = chain_tip(&transaction).await?;
-        let entry = seal(tip);
-        entries::Entity::insert(rows::entry_row(&entry))
-            .exec_without_returning(&transaction)
-            .await?;
-        recipients::Entity::insert_many(rows::recipient_rows(&entry))
-            .exec_without_returning(&transaction)
-            .await?;
-        transaction.commit().await?;
-        Ok(entry)
-    }
-
-    /// Opens the append transaction with the database's write lock already held: `BEGIN
-    /// IMMEDIATE` on SQLite, a transaction-scoped advisory lock on PostgreSQL.
-    async fn begin_append(&self) -> Result<DatabaseTransaction, DbErr> {
-        let backend = self.db.get_database_backend();
-        let options = TransactionOptions {
-            sqlite_transaction_mode: (backend == DbBackend::Sqlite)
-                .then_some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
-        let transaction = self.db.begin_with_options(options).await?;
-        if backend == DbBackend::Postgres {
-            let lock = Statement::from_sql_and_values(
-                backend,
-                "SELECT pg_advisory_xact_lock($1)",
-                [APPEND_LOCK_KEY.into()],
-            );
-            transaction.execute_raw(lock).await?;
-        }
-        Ok(transaction)
+        answer.await.map_err(|_| Error::AppendInterrupted)?
     }
 
     /// Reads one page of entries matching `query.filter`, newest first, at most `limit` of them.
@@ -207,6 +197,114 @@ impl Store {
             .await?;
         Ok(models.into_iter().map(rows::entry_from_row).collect())
     }
+}
+
+fn lock(queue: &Mutex<Vec<Queued>>) -> MutexGuard<'_, Vec<Queued>> {
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Takes the oldest waiting appends, at most `MAX_GROUP`, and drops those whose caller went
+/// away before they were written.
+fn take_group(queue: &mut Vec<Queued>) -> Vec<Queued> {
+    queue.retain(|queued| !queued.reply.is_closed());
+    let count = queue.len().min(MAX_GROUP);
+    queue.drain(..count).collect()
+}
+
+/// Writes a group of appends and replies to each caller. When the group's transaction fails
+/// for a reason other than a taken sequence, each append is tried alone, so that an entry the
+/// database rejects fails only its own caller.
+async fn write_group(db: DatabaseConnection, group: Vec<Queued>) {
+    let seals: Vec<&Seal> = group.iter().map(|queued| &queued.seal).collect();
+    let result = append_all(&db, &seals).await;
+    match result {
+        Ok(entries) => {
+            for (queued, entry) in group.into_iter().zip(entries) {
+                let _ = queued.reply.send(Ok(entry));
+            }
+        }
+        Err(error) if group.len() == 1 => {
+            if let Some(queued) = group.into_iter().next() {
+                let _ = queued.reply.send(Err(error));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(entries = group.len(), %error, "appending a group of entries failed; appending them one at a time");
+            for queued in group {
+                let result = append_all(&db, &[&queued.seal])
+                    .await
+                    .map(|mut entries| entries.remove(0));
+                let _ = queued.reply.send(result);
+            }
+        }
+    }
+}
+
+/// Appends one entry per seal, in order, in one transaction, retrying when another writer
+/// took the next sequence in the meantime.
+async fn append_all(db: &DatabaseConnection, seals: &[&Seal]) -> Result<Vec<Entry>, Error> {
+    for attempt in 1..=MAX_APPEND_ATTEMPTS {
+        match try_append(db, seals).await {
+            Ok(entries) => return Ok(entries),
+            Err(error) if is_unique_violation(&error) => {
+                tracing::debug!(attempt, %error, "next sequence taken by another writer, retrying append");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    tracing::warn!(
+        attempts = MAX_APPEND_ATTEMPTS,
+        "append gave up: the next sequence was taken each time"
+    );
+    Err(Error::AppendConflict {
+        attempts: MAX_APPEND_ATTEMPTS,
+    })
+}
+
+async fn try_append(db: &DatabaseConnection, seals: &[&Seal]) -> Result<Vec<Entry>, DbErr> {
+    let transaction = begin_append(db).await?;
+    let mut tip = chain_tip(&transaction).await?;
+    let mut entries = Vec::with_capacity(seals.len());
+    for seal in seals {
+        let entry = seal(tip);
+        tip = ChainTip {
+            next_sequence: entry.sequence + 1,
+            prev_hash: entry.entry_hash.clone(),
+        };
+        entries.push(entry);
+    }
+    entries::Entity::insert_many(entries.iter().map(rows::entry_row))
+        .exec_without_returning(&transaction)
+        .await?;
+    let recipients: Vec<_> = entries.iter().flat_map(rows::recipient_rows).collect();
+    if !recipients.is_empty() {
+        recipients::Entity::insert_many(recipients)
+            .exec_without_returning(&transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(entries)
+}
+
+/// Opens the append transaction with the database's write lock already held: `BEGIN
+/// IMMEDIATE` on SQLite, a transaction-scoped advisory lock on PostgreSQL.
+async fn begin_append(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let backend = db.get_database_backend();
+    let options = TransactionOptions {
+        sqlite_transaction_mode: (backend == DbBackend::Sqlite)
+            .then_some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    let transaction = db.begin_with_options(options).await?;
+    if backend == DbBackend::Postgres {
+        let lock = Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_advisory_xact_lock($1)",
+            [APPEND_LOCK_KEY.into()],
+        );
+        transaction.execute_raw(lock).await?;
+    }
+    Ok(transaction)
 }
 
 async fn chain_tip(transaction: &DatabaseTransaction) -> Result<ChainTip, DbErr> {

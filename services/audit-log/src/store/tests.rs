@@ -1,0 +1,207 @@
+//! Tests of the grouped append against real databases: SQLite always, PostgreSQL when
+//! `INVOICER_TEST_DATABASE_URL` is set.
+
+use chrono::Utc;
+use invoicer_test_db::TestDatabase;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{ChainTip, Queued, Store, write_group};
+use crate::chain::{self, GENESIS_PREV_HASH};
+use crate::entry::{
+    Entry, Mailbox, Outcome, RecipientResult, RecipientRole, SendAttempt, Trigger, TriggerKind,
+};
+use crate::error::Error;
+
+fn attempt(invoice_number: &str, subject: &str) -> SendAttempt {
+    let address = format!("ap@{}.example", invoice_number.to_ascii_lowercase());
+    SendAttempt {
+        invoice_number: invoice_number.to_owned(),
+        invoice_revision: 1,
+        customer_code: "ALFKI".to_owned(),
+        trigger: Trigger {
+            kind: TriggerKind::Batch,
+            batch_id: "batch-1".to_owned(),
+            actor: String::new(),
+            reason: String::new(),
+            request_id: String::new(),
+        },
+        delivery_id: format!("delivery-{invoice_number}"),
+        from: Mailbox {
+            name: "Billing".to_owned(),
+            address: "billing@company.example".to_owned(),
+        },
+        to: vec![Mailbox {
+            name: String::new(),
+            address: address.clone(),
+        }],
+        cc: Vec::new(),
+        bcc: Vec::new(),
+        subject: subject.to_owned(),
+        message_id: format!("<{invoice_number}@company.example>"),
+        attachment_name: format!("{invoice_number}.pdf"),
+        attachment_size: 1_000,
+        attachment_sha256: "ab".repeat(32),
+        recipients: vec![RecipientResult {
+            address,
+            role: RecipientRole::To,
+            accepted: true,
+            reply_code: 250,
+            reply_text: "2.1.5 ok".to_owned(),
+        }],
+        server_reply: "250 2.0.0 queued".to_owned(),
+        outcome: Outcome::Sent,
+        detail: String::new(),
+        trace_id: String::new(),
+        destination: "smtp://127.0.0.1:2525".to_owned(),
+    }
+}
+
+/// Seals `attempt` on `tip` as the service does.
+fn seal(attempt: SendAttempt) -> impl Fn(ChainTip) -> Entry + Send + Sync + 'static {
+    move |tip| {
+        let mut entry = Entry {
+            sequence: tip.next_sequence,
+            id: Uuid::now_v7(),
+            at: Utc::now(),
+            attempt: attempt.clone(),
+            prev_hash: tip.prev_hash,
+            entry_hash: String::new(),
+        };
+        entry.entry_hash = chain::entry_hash(&entry);
+        entry
+    }
+}
+
+/// Writes one append per attempt as one group and returns the result each caller receives.
+async fn write_as_group(store: &Store, attempts: Vec<SendAttempt>) -> Vec<Result<Entry, Error>> {
+    let mut group = Vec::new();
+    let mut answers = Vec::new();
+    for attempt in attempts {
+        let (reply, answer) = oneshot::channel();
+        group.push(Queued {
+            seal: Box::new(seal(attempt)),
+            reply,
+        });
+        answers.push(answer);
+    }
+    write_group(store.db.clone(), group).await;
+    let mut results = Vec::new();
+    for answer in answers {
+        results.push(answer.await.expect("write_group replies to every append"));
+    }
+    results
+}
+
+async fn open(database: &TestDatabase) -> Store {
+    let url = database.database_url().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            database.data_dir().join("audit-log.db").display()
+        )
+    });
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn invoice_numbers(results: &[Result<Entry, Error>]) -> Vec<Option<String>> {
+    results
+        .iter()
+        .map(|result| {
+            result
+                .as_ref()
+                .ok()
+                .map(|entry| entry.attempt.invoice_number.clone())
+        })
+        .collect()
+}
+
+/// A group is written as consecutive entries, each linked to the one before, and each caller
+/// receives its own entry.
+async fn group_continues_the_chain(database: TestDatabase) {
+    let store = open(&database).await;
+    let first = write_as_group(&store, vec![attempt("INV-1", "Invoice INV-1")]).await;
+    let first = first.into_iter().next().unwrap().unwrap();
+
+    let results = write_as_group(
+        &store,
+        ["INV-2", "INV-3", "INV-4"]
+            .iter()
+            .map(|number| attempt(number, &format!("Invoice {number}")))
+            .collect(),
+    )
+    .await;
+
+    assert_eq!(
+        invoice_numbers(&results),
+        [Some("INV-2"), Some("INV-3"), Some("INV-4")].map(|n| n.map(str::to_owned))
+    );
+    let mut previous = first;
+    assert_eq!(previous.prev_hash, GENESIS_PREV_HASH);
+    for result in results {
+        let entry = result.unwrap();
+        assert_eq!(entry.sequence, previous.sequence + 1);
+        assert_eq!(entry.prev_hash, previous.entry_hash);
+        previous = entry;
+    }
+    let stored = store.entries_after(0, 10).await.unwrap();
+    assert_eq!(stored.len(), 4);
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn group_continues_the_chain_on_sqlite() {
+    group_continues_the_chain(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn group_continues_the_chain_on_postgres() {
+    if let Some(database) = TestDatabase::postgres("group_continues_the_chain")
+        .await
+        .unwrap()
+    {
+        group_continues_the_chain(database).await;
+    }
+}
+
+/// PostgreSQL rejects a NUL character in text, which the gRPC validation keeps out. An entry
+/// it rejects in a group fails alone: the others are appended one at a time, in order, with
+/// no gap in the chain. SQLite stores the character, so this case runs on PostgreSQL only.
+#[tokio::test]
+async fn rejected_entry_fails_alone_on_postgres() {
+    let Some(database) = TestDatabase::postgres("rejected_entry_fails_alone")
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let store = open(&database).await;
+
+    let results = write_as_group(
+        &store,
+        vec![
+            attempt("INV-1", "Invoice INV-1"),
+            attempt("INV-2", "Invoice\0INV-2"),
+            attempt("INV-3", "Invoice INV-3"),
+        ],
+    )
+    .await;
+
+    assert_eq!(
+        invoice_numbers(&results),
+        [Some("INV-1"), None, Some("INV-3")].map(|n| n.map(str::to_owned))
+    );
+    assert!(
+        matches!(results[1], Err(Error::Database(_))),
+        "{:?}",
+        results[1]
+    );
+    let stored = store.entries_after(0, 10).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    let first = results[0].as_ref().unwrap();
+    let third = results[2].as_ref().unwrap();
+    assert_eq!((first.sequence, third.sequence), (1, 2));
+    assert_eq!(third.prev_hash, first.entry_hash);
+    database.remove().await.unwrap();
+}
