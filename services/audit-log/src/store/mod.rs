@@ -61,8 +61,9 @@ pub(crate) struct Store {
     db: DatabaseConnection,
     /// Appends waiting for the writer lock.
     queue: Mutex<Vec<Queued>>,
-    /// Lock that serializes appends within this process. The database serializes them across
-    /// processes.
+    /// Lock that serializes appends within this process. A group whose caller went away goes
+    /// on being written after the lock is released, so the database's own lock is what
+    /// serializes appends in every case, also across processes.
     writer: tokio::sync::Mutex<()>,
 }
 
@@ -212,8 +213,8 @@ fn take_group(queue: &mut Vec<Queued>) -> Vec<Queued> {
 }
 
 /// Writes a group of appends and replies to each caller. When the group's transaction fails
-/// for a reason other than a taken sequence, each append is tried alone, so that an entry the
-/// database rejects fails only its own caller.
+/// for a reason other than a taken sequence, each append whose caller still waits is tried
+/// alone, so that an entry the database rejects fails only its own caller.
 async fn write_group(db: DatabaseConnection, group: Vec<Queued>) {
     let seals: Vec<&Seal> = group.iter().map(|queued| &queued.seal).collect();
     let result = append_all(&db, &seals).await;
@@ -221,6 +222,11 @@ async fn write_group(db: DatabaseConnection, group: Vec<Queued>) {
         Ok(entries) => {
             for (queued, entry) in group.into_iter().zip(entries) {
                 let _ = queued.reply.send(Ok(entry));
+            }
+        }
+        Err(Error::AppendConflict { attempts }) => {
+            for queued in group {
+                let _ = queued.reply.send(Err(Error::AppendConflict { attempts }));
             }
         }
         Err(error) if group.len() == 1 => {
@@ -231,6 +237,9 @@ async fn write_group(db: DatabaseConnection, group: Vec<Queued>) {
         Err(error) => {
             tracing::warn!(entries = group.len(), %error, "appending a group of entries failed; appending them one at a time");
             for queued in group {
+                if queued.reply.is_closed() {
+                    continue;
+                }
                 let result = append_all(&db, &[&queued.seal])
                     .await
                     .map(|mut entries| entries.remove(0));
