@@ -4,12 +4,8 @@
 //!
 //! `cargo run --release -p invoicer-pdf-render --bin render-bench -- --lines 2 --count 2000`
 //!
-//! Options: `--lines N` invoice lines (2 gives one page, 380 about ten pages), `--count N`
-//! measured renders, `--warmup N` renders before measuring, `--memory-every N` prints the
-//! resident memory every N renders, `--same-number` sends identical requests (every later
-//! render then hits Typst's memo cache), `--distinct-content` also gives every request its own
-//! customer name and line descriptions, `--languages en,de` gives the requests these customer
-//! languages in turn, `--template FILE` renders with a company template.
+//! The options are in `USAGE` (`render-bench --help`). `--same-number` makes every render
+//! after the first hit Typst's memo cache.
 
 #![allow(
     clippy::print_stdout,
@@ -41,8 +37,28 @@ struct Options {
     template: Option<std::path::PathBuf>,
 }
 
+const USAGE: &str = "\
+Usage: render-bench [OPTIONS]
+
+Renders invoices through the pdf-render service on 127.0.0.1, one at a time, and prints
+latency percentiles, renders per CPU second and the peak resident memory.
+
+Options:
+  --lines N            invoice lines (2 gives one page, 380 about ten pages) [default: 2]
+  --count N            measured renders, at least 1 [default: 1000]
+  --warmup N           renders before measuring [default: 50]
+  --memory-every N     print the resident memory every N renders [default: 0, never]
+  --same-number        send identical requests
+  --distinct-content   give every request its own customer name and line descriptions
+  --languages en,de    customer languages the requests take in turn
+  --template FILE      render with a company template
+  --help               print this text";
+
 fn main() -> Result<(), Box<dyn Error>> {
-    let options = parse_options()?;
+    let Some(options) = parse_options(std::env::args().skip(1))? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
     // One worker thread and one blocking thread: the numbers are for one core.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -52,7 +68,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     runtime.block_on(run(&options))
 }
 
-fn parse_options() -> Result<Options, Box<dyn Error>> {
+/// Parses the command-line arguments after the program name; `None` when they ask for help.
+fn parse_options(
+    mut arguments: impl Iterator<Item = String>,
+) -> Result<Option<Options>, Box<dyn Error>> {
     let mut options = Options {
         lines: 2,
         count: 1_000,
@@ -63,7 +82,6 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
         languages: Vec::new(),
         template: None,
     };
-    let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         let mut number = |name: &str| -> Result<usize, Box<dyn Error>> {
             let value = arguments
@@ -75,7 +93,12 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
         };
         match argument.as_str() {
             "--lines" => options.lines = number("--lines")?,
-            "--count" => options.count = number("--count")?.max(1),
+            "--count" => {
+                options.count = number("--count")?;
+                if options.count == 0 {
+                    return Err("--count 0 measures nothing; pass 1 or more".into());
+                }
+            }
             "--warmup" => options.warmup = number("--warmup")?,
             "--memory-every" => options.memory_every = number("--memory-every")?,
             "--same-number" => options.same_number = true,
@@ -90,17 +113,18 @@ fn parse_options() -> Result<Options, Box<dyn Error>> {
                 let path = arguments.next().ok_or("--template needs a Typst file")?;
                 options.template = Some(path.into());
             }
+            "--help" | "-h" => return Ok(None),
             other => {
                 return Err(format!(
                     "unknown option {other:?}; expected --lines, --count, --warmup, \
-                     --memory-every, --same-number, --distinct-content, --languages or \
-                     --template"
+                     --memory-every, --same-number, --distinct-content, --languages, \
+                     --template or --help"
                 )
                 .into());
             }
         }
     }
-    Ok(options)
+    Ok(Some(options))
 }
 
 async fn run(options: &Options) -> Result<(), Box<dyn Error>> {
@@ -243,4 +267,45 @@ fn memory_kib() -> Result<(u64, u64), Box<dyn Error>> {
         Ok(value.parse()?)
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(arguments: &[&str]) -> Result<Option<Options>, String> {
+        parse_options(arguments.iter().map(|argument| (*argument).to_owned()))
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn zero_count_rejected() {
+        let error = parse(&["--count", "0"]).err().unwrap();
+
+        assert!(error.contains("--count 0"), "{error}");
+    }
+
+    #[test]
+    fn help_asks_for_usage() {
+        assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(parse(&["--lines", "3", "-h"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn unknown_option_named() {
+        let error = parse(&["--lnes", "3"]).err().unwrap();
+
+        assert!(error.contains("\"--lnes\""), "{error}");
+    }
+
+    #[test]
+    fn options_read() {
+        let options = parse(&["--lines", "380", "--count", "20", "--distinct-content"])
+            .unwrap()
+            .unwrap();
+
+        assert_eq!(options.lines, 380);
+        assert_eq!(options.count, 20);
+        assert!(options.distinct_content);
+    }
 }
