@@ -214,7 +214,7 @@ async fn run_on(
         .await?;
         services.push(process);
     }
-    for process in &services {
+    for process in &mut services {
         process.wait_until_listening().await?;
     }
     // The process ids let a profiler attach, such as `perf record -g -p PID,PID`.
@@ -509,10 +509,19 @@ impl Process {
         })
     }
 
-    async fn wait_until_listening(&self) -> anyhow::Result<()> {
+    /// Waits until the process listens on each of its addresses. Fails at once when it
+    /// exits, and after `START_TIMEOUT` when it runs without listening.
+    async fn wait_until_listening(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         for &address in &self.listen {
             while tokio::net::TcpStream::connect(address).await.is_err() {
+                if let Some(status) = self.child.try_wait()? {
+                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                    bail!(
+                        "{} exited ({status}) before it listened on {address}; log:\n{log}",
+                        self.name
+                    );
+                }
                 if started.elapsed() > START_TIMEOUT {
                     let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                     bail!("{} does not listen on {address}; log:\n{log}", self.name);
@@ -596,6 +605,33 @@ mod tests {
         assert_eq!(at_least_one("0"), Err("must be at least 1".to_owned()));
         assert_eq!(at_least_one("250"), Ok(250));
         assert!(at_least_one("ten").is_err());
+    }
+
+    /// A binary that exits at once, such as `--invoicer /bin/true`, fails the start with
+    /// its exit status instead of waiting out `START_TIMEOUT`.
+    #[tokio::test]
+    async fn exited_service_fails_start() {
+        let folder = tempfile::tempdir().unwrap();
+        let process = ServiceProcess {
+            name: "pdf-render",
+            services: "pdf-render",
+            port: free_port().unwrap(),
+            metrics: SocketAddr::from(([127, 0, 0, 1], free_port().unwrap())),
+        };
+        let config = folder.path().join("invoicer.toml");
+        let mut service = Process::service(
+            Path::new("/bin/true"),
+            &config,
+            process,
+            "smtp://127.0.0.1:1",
+            folder.path(),
+        )
+        .await
+        .unwrap();
+
+        let error = service.wait_until_listening().await.unwrap_err();
+
+        assert!(error.to_string().contains("exited"), "{error:#}");
     }
 
     #[test]
