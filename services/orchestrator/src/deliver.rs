@@ -16,9 +16,9 @@ use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
 /// The PDF a delivery attaches.
 #[derive(Debug)]
 enum Pdf {
-    /// Frozen for the revision before this delivery looked.
+    /// A PDF frozen for the revision before this delivery looked it up.
     Frozen(Document),
-    /// Rendered by this delivery, not yet stored.
+    /// A PDF rendered by this delivery, not yet stored.
     Rendered(Document),
 }
 
@@ -199,7 +199,6 @@ impl Engine {
         let document = pdf.document();
         delivery.pdf_sha256 = document.sha256.clone();
         delivery.attachment_name = document.file_name.clone();
-        delivery.state = DeliveryState::Rendered;
         Ok(Ok(pdf))
     }
 

@@ -516,20 +516,28 @@ impl Process {
         for &address in &self.listen {
             while tokio::net::TcpStream::connect(address).await.is_err() {
                 if let Some(status) = self.child.try_wait()? {
-                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                     bail!(
-                        "{} exited ({status}) before it listened on {address}; log:\n{log}",
-                        self.name
+                        "{} exited ({status}) before it listened on {address}; log:\n{}",
+                        self.name,
+                        self.log_text()
                     );
                 }
                 if started.elapsed() > START_TIMEOUT {
-                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                    bail!("{} does not listen on {address}; log:\n{log}", self.name);
+                    bail!(
+                        "{} does not listen on {address}; log:\n{}",
+                        self.name,
+                        self.log_text()
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         Ok(())
+    }
+
+    /// Returns what the process wrote to its log file, or nothing when the file is unreadable.
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// CPU time the process used so far, user and system, over all its threads, in seconds.

@@ -11,6 +11,8 @@ mod rows;
 #[cfg(test)]
 mod tests;
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use sea_orm::sea_query::Query;
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
@@ -18,8 +20,6 @@ use sea_orm::{
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -43,8 +43,8 @@ pub(crate) struct ChainTip {
     pub(crate) prev_hash: String,
 }
 
-/// Maximum number of entries one append transaction writes. Keeps an `INSERT` of a group well inside
-/// SQLite's limit on bound values (an entry row binds about 25).
+/// Maximum number of entries one append transaction writes. It keeps the `INSERT` of a group
+/// well inside SQLite's limit on bound values, because an entry row binds about 25.
 const MAX_GROUP: usize = 64;
 
 /// Builds an entry for the chain tip it is given.
@@ -123,8 +123,8 @@ impl Store {
         });
         {
             let _writer = self.writer.lock().await;
-            // An earlier holder of the lock may have written this append already; then the
-            // queue holds only later ones, or none.
+            // An earlier holder of the lock may have written this append already. The queue
+            // then contains only later appends, or none.
             let group = take_group(&mut lock(&self.queue));
             if !group.is_empty() {
                 // On a task of its own, so that a caller that goes away (its client hung up)
@@ -200,6 +200,7 @@ impl Store {
     }
 }
 
+/// Locks the queue, also when another holder panicked.
 fn lock(queue: &Mutex<Vec<Queued>>) -> MutexGuard<'_, Vec<Queued>> {
     queue.lock().unwrap_or_else(PoisonError::into_inner)
 }

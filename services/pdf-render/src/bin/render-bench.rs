@@ -68,7 +68,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     runtime.block_on(run(&options))
 }
 
-/// Parses the command-line arguments after the program name; `None` when they ask for help.
+/// Parses the command-line arguments after the program name. Returns `None` when they
+/// request help.
 fn parse_options(
     mut arguments: impl Iterator<Item = String>,
 ) -> Result<Option<Options>, Box<dyn Error>> {
