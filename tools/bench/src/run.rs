@@ -136,7 +136,17 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("bench: {}", result.summary());
         results.push(result);
     }
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut command = std::env::args().collect::<Vec<_>>().join(" ");
+    // How the services reached PostgreSQL (socket, TLS or not) changes the results.
+    if args.database.contains(&DatabaseKind::Postgres)
+        && let Ok(url) = std::env::var(invoicer_test_db::POSTGRES_URL_VARIABLE)
+    {
+        command = format!(
+            "{}={} {command}",
+            invoicer_test_db::POSTGRES_URL_VARIABLE,
+            without_password(&url)
+        );
+    }
     report::write(&args.output, &command, args.concurrency, &results)?;
     eprintln!("bench: wrote {}", args.output.display());
     Ok(())
@@ -596,6 +606,21 @@ impl Process {
     }
 }
 
+/// `url` with the password between `user:` and `@`, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,6 +631,17 @@ mod tests {
             "4242 (invoicer serve) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0";
 
         assert_eq!(cpu_secs_of_stat(stat), Some(3.25));
+    }
+
+    #[test]
+    fn password_left_out_of_database_url() {
+        assert_eq!(
+            without_password("postgres://bench:s3cr:et@127.0.0.1:5432/test?sslmode=disable"),
+            "postgres://bench:***@127.0.0.1:5432/test?sslmode=disable"
+        );
+        let plain = "postgres://postgres@127.0.0.1:5432/test?host=/var/run/postgresql";
+        assert_eq!(without_password(plain), plain);
+        assert_eq!(without_password("not a url"), "not a url");
     }
 
     #[test]

@@ -584,3 +584,35 @@ async fn sqlite_process_always_leads() {
     let mut lock = a.try_lead().await.unwrap().expect("SQLite leads");
     assert!(lock.is_held().await);
 }
+
+/// On PostgreSQL a frozen PDF is stored compressed with lz4, not the slower default pglz.
+#[tokio::test]
+async fn frozen_pdf_compressed_with_lz4_on_postgres() {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let Some(database) = postgres("orchestrator_store_frozen_pdf_lz4").await else {
+        return;
+    };
+    let (store, _) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut delivery = Delivery::new("INV-1/lz4".to_owned(), "INV-1", 1, "C-1", Purpose::Batch);
+    assert!(store.insert_delivery(&delivery).await.unwrap());
+    delivery.state = DeliveryState::Submitting;
+    // Above PostgreSQL's 2 kB threshold and compressible, so the server compresses it.
+    let content = b"%PDF-1.7 BT /F1 12 Tf (Invoice INV-1) Tj ET\n".repeat(200);
+    store
+        .freeze_rendered(&rendered_document("INV-1", &content), &mut delivery)
+        .await
+        .unwrap();
+
+    let row = store
+        .db
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_column_compression(content) AS method FROM or_documents",
+        ))
+        .await
+        .unwrap()
+        .expect("one frozen PDF");
+    let method: Option<String> = row.try_get("", "method").unwrap();
+    assert_eq!(method.as_deref(), Some("lz4"));
+}
