@@ -137,14 +137,15 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         results.push(result);
     }
     let mut command = std::env::args().collect::<Vec<_>>().join(" ");
-    // How the services reached PostgreSQL (socket, TLS or not) changes the results.
+    // How the services reached PostgreSQL (TCP or socket, the sslmode) changes the results.
     if args.database.contains(&DatabaseKind::Postgres)
         && let Ok(url) = std::env::var(invoicer_test_db::POSTGRES_URL_VARIABLE)
+        && !url.is_empty()
     {
         command = format!(
-            "{}={} {command}",
+            "{}='{}' {command}",
             invoicer_test_db::POSTGRES_URL_VARIABLE,
-            without_password(&url)
+            without_password(&url).replace('\'', "'\\''")
         );
     }
     report::write(&args.output, &command, args.concurrency, &results)?;
@@ -606,19 +607,39 @@ impl Process {
     }
 }
 
-/// `url` with the password between `user:` and `@`, if any, replaced by `***`.
+/// Replaces the password in `url`, between `user:` and `@` or as a `password` parameter of
+/// the query, by `***`.
 fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (url, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    match rest[..at].split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+    let mut masked = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => match rest[..at].split_once(':') {
+                    Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+                    None => url.to_owned(),
+                },
+                None => url.to_owned(),
+            }
+        }
         None => url.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _value)) if key.eq_ignore_ascii_case("password") => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        masked = format!("{masked}?{}", pairs.join("&"));
     }
+    masked
 }
 
 #[cfg(test)]
@@ -638,6 +659,18 @@ mod tests {
         assert_eq!(
             without_password("postgres://bench:s3cr:et@127.0.0.1:5432/test?sslmode=disable"),
             "postgres://bench:***@127.0.0.1:5432/test?sslmode=disable"
+        );
+        assert_eq!(
+            without_password("postgres://bench:p%40ss@[::1]:5432/test"),
+            "postgres://bench:***@[::1]:5432/test"
+        );
+        assert_eq!(
+            without_password("postgres://bench:p@ss@127.0.0.1/test?application_name=a@b"),
+            "postgres://bench:***@127.0.0.1/test?application_name=a@b"
+        );
+        assert_eq!(
+            without_password("postgres://bench@127.0.0.1/test?sslmode=disable&password=s3cret"),
+            "postgres://bench@127.0.0.1/test?sslmode=disable&password=***"
         );
         let plain = "postgres://postgres@127.0.0.1:5432/test?host=/var/run/postgresql";
         assert_eq!(without_password(plain), plain);
