@@ -215,7 +215,7 @@ impl Engine {
                 self.store.save_delivery(delivery).await?;
                 Ok(document)
             }
-            Pdf::Rendered(document) => Ok(self.store.freeze_rendered(&document, delivery).await?),
+            Pdf::Rendered(document) => Ok(self.store.freeze_rendered(document, delivery).await?),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The orchestrator's database: batches, batch items, deliveries, frozen documents and
 //! notifiers. The only module that touches sea-orm entities.
 
+mod commit;
 mod entities;
 mod leader;
 mod leases;
@@ -88,6 +89,9 @@ pub(crate) struct Store {
     /// This replica's id, written as the lease owner of the rows it works on.
     owner: String,
     lease: chrono::Duration,
+    /// The queue of the task that commits delivery writes in groups; `None` in that task's
+    /// own copy of the store, which writes directly.
+    commit: Option<commit::GroupCommit>,
 }
 
 impl Store {
@@ -118,7 +122,14 @@ impl Store {
         let db = Database::connect(options).await?;
         migration::Migrator::up(&db, None).await?;
         let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-        Ok(Store { db, owner, lease })
+        let mut store = Store {
+            db,
+            owner,
+            lease,
+            commit: None,
+        };
+        store.commit = Some(commit::GroupCommit::start(store.clone()));
+        Ok(store)
     }
 
     /// Returns the lease owner this replica writes.
@@ -518,13 +529,18 @@ impl Store {
     /// item left at `pending` by a process that died right after the attempt would stay
     /// wrong for good.
     pub(crate) async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        let transaction = self.db.begin().await?;
-        if let Err(error) = self.write_delivery(&transaction, delivery).await {
-            transaction.rollback().await?;
-            return Err(error);
+        self.write(commit::Write::Delivery(delivery.clone()))
+            .await
+            .map(drop)
+    }
+
+    /// Commits `write`: through the group commit queue, or directly in the committing task's
+    /// own copy of the store.
+    async fn write(&self, write: commit::Write) -> Result<commit::Written, StoreError> {
+        match &self.commit {
+            Some(queue) => queue.write(write).await,
+            None => self.write_now(write).await,
         }
-        transaction.commit().await?;
-        Ok(())
     }
 
     /// Writes the delivery and its batch item inside `transaction`, as `save_delivery`
@@ -601,12 +617,9 @@ impl Store {
     }
 
     pub(crate) async fn mark_logged(&self, id: &str) -> Result<(), StoreError> {
-        delivery::Entity::update_many()
-            .col_expr(delivery::Column::Logged, Expr::value(true))
-            .filter(delivery::Column::Id.eq(id))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.write(commit::Write::Logged(id.to_owned()))
+            .await
+            .map(drop)
     }
 
     pub(crate) async fn document(
@@ -648,27 +661,36 @@ impl Store {
     /// froze it a moment earlier.
     pub(crate) async fn freeze_rendered(
         &self,
-        document: &Document,
+        document: Document,
         delivery: &mut Delivery,
     ) -> Result<Document, StoreError> {
-        let transaction = self.db.begin().await?;
-        let frozen = match self.freeze_in(&transaction, document, delivery).await {
-            Ok(frozen) => frozen,
-            Err(error) => {
-                transaction.rollback().await?;
-                return Err(error);
-            }
+        let write = commit::Write::Freeze {
+            document,
+            delivery: delivery.clone(),
         };
-        transaction.commit().await?;
+        let commit::Written::Frozen(frozen) = self.write(write).await? else {
+            unreachable!("a freeze is answered with its frozen document");
+        };
+        delivery.pdf_sha256 = frozen.sha256.clone();
+        delivery.attachment_name = frozen.file_name.clone();
         Ok(frozen)
     }
 
+    /// Writes `delivery` with `document`'s SHA-256 and file name, then keeps `document`
+    /// unless its revision already has one. Returns the document another replica froze
+    /// first, after writing the delivery again with its SHA-256 and file name, or `None`
+    /// when `document` was kept. The delivery comes first so that a lost lease fails before
+    /// anything is written.
     async fn freeze_in(
         &self,
         transaction: &DatabaseTransaction,
         document: &Document,
-        delivery: &mut Delivery,
-    ) -> Result<Document, StoreError> {
+        delivery: &Delivery,
+    ) -> Result<Option<Document>, StoreError> {
+        let mut delivery = delivery.clone();
+        delivery.pdf_sha256 = document.sha256.clone();
+        delivery.attachment_name = document.file_name.clone();
+        self.write_delivery(transaction, &delivery).await?;
         let row = document::ActiveModel {
             invoice_number: Set(document.invoice_number.clone()),
             invoice_revision: Set(document.invoice_revision as i32),
@@ -686,29 +708,39 @@ impl Store {
             ])
             .exec_without_returning(transaction)
             .await?;
-        // Only a revision frozen before this render needs reading back.
-        let frozen = if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-            document.clone()
-        } else {
-            let stored = find_document(
-                transaction,
-                &document.invoice_number,
-                document.invoice_revision,
+        if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+            return Ok(None);
+        }
+        let stored = find_document(
+            transaction,
+            &document.invoice_number,
+            document.invoice_revision,
+        )
+        .await?;
+        let stored = stored.ok_or_else(|| {
+            corrupt(
+                "or_documents",
+                document.invoice_number.clone(),
+                "not found after an insert that found it present",
             )
-            .await?;
-            stored.ok_or_else(|| {
-                corrupt(
-                    "or_documents",
-                    document.invoice_number.clone(),
-                    "not found after an insert that found it present",
-                )
-            })?
-        };
-        delivery.pdf_sha256 = frozen.sha256.clone();
-        delivery.attachment_name = frozen.file_name.clone();
-        self.write_delivery(transaction, delivery).await?;
-        Ok(frozen)
+        })?;
+        if stored.sha256 != delivery.pdf_sha256 || stored.file_name != delivery.attachment_name {
+            delivery.pdf_sha256 = stored.sha256.clone();
+            delivery.attachment_name = stored.file_name.clone();
+            self.write_delivery(transaction, &delivery).await?;
+        }
+        Ok(Some(stored))
     }
+}
+
+/// Sets `logged` on delivery `id`.
+async fn mark_logged_in<C: ConnectionTrait>(db: &C, id: &str) -> Result<(), StoreError> {
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::Logged, Expr::value(true))
+        .filter(delivery::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Returns the invoice numbers of `revisions`, each once, for an `IN` list: an invoice sent per

@@ -1,12 +1,13 @@
 //! The store's leases and the scheduler's lock on SQLite and, when
 //! `INVOICER_TEST_DATABASE_URL` is set, on PostgreSQL.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
 use invoicer_test_db::TestDatabase;
 
-use super::{ItemPageRequest, Store};
+use super::{ItemPageRequest, Store, StoreError};
 use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Document,
     Purpose,
@@ -368,7 +369,7 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
     assert!(a.insert_delivery(&first).await.unwrap());
     first.state = DeliveryState::Submitting;
     let frozen = a
-        .freeze_rendered(&rendered_document("INV-1", b"first"), &mut first)
+        .freeze_rendered(rendered_document("INV-1", b"first"), &mut first)
         .await
         .unwrap();
     assert_eq!(frozen.content, b"first");
@@ -382,7 +383,7 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
     assert!(b.insert_delivery(&second).await.unwrap());
     second.state = DeliveryState::Submitting;
     let frozen = b
-        .freeze_rendered(&rendered_document("INV-1", b"second"), &mut second)
+        .freeze_rendered(rendered_document("INV-1", b"second"), &mut second)
         .await
         .unwrap();
     assert_eq!(frozen.content, b"first");
@@ -396,7 +397,7 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
     assert!(a.insert_delivery(&leased_to_a).await.unwrap());
     leased_to_a.state = DeliveryState::Submitting;
     let error = b
-        .freeze_rendered(&rendered_document("INV-2", b"other"), &mut leased_to_a)
+        .freeze_rendered(rendered_document("INV-2", b"other"), &mut leased_to_a)
         .await
         .unwrap_err();
     assert!(
@@ -466,7 +467,7 @@ async fn chunk_queries_match_single_ones(database: TestDatabase) {
 
     let mut rendering = first.clone();
     store
-        .freeze_rendered(&rendered_document("INV-1", b"pdf"), &mut rendering)
+        .freeze_rendered(rendered_document("INV-1", b"pdf"), &mut rendering)
         .await
         .unwrap();
     let frozen = store
@@ -623,7 +624,7 @@ async fn frozen_pdf_compressed_with_lz4_on_postgres() {
         ..rendered_document("INV-1", b"lz4")
     };
     store
-        .freeze_rendered(&document, &mut delivery)
+        .freeze_rendered(document, &mut delivery)
         .await
         .unwrap();
     let stored =
@@ -631,4 +632,215 @@ async fn frozen_pdf_compressed_with_lz4_on_postgres() {
     assert_eq!(stored.as_deref(), Some("lz4"));
     drop(store);
     database.remove().await.unwrap();
+}
+
+/// Runs `writes` on replica `a` as one group of its committing task: a first write, of
+/// `blocker`, waits for a lock that a transaction of replica `b` holds, while the others
+/// queue behind it. Returns the blocker's result and the others' in order.
+async fn write_as_group(
+    a: &Store,
+    b: &Store,
+    blocker: &Delivery,
+    writes: Vec<futures::future::BoxFuture<'static, Result<(), StoreError>>>,
+) -> (Result<(), StoreError>, Vec<Result<(), StoreError>>) {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let counts = a.commit.as_ref().unwrap().counts.clone();
+    let queue = a.commit.clone().unwrap();
+    let received = counts.received.load(Ordering::Relaxed);
+    let hold = b.db.begin().await.unwrap();
+    hold.execute_unprepared(&format!(
+        "UPDATE or_deliveries SET logged = logged WHERE id = '{}'",
+        blocker.id
+    ))
+    .await
+    .unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        let blocker = blocker.clone();
+        async move { a.save_delivery(&blocker).await }
+    });
+    wait_for(|| counts.received.load(Ordering::Relaxed) == received + 1).await;
+    let count = writes.len();
+    let queued: Vec<_> = writes.into_iter().map(tokio::spawn).collect();
+    wait_for(|| queue.queued() == count).await;
+    hold.rollback().await.unwrap();
+    let first = first.await.unwrap();
+    let mut results = Vec::new();
+    for write in queued {
+        results.push(write.await.unwrap());
+    }
+    assert_eq!(
+        counts.received.load(Ordering::Relaxed),
+        received + 1 + count as u64
+    );
+    (first, results)
+}
+
+async fn wait_for(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Writes of several deliveries that queue up are committed in one transaction. A write for
+/// a delivery leased to another replica fails alone. A write the database rejects rolls its
+/// group back, and the other writes of the group are then committed one at a time.
+async fn queued_writes_committed_as_one_group(database: TestDatabase) {
+    use sea_orm::ConnectionTrait;
+
+    let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut ours = Vec::new();
+    for n in 0..5 {
+        let number = format!("INV-{n}");
+        let delivery = Delivery::new(format!("{number}/1"), &number, 1, "C-1", Purpose::Batch);
+        assert!(a.insert_delivery(&delivery).await.unwrap());
+        ours.push(delivery);
+    }
+    let theirs = Delivery::new("INV-9/1".to_owned(), "INV-9", 1, "C-1", Purpose::Batch);
+    assert!(b.insert_delivery(&theirs).await.unwrap());
+    let counts = a.commit.as_ref().unwrap().counts.clone();
+    let with_state = |delivery: &Delivery, state: DeliveryState| {
+        let mut delivery = delivery.clone();
+        delivery.state = state;
+        delivery
+    };
+    let save = |delivery: Delivery| -> futures::future::BoxFuture<'static, _> {
+        let a = a.clone();
+        Box::pin(async move { a.save_delivery(&delivery).await })
+    };
+    let freeze = |mut delivery: Delivery| -> futures::future::BoxFuture<'static, _> {
+        let a = a.clone();
+        Box::pin(async move {
+            let document = rendered_document(&delivery.invoice_number, b"pdf");
+            a.freeze_rendered(document, &mut delivery).await.map(drop)
+        })
+    };
+    let mark_logged = |id: String| -> futures::future::BoxFuture<'static, _> {
+        let a = a.clone();
+        Box::pin(async move { a.mark_logged(&id).await })
+    };
+
+    let commits = counts.commits.load(Ordering::Relaxed);
+    let (first, results) = write_as_group(
+        &a,
+        &b,
+        &ours[0],
+        vec![
+            save(with_state(&ours[1], DeliveryState::Sent)),
+            save(with_state(&theirs, DeliveryState::Sent)),
+            freeze(with_state(&ours[2], DeliveryState::Submitting)),
+            mark_logged(ours[3].id.clone()),
+        ],
+    )
+    .await;
+    first.unwrap();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(&results[1], Err(StoreError::LeaseLost { id }) if *id == theirs.id),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert!(results[3].is_ok(), "{:?}", results[3]);
+    // The blocker alone, then the four others together.
+    assert_eq!(counts.commits.load(Ordering::Relaxed), commits + 2);
+    assert_eq!(counts.retried_groups.load(Ordering::Relaxed), 0);
+    let stored = |id: String| {
+        let a = a.clone();
+        async move { a.get_delivery(&id).await.unwrap().unwrap() }
+    };
+    assert_eq!(stored(ours[1].id.clone()).await.state, DeliveryState::Sent);
+    assert_eq!(
+        stored(theirs.id.clone()).await.state,
+        DeliveryState::Pending
+    );
+    let frozen = stored(ours[2].id.clone()).await;
+    assert_eq!(frozen.state, DeliveryState::Submitting);
+    assert_eq!(frozen.pdf_sha256, "sha-of-pdf");
+    assert!(a.document("INV-2", 1).await.unwrap().is_some());
+    assert!(stored(ours[3].id.clone()).await.logged);
+
+    // The database rejects every update of ours[4].
+    let poison = if database.is_postgres() {
+        vec![
+            format!(
+                "CREATE FUNCTION reject_update() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.id = '{}' THEN RAISE EXCEPTION 'rejected by the test'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql",
+                ours[4].id
+            ),
+            "CREATE TRIGGER reject_update BEFORE UPDATE ON or_deliveries \
+             FOR EACH ROW EXECUTE FUNCTION reject_update()"
+                .to_owned(),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER reject_update BEFORE UPDATE ON or_deliveries \
+             WHEN NEW.id = '{}' BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END",
+            ours[4].id
+        )]
+    };
+    for statement in poison {
+        a.db.execute_unprepared(&statement).await.unwrap();
+    }
+    let commits = counts.commits.load(Ordering::Relaxed);
+    let (first, results) = write_as_group(
+        &a,
+        &b,
+        &ours[0],
+        vec![
+            save(with_state(&ours[3], DeliveryState::Failed)),
+            save(with_state(&ours[4], DeliveryState::Sent)),
+            save(with_state(&theirs, DeliveryState::Sent)),
+            mark_logged(ours[2].id.clone()),
+        ],
+    )
+    .await;
+    first.unwrap();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    let rejected = results[1].as_ref().unwrap_err();
+    assert!(
+        matches!(rejected, StoreError::Database(_))
+            && rejected.to_string().contains("rejected by the test"),
+        "{rejected}"
+    );
+    assert!(
+        matches!(&results[2], Err(StoreError::LeaseLost { .. })),
+        "{:?}",
+        results[2]
+    );
+    assert!(results[3].is_ok(), "{:?}", results[3]);
+    // The blocker, then ours[3] and the mark of ours[2], each alone after the rollback.
+    assert_eq!(counts.retried_groups.load(Ordering::Relaxed), 1);
+    assert_eq!(counts.commits.load(Ordering::Relaxed), commits + 3);
+    assert_eq!(
+        stored(ours[3].id.clone()).await.state,
+        DeliveryState::Failed
+    );
+    assert_eq!(
+        stored(ours[4].id.clone()).await.state,
+        DeliveryState::Pending
+    );
+    assert_eq!(
+        stored(theirs.id.clone()).await.state,
+        DeliveryState::Pending
+    );
+    assert!(stored(ours[2].id.clone()).await.logged);
+    drop((a, b));
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn queued_writes_committed_as_one_group_on_sqlite() {
+    queued_writes_committed_as_one_group(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn queued_writes_committed_as_one_group_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_group_commit").await {
+        queued_writes_committed_as_one_group(database).await;
+    }
 }
