@@ -11,7 +11,8 @@
 //! A write that finds its lease taken over writes nothing, fails alone and leaves the rest of
 //! its group as it is. Any other error rolls the group back, and each write of it is then
 //! tried again in a transaction of its own, so one bad write costs no other write its
-//! commit. A queued write is committed even when its caller stops waiting for it.
+//! commit. A queued write is committed even when its caller stops waiting for it, except
+//! one that stores `submitting` (see `Write::stores_submitting`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
-use crate::model::{Delivery, Document};
+use crate::model::{Delivery, DeliveryState, Document};
 
 /// Most writes one transaction commits.
 const MAX_GROUP: usize = 64;
@@ -139,6 +140,16 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>, counts: Arc<CommitCou
         counts
             .received
             .fetch_add(group.len() as u64, Ordering::Relaxed);
+        group.retain(|job| {
+            let abandoned = job.reply.is_closed() && job.write.stores_submitting();
+            if abandoned {
+                tracing::warn!(delivery_id = job.write.delivery_id(), "caller stopped waiting before `submitting` was stored; the delivery keeps its earlier state");
+            }
+            !abandoned
+        });
+        if group.is_empty() {
+            continue;
+        }
         if group.len() == 1 {
             let job = group.pop().expect("a group of one");
             reply_alone(&store, job, &counts).await;
@@ -174,6 +185,18 @@ async fn reply_alone(store: &Store, job: Job, counts: &CommitCounts) {
 }
 
 impl Write {
+    /// Returns whether the write stores `submitting`. Such a write is dropped when its caller has
+    /// stopped waiting, as a cancelled resend does: nothing would send the message, and a
+    /// stored `submitting` becomes `unknown`, which is never retried.
+    fn stores_submitting(&self) -> bool {
+        match self {
+            Write::Delivery(delivery) | Write::Freeze { delivery, .. } => {
+                delivery.state == DeliveryState::Submitting
+            }
+            Write::Logged(_) => false,
+        }
+    }
+
     fn delivery_id(&self) -> &str {
         match self {
             Write::Delivery(delivery) | Write::Freeze { delivery, .. } => &delivery.id,

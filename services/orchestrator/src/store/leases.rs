@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    TransactionTrait,
 };
 
 use super::entities::{batch, delivery};
@@ -76,13 +77,24 @@ impl Store {
 
     /// Extends every lease this replica holds, on deliveries and on running batches; returns
     /// how many deliveries it holds.
+    ///
+    /// On PostgreSQL a delivery row that a transaction holds locked, such as a group of
+    /// delivery writes (`commit.rs`), keeps its lease until the next renewal. Waiting for it
+    /// could deadlock: the group locks its rows one by one while this statement locks all of
+    /// them in the order of the table.
     pub(crate) async fn renew_leases(&self) -> Result<u64, StoreError> {
         let until = Utc::now() + self.lease;
         let states: Vec<&str> = IN_FLIGHT.iter().map(|s| s.as_str()).collect();
-        let deliveries = delivery::Entity::update_many()
-            .col_expr(delivery::Column::LeaseUntil, Expr::value(until))
+        let unlocked = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
             .filter(delivery::Column::LeaseOwner.eq(&self.owner))
             .filter(delivery::Column::State.is_in(states))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .into_query();
+        let deliveries = delivery::Entity::update_many()
+            .col_expr(delivery::Column::LeaseUntil, Expr::value(until))
+            .filter(delivery::Column::Id.in_subquery(unlocked))
             .exec(&self.db)
             .await?;
         batch::Entity::update_many()
@@ -156,7 +168,8 @@ impl Store {
     }
 
     /// Ends this replica's leases on the deliveries `ids` that have not reached `submitting`,
-    /// so other replicas take them over at once. Returns how many it released.
+    /// so other replicas take them over at once. Returns how many it released. A row locked
+    /// by a transaction is left out, as in `renew_leases`; its lease runs out instead.
     pub(crate) async fn release_leases(&self, ids: &[String]) -> Result<u64, StoreError> {
         if ids.is_empty() {
             return Ok(0);
@@ -165,11 +178,17 @@ impl Store {
             DeliveryState::Pending.as_str(),
             DeliveryState::Rendered.as_str(),
         ];
-        let result = delivery::Entity::update_many()
-            .col_expr(delivery::Column::LeaseUntil, Expr::value(Utc::now()))
+        let unlocked = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
             .filter(delivery::Column::Id.is_in(ids.to_vec()))
             .filter(delivery::Column::LeaseOwner.eq(&self.owner))
             .filter(delivery::Column::State.is_in(states))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .into_query();
+        let result = delivery::Entity::update_many()
+            .col_expr(delivery::Column::LeaseUntil, Expr::value(Utc::now()))
+            .filter(delivery::Column::Id.in_subquery(unlocked))
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected)

@@ -676,21 +676,17 @@ impl Store {
         Ok(frozen)
     }
 
-    /// Writes `delivery` with `document`'s SHA-256 and file name, then keeps `document`
-    /// unless its revision already has one. Returns the document another replica froze
-    /// first, after writing the delivery again with its SHA-256 and file name, or `None`
-    /// when `document` was kept. The delivery comes first so that a lost lease fails before
-    /// anything is written.
+    /// Keeps `document` unless its revision already has one, and writes `delivery` with the
+    /// kept document's SHA-256 and file name. Returns the document another replica froze
+    /// first, or `None` when `document` was kept. The lease is checked first, so that a lost
+    /// lease fails before anything is written.
     async fn freeze_in(
         &self,
         transaction: &DatabaseTransaction,
         document: &Document,
         delivery: &Delivery,
     ) -> Result<Option<Document>, StoreError> {
-        let mut delivery = delivery.clone();
-        delivery.pdf_sha256 = document.sha256.clone();
-        delivery.attachment_name = document.file_name.clone();
-        self.write_delivery(transaction, &delivery).await?;
+        self.hold_leased(transaction, &delivery.id).await?;
         let row = document::ActiveModel {
             invoice_number: Set(document.invoice_number.clone()),
             invoice_revision: Set(document.invoice_revision as i32),
@@ -708,28 +704,52 @@ impl Store {
             ])
             .exec_without_returning(transaction)
             .await?;
-        if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-            return Ok(None);
-        }
-        let stored = find_document(
-            transaction,
-            &document.invoice_number,
-            document.invoice_revision,
-        )
-        .await?;
-        let stored = stored.ok_or_else(|| {
-            corrupt(
-                "or_documents",
-                document.invoice_number.clone(),
-                "not found after an insert that found it present",
+        // Only a revision frozen before this render needs reading back.
+        let stored = if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+            None
+        } else {
+            let stored = find_document(
+                transaction,
+                &document.invoice_number,
+                document.invoice_revision,
             )
-        })?;
-        if stored.sha256 != delivery.pdf_sha256 || stored.file_name != delivery.attachment_name {
-            delivery.pdf_sha256 = stored.sha256.clone();
-            delivery.attachment_name = stored.file_name.clone();
-            self.write_delivery(transaction, &delivery).await?;
+            .await?;
+            Some(stored.ok_or_else(|| {
+                corrupt(
+                    "or_documents",
+                    document.invoice_number.clone(),
+                    "not found after an insert that found it present",
+                )
+            })?)
+        };
+        let frozen = stored.as_ref().unwrap_or(document);
+        let mut delivery = delivery.clone();
+        delivery.pdf_sha256 = frozen.sha256.clone();
+        delivery.attachment_name = frozen.file_name.clone();
+        self.write_delivery(transaction, &delivery).await?;
+        Ok(stored)
+    }
+
+    /// Locks delivery `id`'s row inside `transaction` without changing it, or returns
+    /// `LeaseLost` when this replica does not hold its lease.
+    async fn hold_leased(
+        &self,
+        transaction: &DatabaseTransaction,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let result = delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::LeaseOwner,
+                Expr::col(delivery::Column::LeaseOwner),
+            )
+            .filter(delivery::Column::Id.eq(id))
+            .filter(delivery::Column::LeaseOwner.eq(&self.owner))
+            .exec(transaction)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::LeaseLost { id: id.to_owned() });
         }
-        Ok(Some(stored))
+        Ok(())
     }
 }
 

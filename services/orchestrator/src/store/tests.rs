@@ -392,6 +392,20 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
     assert_eq!(stored.pdf_sha256, "sha-of-first");
     assert_eq!(stored.state, DeliveryState::Submitting);
 
+    // A delivery that settles without a new attempt (every recipient accepted it before)
+    // gives up its lease in the same write, and still gets the frozen document.
+    let mut settled = new_delivery("INV-1/settled", "INV-1");
+    assert!(b.insert_delivery(&settled).await.unwrap());
+    settled.state = DeliveryState::Sent;
+    let frozen = b
+        .freeze_rendered(rendered_document("INV-1", b"third"), &mut settled)
+        .await
+        .unwrap();
+    assert_eq!(frozen.content, b"first");
+    let stored = b.get_delivery(&settled.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, DeliveryState::Sent);
+    assert_eq!(stored.pdf_sha256, "sha-of-first");
+
     // Replica b does not hold this delivery's lease, so the whole write is rolled back.
     let mut leased_to_a = new_delivery("INV-2/a", "INV-2");
     assert!(a.insert_delivery(&leased_to_a).await.unwrap());
@@ -689,11 +703,11 @@ async fn wait_for(done: impl Fn() -> bool) {
 /// a delivery leased to another replica fails alone. A write the database rejects rolls its
 /// group back, and the other writes of the group are then committed one at a time.
 async fn queued_writes_committed_as_one_group(database: TestDatabase) {
-    use sea_orm::ConnectionTrait;
+    use sea_orm::{ConnectionTrait, TransactionTrait};
 
     let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
     let mut ours = Vec::new();
-    for n in 0..5 {
+    for n in 0..6 {
         let number = format!("INV-{n}");
         let delivery = Delivery::new(format!("{number}/1"), &number, 1, "C-1", Purpose::Batch);
         assert!(a.insert_delivery(&delivery).await.unwrap());
@@ -829,7 +843,68 @@ async fn queued_writes_committed_as_one_group(database: TestDatabase) {
         DeliveryState::Pending
     );
     assert!(stored(ours[2].id.clone()).await.logged);
+
+    // A caller that stops waiting before its `submitting` state is stored, as a cancelled
+    // resend does, leaves the delivery as it was: nothing would send it.
+    let received = counts.received.load(Ordering::Relaxed);
+    let hold = b.db.begin().await.unwrap();
+    hold.execute_unprepared(&format!(
+        "UPDATE or_deliveries SET logged = logged WHERE id = '{}'",
+        ours[0].id
+    ))
+    .await
+    .unwrap();
+    let blocked = tokio::spawn(save(ours[0].clone()));
+    wait_for(|| counts.received.load(Ordering::Relaxed) == received + 1).await;
+    let cancelled = tokio::spawn(save(with_state(&ours[5], DeliveryState::Submitting)));
+    let queue = a.commit.clone().unwrap();
+    wait_for(|| queue.queued() == 1).await;
+    cancelled.abort();
+    assert!(cancelled.await.unwrap_err().is_cancelled());
+    hold.rollback().await.unwrap();
+    blocked.await.unwrap().unwrap();
+    wait_for(|| counts.received.load(Ordering::Relaxed) == received + 2).await;
+    // A later write returns only after the task has dealt with the dropped one.
+    a.mark_logged(&ours[0].id).await.unwrap();
+    assert_eq!(
+        stored(ours[5].id.clone()).await.state,
+        DeliveryState::Pending
+    );
     drop((a, b));
+    database.remove().await.unwrap();
+}
+
+/// On PostgreSQL, renewing the leases skips a delivery row that another transaction holds
+/// locked instead of waiting for it, and renews it the next time.
+#[tokio::test]
+async fn lease_renewal_skips_locked_rows_on_postgres() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let Some(database) = postgres("orchestrator_store_renewal_skips_locked").await else {
+        return;
+    };
+    let (a, _) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut ids = Vec::new();
+    for number in ["INV-1", "INV-2"] {
+        let delivery = Delivery::new(format!("{number}/1"), number, 1, "C-1", Purpose::Batch);
+        assert!(a.insert_delivery(&delivery).await.unwrap());
+        ids.push(delivery.id);
+    }
+    let hold = a.db.begin().await.unwrap();
+    hold.execute_unprepared(&format!(
+        "SELECT id FROM or_deliveries WHERE id = '{}' FOR UPDATE",
+        ids[0]
+    ))
+    .await
+    .unwrap();
+    let renewed = tokio::time::timeout(Duration::from_secs(5), a.renew_leases())
+        .await
+        .expect("renewal waited for the locked row")
+        .unwrap();
+    assert_eq!(renewed, 1);
+    hold.rollback().await.unwrap();
+    assert_eq!(a.renew_leases().await.unwrap(), 2);
+    drop(a);
     database.remove().await.unwrap();
 }
 
