@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use invoicer_domain::email::Mailbox;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, LockType, OnConflict};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
@@ -730,23 +730,26 @@ impl Store {
         Ok(stored)
     }
 
-    /// Locks delivery `id`'s row inside `transaction` without changing it, or returns
-    /// `LeaseLost` when this replica does not hold its lease.
+    /// Returns `LeaseLost` unless this replica holds delivery `id`'s lease. On PostgreSQL
+    /// the row stays locked until `transaction` ends (`FOR UPDATE`, which writes no new row
+    /// version as an update would). SQLite has one writer at a time: a replica that changed
+    /// the row after this read makes this transaction's first write fail, and nothing is
+    /// written.
     async fn hold_leased(
         &self,
         transaction: &DatabaseTransaction,
         id: &str,
     ) -> Result<(), StoreError> {
-        let result = delivery::Entity::update_many()
-            .col_expr(
-                delivery::Column::LeaseOwner,
-                Expr::col(delivery::Column::LeaseOwner),
-            )
+        let held: Option<String> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
             .filter(delivery::Column::Id.eq(id))
             .filter(delivery::Column::LeaseOwner.eq(&self.owner))
-            .exec(transaction)
+            .lock(LockType::Update)
+            .into_tuple()
+            .one(transaction)
             .await?;
-        if result.rows_affected == 0 {
+        if held.is_none() {
             return Err(StoreError::LeaseLost { id: id.to_owned() });
         }
         Ok(())
