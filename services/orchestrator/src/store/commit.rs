@@ -23,10 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Store, StoreError};
 use crate::model::{Delivery, DeliveryState, Document};
 
-/// Most writes one transaction commits.
+/// Maximum number of writes one transaction commits.
 const MAX_GROUP: usize = 64;
 
-/// Writes waiting for the committing task before callers wait to queue theirs.
+/// Capacity of the queue: writes waiting for the committing task before callers wait to add
+/// theirs.
 const QUEUE: usize = 256;
 
 /// One write of a delivery step.
@@ -74,7 +75,7 @@ struct Job {
     reply: oneshot::Sender<Result<Written, StoreError>>,
 }
 
-/// Counts of the committing task, for tests and the debug log.
+/// Counters of the committing task, read by the tests.
 #[derive(Debug, Default)]
 pub(super) struct CommitCounts {
     /// Writes taken from the queue.
@@ -85,12 +86,12 @@ pub(super) struct CommitCounts {
     pub(super) retried_groups: AtomicU64,
 }
 
-/// The queue of the committing task. Cloned with the `Store`; the task ends when the last
+/// The queue of the committing task, cloned with the `Store`. The task ends when the last
 /// clone is dropped.
 #[derive(Clone)]
 pub(super) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
-    /// Shared with the task; read by the tests.
+    /// Shared with the task and read by the tests.
     #[cfg_attr(not(test), expect(dead_code))]
     pub(super) counts: Arc<CommitCounts>,
 }
@@ -124,7 +125,9 @@ impl GroupCommit {
 
 fn stopped() -> StoreError {
     StoreError::Database(sea_orm::DbErr::Custom(
-        "the store's committing task has stopped; restart the orchestrator".to_owned(),
+        "delivery write failed: the orchestrator's committing task stopped, so restart the \
+         orchestrator"
+            .to_owned(),
     ))
 }
 
@@ -143,7 +146,7 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>, counts: Arc<CommitCou
         group.retain(|job| {
             let abandoned = job.reply.is_closed() && job.write.stores_submitting();
             if abandoned {
-                tracing::warn!(delivery_id = job.write.delivery_id(), "caller stopped waiting before `submitting` was stored; the delivery keeps its earlier state");
+                tracing::warn!(delivery_id = job.write.delivery_id(), "caller stopped waiting before `submitting` was stored, so the delivery keeps its earlier state");
             }
             !abandoned
         });
@@ -166,7 +169,7 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>, counts: Arc<CommitCou
             Err(error) => {
                 counts.retried_groups.fetch_add(1, Ordering::Relaxed);
                 let ids: Vec<&str> = group.iter().map(|job| job.write.delivery_id()).collect();
-                tracing::warn!(%error, writes = group.len(), delivery_ids = ?ids, "group of delivery writes rolled back; writing each in a transaction of its own");
+                tracing::warn!(%error, writes = group.len(), delivery_ids = ?ids, "group of delivery writes rolled back, writing each in a transaction of its own");
                 for job in group {
                     reply_alone(&store, job, &counts).await;
                 }
@@ -207,7 +210,7 @@ impl Write {
 
 impl Store {
     /// Applies every write of `group` in one transaction and commits it. A lost lease is that
-    /// write's result; any other error rolls the whole group back and is returned.
+    /// write's result. Any other error rolls the whole group back and is returned.
     async fn write_group(
         &self,
         group: &[Job],

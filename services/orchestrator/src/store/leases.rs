@@ -78,7 +78,7 @@ impl Store {
     /// Extends every lease this replica holds, on deliveries and on running batches; returns
     /// how many deliveries it holds.
     ///
-    /// On PostgreSQL a delivery row that a transaction holds locked, such as a group of
+    /// On PostgreSQL a delivery row that a transaction has locked, such as a group of
     /// delivery writes (`commit.rs`), keeps its lease until the next renewal. Waiting for it
     /// could deadlock: the group locks its rows one by one while this statement locks all of
     /// them in the order of the table.
@@ -169,7 +169,7 @@ impl Store {
 
     /// Ends this replica's leases on the deliveries `ids` that have not reached `submitting`,
     /// so other replicas take them over at once. Returns how many it released. A row locked
-    /// by a transaction is left out, as in `renew_leases`; its lease runs out instead.
+    /// by a transaction is left out, as in `renew_leases`. Its lease runs out instead.
     pub(crate) async fn release_leases(&self, ids: &[String]) -> Result<u64, StoreError> {
         if ids.is_empty() {
             return Ok(0);

@@ -740,7 +740,7 @@ impl Store {
         transaction: &DatabaseTransaction,
         id: &str,
     ) -> Result<(), StoreError> {
-        let held: Option<String> = delivery::Entity::find()
+        let leased: Option<String> = delivery::Entity::find()
             .select_only()
             .column(delivery::Column::Id)
             .filter(delivery::Column::Id.eq(id))
@@ -749,7 +749,7 @@ impl Store {
             .into_tuple()
             .one(transaction)
             .await?;
-        if held.is_none() {
+        if leased.is_none() {
             return Err(StoreError::LeaseLost { id: id.to_owned() });
         }
         Ok(())

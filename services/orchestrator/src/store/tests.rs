@@ -649,7 +649,7 @@ async fn frozen_pdf_compressed_with_lz4_on_postgres() {
 }
 
 /// Runs `writes` on replica `a` as one group of its committing task: a first write, of
-/// `blocker`, waits for a lock that a transaction of replica `b` holds, while the others
+/// `blocker`, waits for a lock that a transaction of replica `b` has taken, while the others
 /// queue behind it. Returns the blocker's result and the others' in order.
 async fn write_as_group(
     a: &Store,
@@ -816,9 +816,9 @@ async fn queued_writes_committed_as_one_group(database: TestDatabase) {
     first.unwrap();
     assert!(results[0].is_ok(), "{:?}", results[0]);
     let rejected = results[1].as_ref().unwrap_err();
+    assert!(matches!(rejected, StoreError::Database(_)), "{rejected}");
     assert!(
-        matches!(rejected, StoreError::Database(_))
-            && rejected.to_string().contains("rejected by the test"),
+        rejected.to_string().contains("rejected by the test"),
         "{rejected}"
     );
     assert!(
@@ -874,7 +874,7 @@ async fn queued_writes_committed_as_one_group(database: TestDatabase) {
     database.remove().await.unwrap();
 }
 
-/// On PostgreSQL, renewing the leases skips a delivery row that another transaction holds
+/// On PostgreSQL, renewing the leases skips a delivery row that another transaction has
 /// locked instead of waiting for it, and renews it the next time.
 #[tokio::test]
 async fn lease_renewal_skips_locked_rows_on_postgres() {
