@@ -9,6 +9,7 @@
 
 mod generate;
 mod latency;
+mod machine;
 mod report;
 mod run;
 mod sink;

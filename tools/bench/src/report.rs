@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::machine::MachineCpu;
+
 const START_MARKER: &str = "<!-- bench results: start -->";
 const END_MARKER: &str = "<!-- bench results: end -->";
 
@@ -15,7 +17,7 @@ pub(crate) struct Rss {
     pub(crate) peak_kib: u64,
 }
 
-/// CPU time one service process spent during the batch, import excluded.
+/// CPU time one process (or a group of processes) spent during the batch, import excluded.
 pub(crate) struct Cpu {
     pub(crate) process: String,
     pub(crate) batch_secs: f64,
@@ -33,7 +35,12 @@ pub(crate) struct CaseResult {
     pub(crate) p90: Option<f64>,
     pub(crate) p99: Option<f64>,
     pub(crate) rss: Vec<Rss>,
+    /// The service processes.
     pub(crate) cpu: Vec<Cpu>,
+    /// Processes beside the services: the SMTP sink and, on PostgreSQL, the server's
+    /// processes on this machine.
+    pub(crate) outside: Vec<Cpu>,
+    pub(crate) machine: MachineCpu,
 }
 
 impl CaseResult {
@@ -51,9 +58,17 @@ impl CaseResult {
         (self.sent > 0).then(|| cpu.batch_secs * 1000.0 / self.sent as f64)
     }
 
+    /// Returns the CPU milliseconds per sent invoice of `process` among `cpu`, or `None` when
+    /// it did not run in this case or the batch sent nothing.
+    fn millis_of(&self, cpu: &[Cpu], process: &str) -> Option<f64> {
+        cpu.iter()
+            .find(|cpu| cpu.process == process)
+            .and_then(|cpu| self.cpu_millis_per_invoice(cpu))
+    }
+
     pub(crate) fn summary(&self) -> String {
         format!(
-            "{} on {}: {} sent in {:.1} s = {:.1} invoices/s, p50 {} p99 {}, peak RSS {}, CPU per invoice {}",
+            "{} on {}: {} sent in {:.1} s = {:.1} invoices/s, p50 {} p99 {}, peak RSS {}, CPU per invoice {}, machine {} ms, idle {:.0} %",
             self.label,
             self.database,
             self.sent,
@@ -68,12 +83,17 @@ impl CaseResult {
                 .join(", "),
             self.cpu
                 .iter()
+                .chain(&self.outside)
                 .map(|cpu| {
                     let millis = self.cpu_millis_per_invoice(cpu);
                     format!("{} {} ms", cpu.process, number_millis_text(millis))
                 })
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            number_millis_text(
+                (self.sent > 0).then(|| self.machine.busy_secs * 1000.0 / self.sent as f64)
+            ),
+            self.machine.idle_share * 100.0,
         )
     }
 }
@@ -174,43 +194,61 @@ fn results_section(command: &str, concurrency: usize, results: &[CaseResult]) ->
 }
 
 /// Writes the CPU milliseconds per sent invoice of each service process during the batch,
-/// import excluded. The SMTP sink's and a database server's own CPU are not included.
+/// import excluded, their sum, then the SMTP sink's, the PostgreSQL server's and the whole
+/// machine's, and the share of time the cores were idle.
 fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
     let processes = distinct_names(
         results
             .iter()
             .flat_map(|result| result.cpu.iter().map(|cpu| cpu.process.as_str())),
     );
+    let outside = distinct_names(
+        results
+            .iter()
+            .flat_map(|result| result.outside.iter().map(|cpu| cpu.process.as_str())),
+    );
     let _ = writeln!(
         out,
-        "\nCPU milliseconds per sent invoice during the batch: user and system time of each service process, counted by Linux in steps of 10 ms, so a batch of a few invoices gives coarse figures. The SMTP sink's and a database server's own CPU are not included.\n"
+        "\nCPU milliseconds per sent invoice during the batch: user and system time of each service process and their sum, then of the SMTP sink, of the processes named `postgres` on this machine (the database server, on PostgreSQL) and of the whole machine with the kernel, counted by Linux in steps of 10 ms, so a batch of a few invoices gives coarse figures. Idle is the share of the two cores' time that nothing ran.\n"
     );
     let _ = write!(out, "| invoices | database |");
-    for process in &processes {
+    for process in processes
+        .iter()
+        .chain(std::iter::once(&"services"))
+        .chain(&outside)
+    {
         let _ = write!(out, " {process} |");
     }
-    let _ = writeln!(out, " all |");
+    let _ = writeln!(out, " machine | idle |");
     let _ = write!(out, "|---|---|");
-    for _ in &processes {
+    for _ in 0..processes.len() + 1 + outside.len() + 2 {
         let _ = write!(out, "---:|");
     }
-    let _ = writeln!(out, "---:|");
+    let _ = writeln!(out);
     for result in results {
         let _ = write!(out, "| {} | {} |", result.label, result.database);
         // Only this case's processes: a case of another layout leaves the others' cells empty.
-        let mut all: Option<f64> = None;
+        let mut services: Option<f64> = None;
         for process in &processes {
-            let millis = result
-                .cpu
-                .iter()
-                .find(|cpu| cpu.process == *process)
-                .and_then(|cpu| result.cpu_millis_per_invoice(cpu));
+            let millis = result.millis_of(&result.cpu, process);
             if let Some(millis) = millis {
-                all = Some(all.unwrap_or_default() + millis);
+                services = Some(services.unwrap_or_default() + millis);
             }
             let _ = write!(out, " {} |", number_millis_text(millis));
         }
-        let _ = writeln!(out, " {} |", number_millis_text(all));
+        let _ = write!(out, " {} |", number_millis_text(services));
+        for process in &outside {
+            let millis = result.millis_of(&result.outside, process);
+            let _ = write!(out, " {} |", number_millis_text(millis));
+        }
+        let machine =
+            (result.sent > 0).then(|| result.machine.busy_secs * 1000.0 / result.sent as f64);
+        let _ = writeln!(
+            out,
+            " {} | {:.0} % |",
+            number_millis_text(machine),
+            result.machine.idle_share * 100.0
+        );
     }
 }
 
@@ -277,6 +315,15 @@ mod tests {
         assert!(replaced.starts_with("# Title\n\nintro\n\n"), "{replaced}");
     }
 
+    fn cpu_of(secs: &[(&str, f64)]) -> Vec<Cpu> {
+        secs.iter()
+            .map(|(process, secs)| Cpu {
+                process: (*process).to_owned(),
+                batch_secs: *secs,
+            })
+            .collect()
+    }
+
     fn case(label: &str, sent: u64, cpu_secs: &[(&str, f64)]) -> CaseResult {
         CaseResult {
             label: label.to_owned(),
@@ -288,33 +335,52 @@ mod tests {
             p90: None,
             p99: None,
             rss: Vec::new(),
-            cpu: cpu_secs
-                .iter()
-                .map(|(process, secs)| Cpu {
-                    process: (*process).to_owned(),
-                    batch_secs: *secs,
-                })
-                .collect(),
+            cpu: cpu_of(cpu_secs),
+            outside: cpu_of(&[("smtp sink", 0.5)]),
+            machine: MachineCpu {
+                busy_secs: 8.0,
+                idle_share: 0.125,
+            },
         }
     }
 
     #[test]
     fn cpu_table_per_invoice_and_summed() {
-        let results = [case(
+        let mut postgres = case(
             "generated 1000",
             1000,
             &[("pdf-render", 4.0), ("orchestrator", 2.5)],
-        )];
+        );
+        postgres.database = "PostgreSQL";
+        postgres
+            .outside
+            .push(cpu_of(&[("postgres", 1.25)]).remove(0));
+        let results = [
+            case(
+                "generated 1000",
+                1000,
+                &[("pdf-render", 4.0), ("orchestrator", 2.5)],
+            ),
+            postgres,
+        ];
         let mut out = String::new();
 
         write_cpu_table(&mut out, &results);
 
         assert!(
-            out.contains("| invoices | database | pdf-render | orchestrator | all |"),
+            out.contains("| invoices | database | pdf-render | orchestrator | services | smtp sink | postgres | machine | idle |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"),
             "{out}"
         );
         assert!(
-            out.contains("| generated 1000 | SQLite | 4.00 | 2.50 | 6.50 |"),
+            out.contains(
+                "| generated 1000 | SQLite | 4.00 | 2.50 | 6.50 | 0.50 | - | 8.00 | 12 % |"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "| generated 1000 | PostgreSQL | 4.00 | 2.50 | 6.50 | 0.50 | 1.25 | 8.00 | 12 % |"
+            ),
             "{out}"
         );
     }
@@ -330,11 +396,11 @@ mod tests {
         write_cpu_table(&mut out, &results);
 
         assert!(
-            out.contains("| generated 10 | SQLite | - | - | - |"),
+            out.contains("| generated 10 | SQLite | - | - | - | - | - | 12 % |"),
             "{out}"
         );
         assert!(
-            out.contains("| generated 20 | SQLite | - | 50.00 | 50.00 |"),
+            out.contains("| generated 20 | SQLite | - | 50.00 | 50.00 | 25.00 | 400.00 | 12 % |"),
             "{out}"
         );
     }

@@ -12,6 +12,7 @@ use invoicer_test_db::TestDatabase;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
+use crate::machine::{self, MachineTicks};
 use crate::report::{CaseResult, Cpu, Rss};
 use crate::{generate, latency, report};
 
@@ -22,6 +23,10 @@ const SERVICES: [&str; 5] = [
     "audit-log",
     "orchestrator",
 ];
+
+/// Name in the report of the processes named `postgres` on this machine.
+const POSTGRES_PROCESSES: &str = "postgres";
+
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -259,6 +264,9 @@ async fn run_on(
         .iter()
         .map(Process::cpu_secs)
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let sink_before = sink.cpu_secs()?;
+    let postgres_before = (case.database == DatabaseKind::Postgres).then(machine::postgres_ticks);
+    let machine_before = MachineTicks::read()?;
     let started = Instant::now();
     let output = cli(
         invoicer,
@@ -268,11 +276,24 @@ async fn run_on(
     )
     .await?;
     let batch_secs = started.elapsed().as_secs_f64();
+    let machine_cpu = machine_before.until(MachineTicks::read()?);
     let mut cpu = Vec::new();
     for (process, before) in services.iter().zip(cpu_before) {
         cpu.push(Cpu {
             process: process.name.clone(),
             batch_secs: process.cpu_secs()? - before,
+        });
+    }
+    let mut outside = vec![Cpu {
+        process: sink.name.clone(),
+        batch_secs: sink.cpu_secs()? - sink_before,
+    }];
+    if let Some(before) = postgres_before
+        && let Some(secs) = machine::postgres_secs_between(&before, &machine::postgres_ticks())
+    {
+        outside.push(Cpu {
+            process: POSTGRES_PROCESSES.to_owned(),
+            batch_secs: secs,
         });
     }
     let summary: serde_json::Value =
@@ -310,6 +331,8 @@ async fn run_on(
         p99: latency::quantile(&buckets, 0.99),
         rss,
         cpu,
+        outside,
+        machine: machine_cpu,
     })
 }
 
@@ -334,17 +357,9 @@ struct ServiceProcess<'a> {
     metrics: SocketAddr,
 }
 
-/// Returns utime + stime of a `/proc/PID/stat` line, in seconds. Linux reports both in clock
-/// ticks of `USER_HZ` (proc(5)), which is 100 on x86-64 and arm64.
+/// Returns utime + stime of a `/proc/PID/stat` line, in seconds.
 fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
-    const USER_HZ: f64 = 100.0;
-    // The command name in brackets may contain spaces; the fields after it do not.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / USER_HZ)
+    machine::process_ticks_of_stat(stat).map(|ticks| ticks as f64 / machine::USER_HZ)
 }
 
 fn free_port() -> anyhow::Result<u16> {
