@@ -162,21 +162,17 @@ impl InvoiceQuery {
         &self,
         number: &str,
     ) -> Result<(StoredInvoice, Customer), QueryError> {
-        let invoice =
-            self.store
-                .get_invoice(number)
-                .await?
-                .ok_or_else(|| QueryError::InvoiceNotFound {
-                    number: number.to_owned(),
-                })?;
-        let customer = self
+        let (invoice, customer) = self
             .store
-            .get_customer(&invoice.invoice.customer)
+            .get_invoice_with_customer(number)
             .await?
-            .ok_or_else(|| StoreError::Corrupt {
-                subject: format!("invoice {number}"),
-                reason: format!("its customer {:?} is missing", invoice.invoice.customer),
+            .ok_or_else(|| QueryError::InvoiceNotFound {
+                number: number.to_owned(),
             })?;
+        let customer = customer.ok_or_else(|| StoreError::Corrupt {
+            subject: format!("invoice {number}"),
+            reason: format!("its customer {:?} is missing", invoice.invoice.customer),
+        })?;
         Ok((invoice, customer))
     }
 

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::*;
-use crate::model::{InvoiceKind, RecordType};
+use crate::model::{InvoiceKind, RecipientRole, RecordType};
 use crate::paging::ListFilter;
 
 const CHINOOK: &str = include_str!("../../../invoicer/sample/chinook-export.json");
@@ -76,6 +76,61 @@ async fn chinook_imports_everything_then_nothing_changes() {
     assert_eq!(stored.invoice.total, "1.98");
     assert_eq!(customer.code, "CH-002");
     assert!(!customer.contacts.is_empty());
+}
+
+#[tokio::test]
+async fn invoice_read_with_contacts_in_order() {
+    let (_folder, service) = open_service().await;
+    let mut with_contacts = customer("C-1");
+    with_contacts["contacts"] = json!([
+        { "name": "Anna", "email": "anna@c-1.example", "invoice_role": "to" },
+        { "name": "Ledger", "email": "ledger@c-1.example", "invoice_role": "cc" },
+        { "name": "Max", "email": "max@c-1.example", "invoice_role": "none" },
+        { "name": "Audit", "email": "audit@c-1.example", "invoice_role": "bcc" }
+    ]);
+    let mut without_contacts = customer("C-2");
+    without_contacts["contacts"] = json!([]);
+    let report = service
+        .import(export(
+            &[with_contacts, without_contacts],
+            &[
+                invoice("INV-1", "C-1", "2026-12-03T16:20:00-06:00"),
+                invoice("INV-2", "C-2", "2026-12-03T16:21:00-06:00"),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.invoices, counts(2, 0, 0, 0), "{report:?}");
+
+    let (stored, customer) = service.get_invoice("INV-1").await.unwrap();
+    assert_eq!(stored.invoice.number, "INV-1");
+    assert_eq!(stored.invoice.lines.len(), 1);
+    assert_eq!(customer.code, "C-1");
+    let contacts: Vec<(&str, RecipientRole)> = customer
+        .contacts
+        .iter()
+        .map(|contact| (contact.email.as_str(), contact.invoice_role))
+        .collect();
+    assert_eq!(
+        contacts,
+        [
+            ("anna@c-1.example", RecipientRole::To),
+            ("ledger@c-1.example", RecipientRole::Cc),
+            ("max@c-1.example", RecipientRole::None),
+            ("audit@c-1.example", RecipientRole::Bcc),
+        ]
+    );
+
+    let (stored, customer) = service.get_invoice("INV-2").await.unwrap();
+    assert_eq!(stored.invoice.customer, "C-2");
+    assert_eq!(customer.code, "C-2");
+    assert!(customer.contacts.is_empty());
+
+    let missing = service.get_invoice("INV-3").await;
+    assert!(
+        matches!(&missing, Err(QueryError::InvoiceNotFound { number }) if number == "INV-3"),
+        "{missing:?}"
+    );
 }
 
 #[tokio::test]

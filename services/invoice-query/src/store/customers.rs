@@ -139,7 +139,7 @@ async fn insert_contacts(
     Ok(())
 }
 
-fn customer_from_rows(
+pub(super) fn customer_from_rows(
     row: customer::Model,
     contacts: Vec<contact::Model>,
 ) -> Result<Customer, StoreError> {

@@ -10,11 +10,11 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use super::customers::customer_exists;
-use super::entities::{invoice, invoice_revision};
+use super::customers::{customer_exists, customer_from_rows};
+use super::entities::{contact, customer, invoice, invoice_revision};
 use super::{Store, StoreError, Upserted, decode_json, encode_json};
 use crate::import::ValidInvoice;
-use crate::model::{Invoice, InvoiceKind, InvoiceStatus, InvoiceSummary, StoredInvoice};
+use crate::model::{Customer, Invoice, InvoiceKind, InvoiceStatus, InvoiceSummary, StoredInvoice};
 
 /// Outcome of storing one invoice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,16 +98,35 @@ impl Store {
         Ok(result)
     }
 
-    /// Reads the latest revision of invoice `number`.
-    pub(crate) async fn get_invoice(
+    /// Reads the latest revision of invoice `number` with its customer and the customer's
+    /// contacts, in one query. The customer is `None` when its row is missing.
+    pub(crate) async fn get_invoice_with_customer(
         &self,
         number: &str,
-    ) -> Result<Option<StoredInvoice>, StoreError> {
-        let row = invoice::Entity::find()
+    ) -> Result<Option<(StoredInvoice, Option<Customer>)>, StoreError> {
+        // One row per contact, each with the invoice and the customer.
+        let rows = invoice::Entity::find()
             .filter(invoice::Column::Number.eq(number))
-            .one(&self.db)
+            .find_also_related(customer::Entity)
+            .and_also_related(contact::Entity)
+            .order_by_asc(contact::Column::Position)
+            .all(&self.db)
             .await?;
-        row.map(stored_from_row).transpose()
+        let mut rows = rows.into_iter();
+        let Some((invoice_row, customer_row, first_contact)) = rows.next() else {
+            return Ok(None);
+        };
+        let customer = match customer_row {
+            Some(customer_row) => {
+                let contacts = first_contact
+                    .into_iter()
+                    .chain(rows.filter_map(|(_, _, contact)| contact))
+                    .collect();
+                Some(customer_from_rows(customer_row, contacts)?)
+            }
+            None => None,
+        };
+        Ok(Some((stored_from_row(invoice_row)?, customer)))
     }
 
     /// Reads revision `revision` of invoice `number` from the revision history.

@@ -37,6 +37,20 @@ pub(crate) struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub(crate) enum Relation {}
+pub(crate) enum Relation {
+    /// The invoice's customer, by code.
+    #[sea_orm(
+        belongs_to = "super::customer::Entity",
+        from = "Column::CustomerCode",
+        to = "super::customer::Column::Code"
+    )]
+    Customer,
+}
+
+impl Related<super::customer::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Customer.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
