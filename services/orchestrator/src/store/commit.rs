@@ -237,8 +237,13 @@ impl Store {
         finish(write, applied)
     }
 
-    /// Applies `write` in a transaction of its own and commits it.
+    /// Applies `write` in a transaction of its own and commits it. The email log mark is one
+    /// statement, so it is committed by itself without `BEGIN` and `COMMIT` around it.
     async fn write_alone(&self, write: &Write) -> Result<Applied, StoreError> {
+        if let Write::Logged(id) = write {
+            super::mark_logged_in(&self.db, id).await?;
+            return Ok(Applied::Done);
+        }
         let transaction = self.db.begin().await?;
         match self.apply(&transaction, write).await {
             Ok(written) => {

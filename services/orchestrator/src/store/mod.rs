@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use invoicer_domain::email::Mailbox;
-use sea_orm::sea_query::{Expr, LockType, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
@@ -551,6 +551,20 @@ impl Store {
         transaction: &DatabaseTransaction,
         delivery: &Delivery,
     ) -> Result<(), StoreError> {
+        self.update_leased(transaction, delivery).await?;
+        if let Some(batch_id) = &delivery.batch_id {
+            upsert_batch_item(transaction, batch_id, delivery).await?;
+        }
+        Ok(())
+    }
+
+    /// Updates `delivery`'s row, or returns `LeaseLost` with nothing written unless this
+    /// replica holds its lease. On PostgreSQL the row stays locked until `transaction` ends.
+    async fn update_leased(
+        &self,
+        transaction: &DatabaseTransaction,
+        delivery: &Delivery,
+    ) -> Result<(), StoreError> {
         let mut row = delivery_to_row(delivery)?;
         row.updated_at = Set(Utc::now());
         let in_flight = matches!(
@@ -574,9 +588,6 @@ impl Store {
             return Err(StoreError::LeaseLost {
                 id: delivery.id.clone(),
             });
-        }
-        if let Some(batch_id) = &delivery.batch_id {
-            upsert_batch_item(transaction, batch_id, delivery).await?;
         }
         Ok(())
     }
@@ -678,15 +689,18 @@ impl Store {
 
     /// Keeps `document` unless its revision already has one, and writes `delivery` with the
     /// kept document's SHA-256 and file name. Returns the document another replica froze
-    /// first, or `None` when `document` was kept. The lease is checked first, so that a lost
-    /// lease fails before anything is written.
+    /// first, or `None` when `document` was kept. The delivery's row is updated first,
+    /// because its update checks the lease, so a lost lease fails before anything is written.
     async fn freeze_in(
         &self,
         transaction: &DatabaseTransaction,
         document: &Document,
         delivery: &Delivery,
     ) -> Result<Option<Document>, StoreError> {
-        self.hold_leased(transaction, &delivery.id).await?;
+        let mut delivery = delivery.clone();
+        delivery.pdf_sha256 = document.sha256.clone();
+        delivery.attachment_name = document.file_name.clone();
+        self.update_leased(transaction, &delivery).await?;
         let row = document::ActiveModel {
             invoice_number: Set(document.invoice_number.clone()),
             invoice_revision: Set(document.invoice_revision as i32),
@@ -704,7 +718,8 @@ impl Store {
             ])
             .exec_without_returning(transaction)
             .await?;
-        // Only a revision frozen before this render needs reading back.
+        // Only a revision frozen before this render needs reading back, and the delivery
+        // then takes that document's SHA-256 and file name.
         let stored = if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
             None
         } else {
@@ -713,46 +728,36 @@ impl Store {
                 &document.invoice_number,
                 document.invoice_revision,
             )
-            .await?;
-            Some(stored.ok_or_else(|| {
+            .await?
+            .ok_or_else(|| {
                 corrupt(
                     "or_documents",
                     document.invoice_number.clone(),
                     "not found after an insert that found it present",
                 )
-            })?)
+            })?;
+            delivery.pdf_sha256 = stored.sha256.clone();
+            delivery.attachment_name = stored.file_name.clone();
+            // The update above checked the lease, and a settled state gave it up, so this
+            // one must not check it again.
+            delivery::Entity::update_many()
+                .col_expr(
+                    delivery::Column::PdfSha256,
+                    Expr::value(delivery.pdf_sha256.clone()),
+                )
+                .col_expr(
+                    delivery::Column::AttachmentName,
+                    Expr::value(delivery.attachment_name.clone()),
+                )
+                .filter(delivery::Column::Id.eq(&delivery.id))
+                .exec(transaction)
+                .await?;
+            Some(stored)
         };
-        let frozen = stored.as_ref().unwrap_or(document);
-        let mut delivery = delivery.clone();
-        delivery.pdf_sha256 = frozen.sha256.clone();
-        delivery.attachment_name = frozen.file_name.clone();
-        self.write_delivery(transaction, &delivery).await?;
-        Ok(stored)
-    }
-
-    /// Returns `LeaseLost` unless this replica holds delivery `id`'s lease. On PostgreSQL
-    /// the row stays locked until `transaction` ends (`FOR UPDATE`, which writes no new row
-    /// version as an update would). SQLite has one writer at a time: a replica that changed
-    /// the row after this read makes this transaction's first write fail, and nothing is
-    /// written.
-    async fn hold_leased(
-        &self,
-        transaction: &DatabaseTransaction,
-        id: &str,
-    ) -> Result<(), StoreError> {
-        let leased: Option<String> = delivery::Entity::find()
-            .select_only()
-            .column(delivery::Column::Id)
-            .filter(delivery::Column::Id.eq(id))
-            .filter(delivery::Column::LeaseOwner.eq(&self.owner))
-            .lock(LockType::Update)
-            .into_tuple()
-            .one(transaction)
-            .await?;
-        if leased.is_none() {
-            return Err(StoreError::LeaseLost { id: id.to_owned() });
+        if let Some(batch_id) = &delivery.batch_id {
+            upsert_batch_item(transaction, batch_id, &delivery).await?;
         }
-        Ok(())
+        Ok(stored)
     }
 }
 
