@@ -33,6 +33,10 @@ use crate::model::{
 };
 use entities::{batch, batch_item, delivery, document};
 
+/// Rows per statement when many are inserted at once. A delivery row has about 30 columns,
+/// so 100 rows stay well below SQLite's limit of 32,766 parameters per statement.
+const ROWS_PER_INSERT: usize = 100;
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
     #[error("database error: {0}")]
@@ -361,19 +365,65 @@ impl Store {
     /// returns for each whether it was inserted. A delivery whose key exists already is left
     /// as it is and gets no item. One commit for a whole chunk of a batch, where a delivery
     /// and an item each committed on their own cost two disk syncs per invoice on SQLite.
+    /// The rows go in with a few statements of many rows each, not one statement per row.
+    /// Each delivery must have a new id, as [`Delivery::new`] gives it.
     pub(crate) async fn insert_planned(
         &self,
         batch_id: &str,
         deliveries: &[Delivery],
     ) -> Result<Vec<bool>, StoreError> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lease_until = Utc::now() + self.lease;
         let txn = self.db.begin().await?;
-        let mut inserted = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            let new = self.insert_leased(&txn, delivery).await?;
-            if new {
-                upsert_batch_item(&txn, batch_id, delivery).await?;
-            }
-            inserted.push(new);
+        for part in deliveries.chunks(ROWS_PER_INSERT) {
+            let rows = part
+                .iter()
+                .map(|delivery| {
+                    let mut row = delivery_to_row(delivery)?;
+                    row.lease_owner = Set(Some(self.owner.clone()));
+                    row.lease_until = Set(Some(lease_until));
+                    Ok(row)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            delivery::Entity::insert_many(rows)
+                .on_conflict_do_nothing_on([delivery::Column::DeliveryKey])
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        // Each planned delivery has a new id, so a row with that id is one this insert stored,
+        // and a delivery whose key another runner stored first has none.
+        let ids: Vec<&str> = deliveries
+            .iter()
+            .map(|delivery| delivery.id.as_str())
+            .collect();
+        let stored: HashSet<String> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .filter(delivery::Column::Id.is_in(ids))
+            .into_tuple()
+            .all(&txn)
+            .await?
+            .into_iter()
+            .collect();
+        let inserted: Vec<bool> = deliveries
+            .iter()
+            .map(|delivery| stored.contains(&delivery.id))
+            .collect();
+        let new: Vec<&Delivery> = deliveries
+            .iter()
+            .filter(|delivery| stored.contains(&delivery.id))
+            .collect();
+        for part in new.chunks(ROWS_PER_INSERT) {
+            let rows = part
+                .iter()
+                .map(|delivery| batch_item_row(batch_id, delivery))
+                .collect::<Vec<_>>();
+            batch_item::Entity::insert_many(rows)
+                .on_conflict(batch_item_on_conflict())
+                .exec_without_returning(&txn)
+                .await?;
         }
         txn.commit().await?;
         Ok(inserted)
@@ -805,23 +855,31 @@ async fn upsert_batch_item<C: ConnectionTrait>(
     batch_id: &str,
     delivery: &Delivery,
 ) -> Result<(), StoreError> {
-    let row = batch_item::ActiveModel {
+    batch_item::Entity::insert(batch_item_row(batch_id, delivery))
+        .on_conflict(batch_item_on_conflict())
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Returns the batch item row of `delivery` in batch `batch_id`.
+fn batch_item_row(batch_id: &str, delivery: &Delivery) -> batch_item::ActiveModel {
+    batch_item::ActiveModel {
         batch_id: Set(batch_id.to_owned()),
         delivery_id: Set(delivery.id.clone()),
         invoice_number: Set(delivery.invoice_number.clone()),
         state: Set(delivery.state.as_str().to_owned()),
         reason: Set(delivery.reason.clone()),
         ..Default::default()
-    };
-    let on_conflict =
-        OnConflict::columns([batch_item::Column::BatchId, batch_item::Column::DeliveryId])
-            .update_columns([batch_item::Column::State, batch_item::Column::Reason])
-            .to_owned();
-    batch_item::Entity::insert(row)
-        .on_conflict(on_conflict)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+    }
+}
+
+/// Returns the clause that turns a batch item insert into an update of the item's state and
+/// reason when the batch already has the delivery.
+fn batch_item_on_conflict() -> OnConflict {
+    OnConflict::columns([batch_item::Column::BatchId, batch_item::Column::DeliveryId])
+        .update_columns([batch_item::Column::State, batch_item::Column::Reason])
+        .to_owned()
 }
 
 fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {

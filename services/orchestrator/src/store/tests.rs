@@ -344,6 +344,34 @@ async fn planned_deliveries_inserted_once(database: TestDatabase) {
     assert!(a.get_delivery(&planned[0].id).await.unwrap().is_none());
     assert!(a.get_delivery(&other.id).await.unwrap().is_some());
     assert!(a.get_delivery(&planned[1].id).await.unwrap().is_some());
+
+    // A chunk larger than one insert statement's rows, with keys taken in two of its parts.
+    let numbers: Vec<String> = (100..350).map(|n| format!("INV-{n}")).collect();
+    for taken in ["INV-150", "INV-301"] {
+        assert!(b.insert_delivery(&new_delivery(taken)).await.unwrap());
+    }
+    let planned: Vec<Delivery> = numbers.iter().map(|number| new_delivery(number)).collect();
+    let inserted = a.insert_planned(&batch.id, &planned).await.unwrap();
+
+    let skipped: Vec<&str> = numbers
+        .iter()
+        .zip(&inserted)
+        .filter(|(_, inserted)| !**inserted)
+        .map(|(number, _)| number.as_str())
+        .collect();
+    assert_eq!(skipped, ["INV-150", "INV-301"]);
+    let items = all_items(&a, &batch).await;
+    assert_eq!(items.len(), 1 + 248);
+    assert!(
+        items
+            .iter()
+            .all(|item| item.state == DeliveryState::Pending)
+    );
+    assert!(
+        !items
+            .iter()
+            .any(|item| item.delivery.invoice_number == "INV-150")
+    );
     database.remove().await.unwrap();
 }
 
