@@ -77,11 +77,12 @@ impl Store {
             })?;
         }
         let mut options = ConnectOptions::new(url);
-        options
-            .sqlx_logging(false)
-            .test_before_acquire(!invoicer_kit::config::is_sqlite_url(url));
+        options.sqlx_logging(false).test_before_acquire(false);
         // WAL lets readers go on while an append commits.
         options.map_sqlx_sqlite_opts(|sqlite| sqlite.journal_mode(SqliteJournalMode::Wal));
+        if !invoicer_kit::config::is_sqlite_url(url) {
+            options.test_before_acquire_if_idle_for(invoicer_kit::config::DATABASE_PING_AFTER_IDLE);
+        }
         let db = Database::connect(options).await.map_err(Error::Connect)?;
         Ok(Store {
             db,

@@ -74,13 +74,16 @@ impl Store {
         let mut options = ConnectOptions::new(url);
         options
             .sqlx_logging(false)
-            .test_before_acquire(!invoicer_kit::config::is_sqlite_url(url))
+            .test_before_acquire(false)
             .map_sqlx_sqlite_opts(|sqlite| {
                 // WAL lets GetInvoice and ListInvoicesToNotify read while an import writes.
                 sqlite
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
             });
+        if !invoicer_kit::config::is_sqlite_url(url) {
+            options.test_before_acquire_if_idle_for(invoicer_kit::config::DATABASE_PING_AFTER_IDLE);
+        }
         let db = Database::connect(options).await?;
         migration::Migrator::up(&db, None).await?;
         Ok(Store { db })
@@ -109,4 +112,62 @@ fn decode_json<T: serde::de::DeserializeOwned>(subject: &str, text: &str) -> Res
         subject: subject.to_owned(),
         reason: error.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use invoicer_test_db::TestDatabase;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use super::*;
+
+    /// Ends every other session on the test database, as a server restart would.
+    async fn cut_connections(url: &str) {
+        let admin = Database::connect(url).await.unwrap();
+        admin
+            .execute_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            ))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+    }
+
+    /// A connection cut while idle in the pool is pinged and replaced before a read uses it.
+    /// One cut moments after its last use is handed out without the ping, so reads may fail
+    /// until the pool has replaced the cut connections, and then succeed again.
+    #[tokio::test]
+    async fn cut_connection_replaced_on_postgres() {
+        let Some(database) = TestDatabase::postgres("iq_cut_connection").await.unwrap() else {
+            eprintln!("skipped: INVOICER_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let url = database.database_url().unwrap();
+        let store = Store::connect(&url).await.unwrap();
+        assert!(store.get_customer("C-1").await.unwrap().is_none());
+
+        cut_connections(&url).await;
+        tokio::time::sleep(
+            invoicer_kit::config::DATABASE_PING_AFTER_IDLE + Duration::from_millis(200),
+        )
+        .await;
+        assert!(store.get_customer("C-1").await.unwrap().is_none());
+
+        // Each cut connection fails one read at most and is then dropped, and the pool holds
+        // at most 10 connections (sqlx's default).
+        cut_connections(&url).await;
+        let mut failed = 0;
+        for _ in 0..20 {
+            if store.get_customer("C-1").await.is_err() {
+                failed += 1;
+            }
+        }
+        assert!(failed <= 10, "{failed} of 20 reads failed");
+        assert!(store.get_customer("C-1").await.unwrap().is_none());
+        database.remove().await.unwrap();
+    }
 }

@@ -108,9 +108,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         create_sqlite_folder(url)?;
         let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .test_before_acquire(!invoicer_kit::config::is_sqlite_url(url));
+        options.sqlx_logging(false).test_before_acquire(false);
         if invoicer_kit::config::is_sqlite_url(url) {
             // One writer at a time; busy writers wait instead of failing with SQLITE_BUSY.
             options.max_connections(1);
@@ -122,6 +120,9 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
             });
+        }
+        if !invoicer_kit::config::is_sqlite_url(url) {
+            options.test_before_acquire_if_idle_for(invoicer_kit::config::DATABASE_PING_AFTER_IDLE);
         }
         let db = Database::connect(options).await?;
         migration::Migrator::up(&db, None).await?;
@@ -608,8 +609,8 @@ impl Store {
         Ok(())
     }
 
-    /// Updates `delivery`'s row, or returns `LeaseLost` with nothing written unless this
-    /// replica holds its lease. On PostgreSQL the row stays locked until `transaction` ends.
+    /// Updates `delivery`'s row if this replica holds its lease, and returns `LeaseLost` with
+    /// nothing written otherwise. On PostgreSQL the row stays locked until `transaction` ends.
     async fn update_leased(
         &self,
         transaction: &DatabaseTransaction,
