@@ -209,7 +209,7 @@ fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
     );
     let _ = writeln!(
         out,
-        "\nCPU milliseconds per sent invoice during the batch: user and system time of each service process and their sum, then of the SMTP sink, of the processes named `postgres` on this machine (the database server, on PostgreSQL) and of the whole machine with the kernel, counted by Linux in steps of 10 ms, so a batch of a few invoices gives coarse figures. Idle is the share of the two cores' time that nothing ran.\n"
+        "\nCPU milliseconds per sent invoice during the batch: user and system time of each service process and their sum, then of the SMTP sink, of the processes named `postgres` on this machine (the database server, on PostgreSQL) and of the whole machine with the kernel. Linux counts them in steps of 10 ms, so a batch of a few invoices gives coarse figures. Idle is the share of the two cores' time that nothing ran.\n"
     );
     let _ = write!(out, "| invoices | database |");
     for process in processes
