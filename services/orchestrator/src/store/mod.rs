@@ -33,8 +33,8 @@ use crate::model::{
 };
 use entities::{batch, batch_item, delivery, document};
 
-/// Rows per statement when many are inserted at once. A delivery row has about 30 columns,
-/// so 100 rows stay well below SQLite's limit of 32,766 parameters per statement.
+/// Rows per statement when many are inserted or looked up at once. A delivery row has about
+/// 30 columns, so 100 rows stay well below SQLite's limit of 32,766 parameters per statement.
 const ROWS_PER_INSERT: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +108,13 @@ impl Store {
     ) -> Result<Store, StoreError> {
         create_sqlite_folder(url)?;
         let mut options = ConnectOptions::new(url.to_owned());
-        options.sqlx_logging(false).test_before_acquire(false);
+        // On PostgreSQL the orchestrator pings at every checkout, unlike the other stores
+        // (`DATABASE_PING_AFTER_IDLE`): its write after a send must not fail on a connection
+        // cut moments before, because that delivery would stay `submitting` and become
+        // `unknown`.
+        options
+            .sqlx_logging(false)
+            .test_before_acquire(!invoicer_kit::config::is_sqlite_url(url));
         if invoicer_kit::config::is_sqlite_url(url) {
             // One writer at a time; busy writers wait instead of failing with SQLITE_BUSY.
             options.max_connections(1);
@@ -120,9 +126,6 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
             });
-        }
-        if !invoicer_kit::config::is_sqlite_url(url) {
-            options.test_before_acquire_if_idle_for(invoicer_kit::config::DATABASE_PING_AFTER_IDLE);
         }
         let db = Database::connect(options).await?;
         migration::Migrator::up(&db, None).await?;
@@ -395,19 +398,18 @@ impl Store {
         }
         // Each planned delivery has a new id, so a row with that id is one this insert stored,
         // and a delivery whose key another runner stored first has none.
-        let ids: Vec<&str> = deliveries
-            .iter()
-            .map(|delivery| delivery.id.as_str())
-            .collect();
-        let stored: HashSet<String> = delivery::Entity::find()
-            .select_only()
-            .column(delivery::Column::Id)
-            .filter(delivery::Column::Id.is_in(ids))
-            .into_tuple()
-            .all(&txn)
-            .await?
-            .into_iter()
-            .collect();
+        let mut stored: HashSet<String> = HashSet::with_capacity(deliveries.len());
+        for part in deliveries.chunks(ROWS_PER_INSERT) {
+            let ids: Vec<&str> = part.iter().map(|delivery| delivery.id.as_str()).collect();
+            let found: Vec<String> = delivery::Entity::find()
+                .select_only()
+                .column(delivery::Column::Id)
+                .filter(delivery::Column::Id.is_in(ids))
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            stored.extend(found);
+        }
         let inserted: Vec<bool> = deliveries
             .iter()
             .map(|delivery| stored.contains(&delivery.id))

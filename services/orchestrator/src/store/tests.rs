@@ -947,3 +947,40 @@ async fn queued_writes_committed_as_one_group_on_postgres() {
         queued_writes_committed_as_one_group(database).await;
     }
 }
+
+/// Ends every other session on the test database, as a server restart would.
+async fn cut_connections(url: &str) {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+
+    let admin = Database::connect(url).await.unwrap();
+    admin
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+}
+
+/// A write moments after a server restart cut the pool's connections goes through, because
+/// the orchestrator's pool pings each connection it hands out and replaces a cut one. Without
+/// that, the outcome of a sent message could fail to be stored.
+#[tokio::test]
+async fn write_after_cut_connections_on_postgres() {
+    let Some(database) = postgres("orchestrator_store_write_after_cut").await else {
+        return;
+    };
+    let (a, _b) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut delivery = Delivery::new("INV-1/cut".to_owned(), "INV-1", 1, "C-1", Purpose::Batch);
+    assert!(a.insert_delivery(&delivery).await.unwrap());
+
+    cut_connections(&database.database_url().unwrap()).await;
+    delivery.state = DeliveryState::Sent;
+    a.save_delivery(&delivery).await.unwrap();
+
+    let stored = a.get_delivery(&delivery.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, DeliveryState::Sent);
+    database.remove().await.unwrap();
+}
