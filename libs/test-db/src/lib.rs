@@ -95,6 +95,23 @@ impl TestDatabase {
         matches!(self, TestDatabase::Postgres { .. })
     }
 
+    /// Ends every session on the PostgreSQL database but the one that ends them, as a server
+    /// restart would. Does nothing on SQLite.
+    pub async fn end_sessions(&self) -> Result<(), TestDbError> {
+        let TestDatabase::Postgres { url, .. } = self else {
+            return Ok(());
+        };
+        let admin = Database::connect(url.as_str()).await?;
+        admin
+            .execute_unprepared(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .await?;
+        admin.close().await?;
+        Ok(())
+    }
+
     /// Drops the PostgreSQL database; the temporary folder goes with `self`.
     pub async fn remove(mut self) -> Result<(), TestDbError> {
         if let TestDatabase::Postgres {

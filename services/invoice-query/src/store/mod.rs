@@ -119,23 +119,8 @@ mod tests {
     use std::time::Duration;
 
     use invoicer_test_db::TestDatabase;
-    use sea_orm::{ConnectionTrait, Statement};
 
     use super::*;
-
-    /// Ends every other session on the test database, as a server restart would.
-    async fn cut_connections(url: &str) {
-        let admin = Database::connect(url).await.unwrap();
-        admin
-            .execute_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            ))
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-    }
 
     /// A connection cut while idle in the pool is pinged and replaced before a read uses it.
     /// One cut moments after its last use is handed out without the ping, so reads may fail
@@ -150,7 +135,7 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         assert!(store.get_customer("C-1").await.unwrap().is_none());
 
-        cut_connections(&url).await;
+        database.end_sessions().await.unwrap();
         tokio::time::sleep(
             invoicer_kit::config::DATABASE_PING_AFTER_IDLE + Duration::from_millis(200),
         )
@@ -159,7 +144,7 @@ mod tests {
 
         // Each cut connection fails one read at most and is then dropped, and the pool holds
         // at most 10 connections (sqlx's default).
-        cut_connections(&url).await;
+        database.end_sessions().await.unwrap();
         let mut failed = 0;
         for _ in 0..20 {
             if store.get_customer("C-1").await.is_err() {

@@ -347,8 +347,12 @@ async fn planned_deliveries_inserted_once(database: TestDatabase) {
 
     // A chunk larger than one insert statement's rows, with keys taken in two of its parts.
     let numbers: Vec<String> = (100..350).map(|n| format!("INV-{n}")).collect();
-    for taken in ["INV-150", "INV-301"] {
-        assert!(b.insert_delivery(&new_delivery(taken)).await.unwrap());
+    for taken_number in ["INV-150", "INV-301"] {
+        assert!(
+            b.insert_delivery(&new_delivery(taken_number))
+                .await
+                .unwrap()
+        );
     }
     let planned: Vec<Delivery> = numbers.iter().map(|number| new_delivery(number)).collect();
     let inserted = a.insert_planned(&batch.id, &planned).await.unwrap();
@@ -948,22 +952,6 @@ async fn queued_writes_committed_as_one_group_on_postgres() {
     }
 }
 
-/// Ends every other session on the test database, as a server restart would.
-async fn cut_connections(url: &str) {
-    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
-
-    let admin = Database::connect(url).await.unwrap();
-    admin
-        .execute_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        ))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-}
-
 /// A write moments after a server restart cut the pool's connections goes through, because
 /// the orchestrator's pool pings each connection it hands out and replaces a cut one. Without
 /// that, the outcome of a sent message could fail to be stored.
@@ -976,7 +964,7 @@ async fn write_after_cut_connections_on_postgres() {
     let mut delivery = Delivery::new("INV-1/cut".to_owned(), "INV-1", 1, "C-1", Purpose::Batch);
     assert!(a.insert_delivery(&delivery).await.unwrap());
 
-    cut_connections(&database.database_url().unwrap()).await;
+    database.end_sessions().await.unwrap();
     delivery.state = DeliveryState::Sent;
     a.save_delivery(&delivery).await.unwrap();
 
