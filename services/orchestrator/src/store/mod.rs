@@ -35,7 +35,7 @@ use entities::{batch, batch_item, delivery, document};
 
 /// Rows per statement when many are inserted or looked up at once. A delivery row has about
 /// 30 columns, so 100 rows stay well below SQLite's limit of 32,766 parameters per statement.
-const ROWS_PER_INSERT: usize = 100;
+const ROWS_PER_STATEMENT: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
@@ -381,7 +381,10 @@ impl Store {
         }
         let lease_until = Utc::now() + self.lease;
         let txn = self.db.begin().await?;
-        for part in deliveries.chunks(ROWS_PER_INSERT) {
+        // Each planned delivery has a new id, so a row with that id is one this insert stored,
+        // and a delivery whose key another runner stored first has none.
+        let mut stored: HashSet<String> = HashSet::with_capacity(deliveries.len());
+        for part in deliveries.chunks(ROWS_PER_STATEMENT) {
             let rows = part
                 .iter()
                 .map(|delivery| {
@@ -395,11 +398,7 @@ impl Store {
                 .on_conflict_do_nothing_on([delivery::Column::DeliveryKey])
                 .exec_without_returning(&txn)
                 .await?;
-        }
-        // Each planned delivery has a new id, so a row with that id is one this insert stored,
-        // and a delivery whose key another runner stored first has none.
-        let mut stored: HashSet<String> = HashSet::with_capacity(deliveries.len());
-        for part in deliveries.chunks(ROWS_PER_INSERT) {
+
             let ids: Vec<&str> = part.iter().map(|delivery| delivery.id.as_str()).collect();
             let found: Vec<String> = delivery::Entity::find()
                 .select_only()
@@ -416,9 +415,11 @@ impl Store {
             .collect();
         let new: Vec<&Delivery> = deliveries
             .iter()
-            .filter(|delivery| stored.contains(&delivery.id))
+            .zip(&inserted)
+            .filter(|(_, inserted)| **inserted)
+            .map(|(delivery, _)| delivery)
             .collect();
-        for part in new.chunks(ROWS_PER_INSERT) {
+        for part in new.chunks(ROWS_PER_STATEMENT) {
             let rows = part
                 .iter()
                 .map(|delivery| batch_item_row(batch_id, delivery))
