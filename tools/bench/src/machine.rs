@@ -11,19 +11,20 @@ pub(crate) const USER_HZ: f64 = 100.0;
 /// The machine's CPU time since boot, all cores together, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct MachineTicks {
-    /// user, nice, system, irq, softirq and steal.
+    /// Ticks of user, nice, system, irq, softirq and steal time.
     pub(crate) busy: u64,
-    /// idle and iowait.
+    /// Ticks of idle and iowait time.
     pub(crate) idle: u64,
 }
 
 impl MachineTicks {
     pub(crate) fn read() -> anyhow::Result<MachineTicks> {
         let stat = std::fs::read_to_string("/proc/stat")?;
-        parse_machine_ticks(&stat).context("cannot read the cpu line of /proc/stat")
+        parse_machine_ticks(&stat).context("the `cpu` line of /proc/stat is missing or invalid")
     }
 
-    /// Busy seconds and the idle share between `self` and the later reading `after`.
+    /// Returns the busy seconds and the idle share between `self` and the later reading
+    /// `after`.
     pub(crate) fn until(self, after: MachineTicks) -> MachineCpu {
         let busy = after.busy.saturating_sub(self.busy);
         let idle = after.idle.saturating_sub(self.idle);
@@ -167,7 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn command_name_may_hold_spaces_and_brackets() {
+    fn command_name_with_spaces_and_brackets() {
         let stat = "4242 (postgres: a (b)) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0";
 
         assert_eq!(command_of_stat(stat), Some("postgres: a (b)"));

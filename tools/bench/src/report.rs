@@ -58,6 +58,12 @@ impl CaseResult {
         (self.sent > 0).then(|| cpu.batch_secs * 1000.0 / self.sent as f64)
     }
 
+    /// Returns the whole machine's busy CPU milliseconds per sent invoice, or `None` when the
+    /// batch sent nothing.
+    fn machine_millis_per_invoice(&self) -> Option<f64> {
+        (self.sent > 0).then(|| self.machine.busy_secs * 1000.0 / self.sent as f64)
+    }
+
     /// Returns the CPU milliseconds per sent invoice of `process` among `cpu`, or `None` when
     /// it did not run in this case or the batch sent nothing.
     fn millis_of(&self, cpu: &[Cpu], process: &str) -> Option<f64> {
@@ -90,9 +96,7 @@ impl CaseResult {
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
-            number_millis_text(
-                (self.sent > 0).then(|| self.machine.busy_secs * 1000.0 / self.sent as f64)
-            ),
+            number_millis_text(self.machine_millis_per_invoice()),
             self.machine.idle_share * 100.0,
         )
     }
@@ -209,19 +213,18 @@ fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
     );
     let _ = writeln!(
         out,
-        "\nCPU milliseconds per sent invoice during the batch: user and system time of each service process and their sum, then of the SMTP sink, of the processes named `postgres` on this machine (the database server, on PostgreSQL) and of the whole machine with the kernel. Linux counts them in steps of 10 ms, so a batch of a few invoices gives coarse figures. Idle is the share of the two cores' time that nothing ran.\n"
+        "\nCPU milliseconds per sent invoice during the batch: user and system time of each service process and their sum, then of the SMTP sink, of the processes named `postgres` on this machine (the database server, on PostgreSQL) and of the whole machine with the kernel. Linux counts them in steps of 10 ms, so a batch of a few invoices gives coarse figures. Idle is the share of the cores' time that nothing ran.\n"
     );
+    let mut columns = processes.clone();
+    columns.push("services");
+    columns.extend(&outside);
+    columns.extend(["machine", "idle"]);
     let _ = write!(out, "| invoices | database |");
-    for process in processes
-        .iter()
-        .chain(std::iter::once(&"services"))
-        .chain(&outside)
-    {
-        let _ = write!(out, " {process} |");
+    for column in &columns {
+        let _ = write!(out, " {column} |");
     }
-    let _ = writeln!(out, " machine | idle |");
-    let _ = write!(out, "|---|---|");
-    for _ in 0..processes.len() + 1 + outside.len() + 2 {
+    let _ = write!(out, "\n|---|---|");
+    for _ in &columns {
         let _ = write!(out, "---:|");
     }
     let _ = writeln!(out);
@@ -241,8 +244,7 @@ fn write_cpu_table(out: &mut String, results: &[CaseResult]) {
             let millis = result.millis_of(&result.outside, process);
             let _ = write!(out, " {} |", number_millis_text(millis));
         }
-        let machine =
-            (result.sent > 0).then(|| result.machine.busy_secs * 1000.0 / result.sent as f64);
+        let machine = result.machine_millis_per_invoice();
         let _ = writeln!(
             out,
             " {} | {:.0} % |",

@@ -142,7 +142,7 @@ mod tests {
         .await;
         assert!(store.get_customer("C-1").await.unwrap().is_none());
 
-        // Each cut connection fails one read at most and is then dropped, and the pool holds
+        // Each cut connection fails one read at most and is then dropped, and the pool keeps
         // at most 10 connections (sqlx's default).
         database.end_sessions().await.unwrap();
         let mut failed = 0;
