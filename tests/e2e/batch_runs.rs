@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use invoicer_e2e::System;
+use invoicer_e2e::{System, parse_message};
 use invoicer_proto::orchestrator::v1 as pb;
 use invoicer_test_db::TestDatabase;
 use invoicer_test_smtp::{Stage, TestSmtpServer};
@@ -18,7 +18,8 @@ on_both_databases!(
     watch_batch_streams_progress,
     future_business_date_rejected,
     abandoned_run_still_completes,
-    batch_deliveries_paged
+    batch_deliveries_paged,
+    chunked_batch_sends_each_once
 );
 
 fn three_invoices() -> String {
@@ -365,5 +366,95 @@ async fn batch_deliveries_paged(database: TestDatabase) -> Result<()> {
     assert_eq!(invoices.len(), 1, "{}", status.stdout);
     assert_eq!(invoices[0]["invoice"], "INV-4");
     assert_eq!(summary["eligible"], 4);
+    system.stop().await
+}
+
+/// Returns the invoice numbers of the messages the SMTP server accepted, sorted.
+fn sent_numbers(system: &System) -> Result<Vec<String>> {
+    let mut numbers = Vec::new();
+    for message in system.smtp.messages() {
+        let key = parse_message(&message)?.delivery_key;
+        numbers.push(key.split('/').next().unwrap_or_default().to_owned());
+    }
+    numbers.sort();
+    Ok(numbers)
+}
+
+/// Runs batches of several planning chunks: the next chunk is planned while one is delivered, and
+/// every invoice is still counted once, sent at most once and listed when not sent.
+async fn chunked_batch_sends_each_once(database: TestDatabase) -> Result<()> {
+    let smtp = TestSmtpServer::builder()
+        .reject_rcpt("kim@buyer.example", 452, "4.2.2 mailbox full")
+        .start()
+        .await?;
+    let system = System::start_with(database, smtp, |config| {
+        config.batch.plan_chunk = 3;
+        config.batch.concurrency = 2;
+    })
+    .await?;
+    let customers = || {
+        vec![
+            customer("C-1", vec![contact("Lee", "lee@buyer.example", "to")]),
+            customer("C-2", vec![contact("Kim", "kim@buyer.example", "to")]),
+            customer("C-3", vec![]),
+        ]
+    };
+    let numbered = |range: std::ops::RangeInclusive<u32>| {
+        range
+            .map(|n| invoice(&format!("INV-{n:02}"), "C-1", "10.00"))
+            .collect::<Vec<_>>()
+    };
+    let mut first_invoices = numbered(1..=10);
+    first_invoices.insert(4, invoice("INV-90", "C-2", "90.00"));
+    first_invoices.insert(8, invoice("INV-91", "C-3", "91.00"));
+    system
+        .import_text("a.json", &export(customers(), first_invoices))
+        .await?;
+
+    let first = system.run_batch("30d").await?;
+    let counts = first.counts.unwrap_or_default();
+    assert_eq!(
+        (
+            counts.eligible,
+            counts.sent,
+            counts.deferred,
+            counts.skipped
+        ),
+        (12, 10, 1, 1),
+        "{counts:?}"
+    );
+    let mut listed: Vec<&str> = first
+        .deliveries
+        .iter()
+        .map(|d| d.invoice_number.as_str())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, ["INV-90", "INV-91"]);
+    let expected: Vec<String> = (1..=10).map(|n| format!("INV-{n:02}")).collect();
+    assert_eq!(sent_numbers(&system)?, expected);
+
+    // The deferred invoice waits for its retry an hour ahead, the one without contacts is
+    // skipped again, and the new ones go out.
+    system
+        .import_text("b.json", &export(customers(), numbered(11..=17)))
+        .await?;
+    let second = system.run_batch("30d").await?;
+    let counts = second.counts.unwrap_or_default();
+    assert_eq!(
+        (
+            counts.eligible,
+            counts.sent,
+            counts.deferred,
+            counts.skipped
+        ),
+        (9, 7, 1, 1),
+        "{counts:?}"
+    );
+    let expected: Vec<String> = (1..=17).map(|n| format!("INV-{n:02}")).collect();
+    assert_eq!(
+        sent_numbers(&system)?,
+        expected,
+        "an invoice went out twice"
+    );
     system.stop().await
 }

@@ -227,6 +227,9 @@ pub struct BatchConfig {
     pub lookback: String,
     /// Invoices rendered and sent at once.
     pub concurrency: usize,
+    /// Invoices a batch plans at a time. The next chunk is planned while one is delivered,
+    /// so up to three chunks of deliveries are in memory at once.
+    pub plan_chunk: usize,
     /// Attempts before a deferred delivery fails for good; 0 leaves only `retry_lifetime`.
     pub max_attempts: u32,
     /// Delay before the first retry of a deferred delivery, such as `5m`; each later one
@@ -427,6 +430,7 @@ impl Default for BatchConfig {
         BatchConfig {
             lookback: "30d".to_owned(),
             concurrency: 4,
+            plan_chunk: 500,
             max_attempts: 0,
             retry_first_delay: "5m".to_owned(),
             retry_max_delay: "4h".to_owned(),

@@ -2,8 +2,11 @@
 //! concurrently and reconcile the counts.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::VecDeque;
+
 use futures::StreamExt;
-use tokio::sync::broadcast;
+use futures::stream::FuturesUnordered;
+use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 
 use crate::deliver::FrozenPdf;
@@ -16,9 +19,6 @@ use crate::notifier::PlanningNotifiers;
 use crate::outgoing::Target;
 use crate::store::{ItemPageRequest, StoreError};
 use crate::upstream::InvoiceSummary;
-
-/// How many invoices a batch plans and delivers before it plans the next ones.
-const PLAN_CHUNK: usize = 500;
 
 /// A batch to run: its window and whether to write anything.
 #[derive(Debug, Clone)]
@@ -59,6 +59,19 @@ enum Plan {
     Deliver(Delivery),
     /// No delivery exists yet: the chunk inserts this one and delivers it.
     New(Delivery),
+}
+
+/// One chunk's plan, handed from planning to delivering.
+#[derive(Default)]
+struct PlannedChunk {
+    /// Deliveries the chunk planned: those to attempt and those waiting.
+    deliveries: u32,
+    /// The states of the deliveries waiting for their retry time: counted, not attempted.
+    waiting: Vec<DeliveryState>,
+    /// The deliveries to attempt, each with what planning found of its revision's PDF.
+    to_deliver: Vec<(Delivery, FrozenPdf)>,
+    /// The batch's invoices not planned yet after this chunk.
+    unplanned: usize,
 }
 
 impl Engine {
@@ -221,6 +234,9 @@ impl Engine {
             .remove(batch_id);
     }
 
+    /// Plans and delivers the batch's invoices. Planning runs a chunk ahead of delivering, so
+    /// the deliveries in flight do not drain at the end of each chunk while the next one is
+    /// planned.
     async fn execute(
         &self,
         batch: &Batch,
@@ -230,36 +246,17 @@ impl Engine {
             .upstream
             .list_invoices(batch.cutoff, batch.window_start)
             .await?;
-        let mut counts = BatchCounts::default();
-        // Deliveries planned so far. An invoice not planned yet counts as one delivery, so the
-        // total that progress reports is exact once the last chunk is planned.
-        let mut planned = 0u32;
-        let mut unplanned = summaries.len();
-        // Planning a chunk at a time keeps only that chunk's deliveries in memory, where a
-        // batch of 100,000 invoices held all of them from planning to its end.
-        for chunk in summaries.chunks(PLAN_CHUNK) {
-            if self.shutdown.is_triggered() {
-                break;
-            }
-            let to_deliver = self
-                .plan_chunk(&batch.id, chunk, &mut counts, &mut planned)
-                .await?;
-            unplanned -= chunk.len();
-            let total = planned + u32::try_from(unplanned).unwrap_or(u32::MAX);
-            let _ = progress.send(Progress {
-                batch_id: batch.id.clone(),
-                status: BatchStatus::Running,
-                counts,
-                done: counts.eligible,
-                delivery: None,
-                total,
-            });
-            if unplanned == 0 {
-                tracing::info!(batch_id = %batch.id, found = summaries.len(), eligible = total, "batch planned");
-            }
-            self.deliver_chunk(batch, to_deliver, &mut counts, total, progress)
-                .await?;
-        }
+        // One planned chunk waits while the one before it is delivered, so at most three are
+        // in memory: the one delivering, the one waiting and the one being planned.
+        let (chunks, planned) = mpsc::channel(1);
+        let (planning, delivering) = futures::join!(
+            self.plan_chunks(batch, &summaries, chunks),
+            self.deliver_planned(batch, planned, progress),
+        );
+        // A delivering error also ends planning, because the next hand-over fails, so it is
+        // returned first.
+        delivering?;
+        planning?;
         if self.shutdown.is_triggered() {
             return Err(OrchestratorError::FailedPrecondition(
                 "stopped early because the server was stopping; the deliveries not attempted are deferred and due at once, and the invoices not planned yet go out with the next batch".to_owned(),
@@ -268,16 +265,46 @@ impl Engine {
         Ok(())
     }
 
-    /// Plans a chunk of invoices and returns the deliveries to attempt: the new ones, inserted
-    /// in one transaction, and the existing ones this batch claimed. Deliveries waiting for
-    /// their retry time are counted in `counts`; every planned delivery in `planned`.
+    /// Plans the summaries a chunk at a time and hands each chunk to `chunks`. Stops early when
+    /// the server is stopping or the delivering side has ended.
+    async fn plan_chunks(
+        &self,
+        batch: &Batch,
+        summaries: &[InvoiceSummary],
+        chunks: mpsc::Sender<PlannedChunk>,
+    ) -> Result<(), OrchestratorError> {
+        let mut planned = 0u32;
+        let mut unplanned = summaries.len();
+        // Planning a chunk at a time keeps only a few chunks' deliveries in memory, where a
+        // batch of 100,000 invoices held all of them from planning to its end.
+        for chunk in summaries.chunks(self.settings.plan_chunk) {
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            let mut next = self.plan_chunk(&batch.id, chunk).await?;
+            planned += next.deliveries;
+            unplanned -= chunk.len();
+            next.unplanned = unplanned;
+            if unplanned == 0 {
+                let eligible = planned;
+                tracing::info!(batch_id = %batch.id, found = summaries.len(), eligible, "batch planned");
+            }
+            if chunks.send(next).await.is_err() {
+                // Delivering ended with an error, which `execute` returns.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans a chunk of invoices: inserts the new deliveries in one transaction, claims the
+    /// existing ones that are due, and counts those waiting for their retry time.
     async fn plan_chunk(
         &self,
         batch_id: &str,
         chunk: &[InvoiceSummary],
-        counts: &mut BatchCounts,
-        planned: &mut u32,
-    ) -> Result<Vec<Delivery>, OrchestratorError> {
+    ) -> Result<PlannedChunk, OrchestratorError> {
+        let mut planned = PlannedChunk::default();
         let mut to_deliver = Vec::new();
         let mut fresh = Vec::new();
         let mut decided = Vec::new();
@@ -305,7 +332,7 @@ impl Engine {
         for (delivery, new) in fresh.into_iter().zip(inserted) {
             if new {
                 to_deliver.push(delivery);
-                *planned += 1;
+                planned.deliveries += 1;
                 continue;
             }
             // Another runner inserted it between our read and our insert.
@@ -320,26 +347,13 @@ impl Engine {
                 Plan::Settled | Plan::New(_) => continue,
             };
             self.store.record_batch_item(batch_id, &delivery).await?;
-            *planned += 1;
+            planned.deliveries += 1;
             if waiting {
-                counts.add(delivery.state);
+                planned.waiting.push(delivery.state);
             } else {
                 to_deliver.push(delivery);
             }
         }
-        Ok(to_deliver)
-    }
-
-    /// Attempts the deliveries of one planned chunk, `settings.concurrency` at a time, and
-    /// reports each outcome to `progress`.
-    async fn deliver_chunk(
-        &self,
-        batch: &Batch,
-        to_deliver: Vec<Delivery>,
-        counts: &mut BatchCounts,
-        total: u32,
-        progress: &broadcast::Sender<Progress>,
-    ) -> Result<(), OrchestratorError> {
         // One query finds the revisions that have a frozen PDF, so that the others render
         // without a lookup each. A PDF frozen after this query, by a resend, is still the
         // one attached: freezing keeps the first PDF of a revision.
@@ -348,51 +362,110 @@ impl Engine {
             .map(|delivery| (delivery.invoice_number.as_str(), delivery.invoice_revision))
             .collect();
         let mut frozen = self.store.frozen_revisions(&revisions).await?;
-        // Every delivery here was claimed for this batch, so `save_delivery` stores its
-        // batch item with each state it reaches.
-        let mut results = futures::stream::iter(to_deliver)
+        planned.to_deliver = to_deliver
+            .into_iter()
             .map(|delivery| {
                 // Only the first delivery of a revision without a frozen PDF skips the lookup.
                 // The others of an invoice sent per To recipient look for the PDF that the
                 // first one froze.
                 let revision_key = (delivery.invoice_number.clone(), delivery.invoice_revision);
                 let pdf = if frozen.insert(revision_key) {
-                    FrozenPdf::NoneAtChunkStart
+                    FrozenPdf::NoneAtPlanning
                 } else {
                     FrozenPdf::Unknown
                 };
-                async move {
-                    if self.shutdown.is_triggered() {
-                        self.postpone(delivery).await
-                    } else {
-                        self.deliver_with(delivery, pdf).await
-                    }
-                }
+                (delivery, pdf)
             })
-            .buffer_unordered(self.settings.concurrency);
-        while let Some(result) = results.next().await {
-            let delivery = match result {
-                Err(OrchestratorError::Store(StoreError::LeaseLost { id })) => {
-                    tracing::warn!(batch_id = %batch.id, delivery_id = %id, "delivery left to the replica that took it over");
-                    // The batch lists the state that replica stored.
-                    if let Some(current) = self.store.get_delivery(&id).await? {
-                        self.store.record_batch_item(&batch.id, &current).await?;
+            .collect();
+        Ok(planned)
+    }
+
+    /// Attempts the planned deliveries, `settings.concurrency` at a time, and reports each
+    /// outcome to `progress`. Takes the next chunk when fewer deliveries wait than can be in
+    /// flight, and returns when planning has ended and every delivery taken has ended.
+    async fn deliver_planned(
+        &self,
+        batch: &Batch,
+        mut chunks: mpsc::Receiver<PlannedChunk>,
+        progress: &broadcast::Sender<Progress>,
+    ) -> Result<(), OrchestratorError> {
+        let mut counts = BatchCounts::default();
+        // Deliveries planned so far. An invoice not planned yet counts as one delivery, so the
+        // total that progress reports is exact once the last chunk is planned.
+        let mut planned = 0u32;
+        let mut total = 0u32;
+        let mut waiting = VecDeque::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut planning = true;
+        loop {
+            while in_flight.len() < self.settings.concurrency
+                && let Some((delivery, pdf)) = waiting.pop_front()
+            {
+                in_flight.push(self.attempt(delivery, pdf));
+            }
+            if !planning && in_flight.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                chunk = chunks.recv(), if planning && waiting.len() < self.settings.concurrency => {
+                    let Some(chunk) = chunk else {
+                        planning = false;
+                        continue;
+                    };
+                    planned += chunk.deliveries;
+                    for state in chunk.waiting {
+                        counts.add(state);
                     }
-                    continue;
+                    total = planned + u32::try_from(chunk.unplanned).unwrap_or(u32::MAX);
+                    waiting.extend(chunk.to_deliver);
+                    let _ = progress.send(Progress {
+                        batch_id: batch.id.clone(),
+                        status: BatchStatus::Running,
+                        counts,
+                        done: counts.eligible,
+                        delivery: None,
+                        total,
+                    });
                 }
-                other => other?,
-            };
-            counts.add(delivery.state);
-            let _ = progress.send(Progress {
-                batch_id: batch.id.clone(),
-                status: BatchStatus::Running,
-                counts: *counts,
-                done: counts.eligible,
-                delivery: Some(delivery),
-                total,
-            });
+                Some(result) = in_flight.next() => {
+                    let delivery = match result {
+                        Err(OrchestratorError::Store(StoreError::LeaseLost { id })) => {
+                            tracing::warn!(batch_id = %batch.id, delivery_id = %id, "delivery left to the replica that took it over");
+                            // The batch lists the state that replica stored.
+                            if let Some(current) = self.store.get_delivery(&id).await? {
+                                self.store.record_batch_item(&batch.id, &current).await?;
+                            }
+                            continue;
+                        }
+                        other => other?,
+                    };
+                    counts.add(delivery.state);
+                    let _ = progress.send(Progress {
+                        batch_id: batch.id.clone(),
+                        status: BatchStatus::Running,
+                        counts,
+                        done: counts.eligible,
+                        delivery: Some(delivery),
+                        total,
+                    });
+                }
+            }
         }
-        Ok(())
+    }
+
+    /// Attempts one claimed delivery of the batch, or gives it back when the server is
+    /// stopping. Every delivery here was claimed for this batch, so `save_delivery` stores its
+    /// batch item with each state it reaches.
+    async fn attempt(
+        &self,
+        delivery: Delivery,
+        pdf: FrozenPdf,
+    ) -> Result<Delivery, OrchestratorError> {
+        if self.shutdown.is_triggered() {
+            self.postpone(delivery).await
+        } else {
+            self.deliver_with(delivery, pdf).await
+        }
     }
 
     /// Gives a claimed delivery back untouched when the server is stopping: the other services

@@ -35,9 +35,9 @@ impl Pdf {
 pub(crate) enum FrozenPdf {
     /// No information: the delivery looks the PDF up before it renders.
     Unknown,
-    /// The revision had none when the batch started delivering the chunk of this delivery,
-    /// moments ago, so the delivery renders without a lookup.
-    NoneAtChunkStart,
+    /// The revision had none when the batch planned this delivery, so the delivery renders
+    /// without a lookup.
+    NoneAtPlanning,
 }
 
 impl Engine {
@@ -179,7 +179,7 @@ impl Engine {
                     .document(&delivery.invoice_number, delivery.invoice_revision)
                     .await?
             }
-            FrozenPdf::NoneAtChunkStart => None,
+            FrozenPdf::NoneAtPlanning => None,
         };
         let pdf = match stored {
             Some(document) => Pdf::Frozen(document),
