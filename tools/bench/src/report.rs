@@ -110,14 +110,15 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Writes the results section of `path`, creating the page when it does not exist.
+/// Writes the results section of `path`, creating the page when it does not exist. `settings`
+/// names what the services ran with, such as `batch.concurrency 16`.
 pub(crate) fn write(
     path: &Path,
     command: &str,
-    concurrency: usize,
+    settings: &str,
     results: &[CaseResult],
 ) -> anyhow::Result<()> {
-    let section = results_section(command, concurrency, results);
+    let section = results_section(command, settings, results);
     let page = match std::fs::read_to_string(path) {
         Ok(existing) => replace_section(&existing, &section),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -141,12 +142,12 @@ fn replace_section(page: &str, section: &str) -> String {
     }
 }
 
-fn results_section(command: &str, concurrency: usize, results: &[CaseResult]) -> String {
+fn results_section(command: &str, settings: &str, results: &[CaseResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{START_MARKER}");
     let _ = writeln!(
         out,
-        "Measured {} with `{command}` (batch.concurrency {concurrency}).\n",
+        "Measured {} with `{command}` ({settings}).\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
     );
     let _ = writeln!(out, "Machine: {}\n", machine());
