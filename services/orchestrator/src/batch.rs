@@ -61,6 +61,14 @@ enum Plan {
     New(Delivery),
 }
 
+/// The reason of a delivery given back untouched because the server was stopping.
+pub(crate) const STOPPING: &str =
+    "not attempted: the server was stopping; the next batch or retry sends it";
+
+/// The reason of a delivery given back untouched because its batch failed.
+const BATCH_FAILED: &str =
+    "not attempted: the batch failed before this delivery; the next batch or retry sends it";
+
 /// One chunk's plan, handed from planning to delivering.
 #[derive(Default)]
 struct PlannedChunk {
@@ -255,6 +263,9 @@ impl Engine {
         );
         // A delivering error also ends planning, because the next hand-over fails, so it is
         // returned first.
+        if let (Err(_), Err(error)) = (&delivering, &planning) {
+            tracing::error!(batch_id = %batch.id, %error, "planning the batch failed too");
+        }
         delivering?;
         planning?;
         if self.shutdown.is_triggered() {
@@ -289,8 +300,14 @@ impl Engine {
                 let eligible = planned;
                 tracing::info!(batch_id = %batch.id, found = summaries.len(), eligible, "batch planned");
             }
-            if chunks.send(next).await.is_err() {
+            if let Err(refused) = chunks.send(next).await {
                 // Delivering ended with an error, which `execute` returns.
+                let deliveries = refused
+                    .0
+                    .to_deliver
+                    .into_iter()
+                    .map(|(delivery, _)| delivery);
+                self.give_back(&batch.id, deliveries).await;
                 break;
             }
         }
@@ -389,12 +406,36 @@ impl Engine {
         mut chunks: mpsc::Receiver<PlannedChunk>,
         progress: &broadcast::Sender<Progress>,
     ) -> Result<(), OrchestratorError> {
+        let mut waiting = VecDeque::new();
+        let delivered = self
+            .deliver_chunks(batch, &mut chunks, &mut waiting, progress)
+            .await;
+        if delivered.is_err() {
+            // Planning stops at its next hand-over. The deliveries taken but not started go
+            // back, so that the next batch or retry round sends them.
+            chunks.close();
+            while let Ok(chunk) = chunks.try_recv() {
+                waiting.extend(chunk.to_deliver);
+            }
+            let deliveries = waiting.into_iter().map(|(delivery, _)| delivery);
+            self.give_back(&batch.id, deliveries).await;
+        }
+        delivered
+    }
+
+    /// Runs `deliver_planned`'s loop. On an error, `waiting` keeps the deliveries not started.
+    async fn deliver_chunks(
+        &self,
+        batch: &Batch,
+        chunks: &mut mpsc::Receiver<PlannedChunk>,
+        waiting: &mut VecDeque<(Delivery, FrozenPdf)>,
+        progress: &broadcast::Sender<Progress>,
+    ) -> Result<(), OrchestratorError> {
         let mut counts = BatchCounts::default();
         // Deliveries planned so far. An invoice not planned yet counts as one delivery, so the
         // total that progress reports is exact once the last chunk is planned.
         let mut planned = 0u32;
         let mut total = 0u32;
-        let mut waiting = VecDeque::new();
         let mut in_flight = FuturesUnordered::new();
         let mut planning = true;
         loop {
@@ -462,7 +503,7 @@ impl Engine {
         pdf: FrozenPdf,
     ) -> Result<Delivery, OrchestratorError> {
         if self.shutdown.is_triggered() {
-            self.postpone(delivery).await
+            self.postpone(delivery, STOPPING).await
         } else {
             self.deliver_with(delivery, pdf).await
         }
@@ -474,13 +515,38 @@ impl Engine {
     pub(crate) async fn postpone(
         &self,
         mut delivery: Delivery,
+        reason: &str,
     ) -> Result<Delivery, OrchestratorError> {
         delivery.state = DeliveryState::Deferred;
         delivery.next_attempt_at = Some(Utc::now());
-        delivery.reason =
-            "not attempted: the server was stopping; the next batch or retry sends it".to_owned();
+        delivery.reason = reason.to_owned();
         self.store.save_delivery(&delivery).await?;
         Ok(delivery)
+    }
+
+    /// Defers, due at once, deliveries this batch claimed and will not attempt because it
+    /// failed. Stops at the first write that fails and logs it, and those left stay claimed
+    /// until this process restarts.
+    ///
+    /// NOTE: no test reaches this path, because no test makes a delivery's storage fail in
+    /// the middle of a batch.
+    async fn give_back(&self, batch_id: &str, deliveries: impl IntoIterator<Item = Delivery>) {
+        let mut given_back = 0u32;
+        for delivery in deliveries {
+            let delivery_id = delivery.id.clone();
+            if let Err(error) = self.postpone(delivery, BATCH_FAILED).await {
+                tracing::error!(batch_id, %delivery_id, %error, given_back, "giving back the deliveries the failed batch did not attempt failed; the next start settles the rest");
+                return;
+            }
+            given_back += 1;
+        }
+        if given_back > 0 {
+            tracing::warn!(
+                batch_id,
+                given_back,
+                "deliveries the failed batch did not attempt were deferred, due at once"
+            );
+        }
     }
 
     /// Finds or creates the invoice revision's batch deliveries (one, or one per To recipient)

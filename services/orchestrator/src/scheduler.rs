@@ -188,7 +188,7 @@ impl Engine {
     /// stopping. Storing the outcome also updates the delivery's item in its batch.
     async fn retry_one(&self, claimed: Delivery) -> Result<(), OrchestratorError> {
         if self.shutdown.is_triggered() {
-            self.postpone(claimed).await?;
+            self.postpone(claimed, crate::batch::STOPPING).await?;
         } else {
             tracing::info!(
                 invoice = %claimed.invoice_number,
