@@ -69,6 +69,18 @@ pub(crate) const STOPPING: &str =
 const BATCH_FAILED: &str =
     "not attempted: the batch failed before this delivery; the next batch or retry sends it";
 
+/// Returns the progress of a running batch, after a chunk was planned or `delivery` ended.
+fn running(batch: &Batch, counts: BatchCounts, total: u32, delivery: Option<Delivery>) -> Progress {
+    Progress {
+        batch_id: batch.id.clone(),
+        status: BatchStatus::Running,
+        counts,
+        done: counts.eligible,
+        delivery,
+        total,
+    }
+}
+
 /// One chunk's plan, handed from planning to delivering.
 #[derive(Default)]
 struct PlannedChunk {
@@ -459,14 +471,7 @@ impl Engine {
                     }
                     total = planned + u32::try_from(chunk.unplanned).unwrap_or(u32::MAX);
                     waiting.extend(chunk.to_deliver);
-                    let _ = progress.send(Progress {
-                        batch_id: batch.id.clone(),
-                        status: BatchStatus::Running,
-                        counts,
-                        done: counts.eligible,
-                        delivery: None,
-                        total,
-                    });
+                    let _ = progress.send(running(batch, counts, total, None));
                 }
                 Some(result) = in_flight.next() => {
                     let delivery = match result {
@@ -481,14 +486,7 @@ impl Engine {
                         other => other?,
                     };
                     counts.add(delivery.state);
-                    let _ = progress.send(Progress {
-                        batch_id: batch.id.clone(),
-                        status: BatchStatus::Running,
-                        counts,
-                        done: counts.eligible,
-                        delivery: Some(delivery),
-                        total,
-                    });
+                    let _ = progress.send(running(batch, counts, total, Some(delivery)));
                 }
             }
         }
