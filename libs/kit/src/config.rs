@@ -225,7 +225,8 @@ pub struct MailConfig {
 pub struct BatchConfig {
     /// How far back from the cutoff invoices stay eligible, such as `30d` or `36h`.
     pub lookback: String,
-    /// Invoices rendered and sent at once.
+    /// Invoices rendered and sent at once. More than the render threads keep them busy
+    /// while other deliveries wait for the database or the mail server.
     pub concurrency: usize,
     /// Invoices a batch plans at a time. The next chunk is planned while one is delivered,
     /// so up to three chunks of deliveries are in memory at once.
@@ -429,7 +430,7 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             lookback: "30d".to_owned(),
-            concurrency: 4,
+            concurrency: 16,
             plan_chunk: 500,
             max_attempts: 0,
             retry_first_delay: "5m".to_owned(),
