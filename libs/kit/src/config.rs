@@ -225,8 +225,8 @@ pub struct MailConfig {
 pub struct BatchConfig {
     /// How far back from the cutoff invoices stay eligible, such as `30d` or `36h`.
     pub lookback: String,
-    /// Invoices rendered and sent at once. More than the render threads keep them busy
-    /// while other deliveries wait for the database or the mail server.
+    /// Deliveries in flight at once. More of them than render threads keep the render threads
+    /// busy while other deliveries wait for the database or the mail server.
     pub concurrency: usize,
     /// Invoices a batch plans at a time. The next chunk is planned while one is delivered,
     /// so up to three chunks of deliveries are in memory at once.

@@ -62,11 +62,11 @@ enum Plan {
 }
 
 /// The reason of a delivery given back untouched because the server was stopping.
-pub(crate) const STOPPING: &str =
+pub(crate) const STOPPING_REASON: &str =
     "not attempted: the server was stopping; the next batch or retry sends it";
 
 /// The reason of a delivery given back untouched because its batch failed.
-const BATCH_FAILED: &str =
+const BATCH_FAILED_REASON: &str =
     "not attempted: the batch failed before this delivery; the next batch or retry sends it";
 
 /// Returns the progress of a running batch, after a chunk was planned or `delivery` ended.
@@ -84,14 +84,13 @@ fn running(batch: &Batch, counts: BatchCounts, total: u32, delivery: Option<Deli
 /// One chunk's plan, handed from planning to delivering.
 #[derive(Default)]
 struct PlannedChunk {
-    /// Deliveries the chunk planned: those to attempt and those waiting.
-    deliveries: u32,
     /// The states of the deliveries waiting for their retry time: counted, not attempted.
     waiting: Vec<DeliveryState>,
     /// The deliveries to attempt, each with what planning found of its revision's PDF.
     to_deliver: Vec<(Delivery, FrozenPdf)>,
-    /// The batch's invoices not planned yet after this chunk.
-    unplanned: usize,
+    /// The deliveries planned up to this chunk plus the invoices not planned yet, each
+    /// counted as one delivery: the batch's total, exact once the last chunk is planned.
+    total: u32,
 }
 
 impl Engine {
@@ -298,16 +297,17 @@ impl Engine {
     ) -> Result<(), OrchestratorError> {
         let mut planned = 0u32;
         let mut unplanned = summaries.len();
-        // Planning a chunk at a time keeps only a few chunks' deliveries in memory, where a
-        // batch of 100,000 invoices held all of them from planning to its end.
+        // Planning a chunk at a time keeps a few chunks' deliveries in memory instead of a
+        // whole batch, which can have 100,000.
         for chunk in summaries.chunks(self.settings.plan_chunk) {
             if self.shutdown.is_triggered() {
                 break;
             }
             let mut next = self.plan_chunk(&batch.id, chunk).await?;
-            planned += next.deliveries;
+            planned +=
+                u32::try_from(next.to_deliver.len() + next.waiting.len()).unwrap_or(u32::MAX);
             unplanned -= chunk.len();
-            next.unplanned = unplanned;
+            next.total = planned.saturating_add(u32::try_from(unplanned).unwrap_or(u32::MAX));
             if unplanned == 0 {
                 let eligible = planned;
                 tracing::info!(batch_id = %batch.id, found = summaries.len(), eligible, "batch planned");
@@ -361,7 +361,6 @@ impl Engine {
         for (delivery, new) in fresh.into_iter().zip(inserted) {
             if new {
                 to_deliver.push(delivery);
-                planned.deliveries += 1;
                 continue;
             }
             // Another runner inserted it between our read and our insert.
@@ -376,7 +375,6 @@ impl Engine {
                 Plan::Settled | Plan::New(_) => continue,
             };
             self.store.record_batch_item(batch_id, &delivery).await?;
-            planned.deliveries += 1;
             if waiting {
                 planned.waiting.push(delivery.state);
             } else {
@@ -444,9 +442,6 @@ impl Engine {
         progress: &broadcast::Sender<Progress>,
     ) -> Result<(), OrchestratorError> {
         let mut counts = BatchCounts::default();
-        // Deliveries planned so far. An invoice not planned yet counts as one delivery, so the
-        // total that progress reports is exact once the last chunk is planned.
-        let mut planned = 0u32;
         let mut total = 0u32;
         let mut in_flight = FuturesUnordered::new();
         let mut planning = true;
@@ -465,11 +460,10 @@ impl Engine {
                         planning = false;
                         continue;
                     };
-                    planned += chunk.deliveries;
                     for state in chunk.waiting {
                         counts.add(state);
                     }
-                    total = planned + u32::try_from(chunk.unplanned).unwrap_or(u32::MAX);
+                    total = chunk.total;
                     waiting.extend(chunk.to_deliver);
                     let _ = progress.send(running(batch, counts, total, None));
                 }
@@ -501,7 +495,7 @@ impl Engine {
         pdf: FrozenPdf,
     ) -> Result<Delivery, OrchestratorError> {
         if self.shutdown.is_triggered() {
-            self.postpone(delivery, STOPPING).await
+            self.postpone(delivery, STOPPING_REASON).await
         } else {
             self.deliver_with(delivery, pdf).await
         }
@@ -532,8 +526,8 @@ impl Engine {
         let mut given_back = 0u32;
         for delivery in deliveries {
             let delivery_id = delivery.id.clone();
-            if let Err(error) = self.postpone(delivery, BATCH_FAILED).await {
-                tracing::error!(batch_id, %delivery_id, %error, given_back, "giving back the deliveries the failed batch did not attempt failed; the next start settles the rest");
+            if let Err(error) = self.postpone(delivery, BATCH_FAILED_REASON).await {
+                tracing::error!(batch_id, %delivery_id, %error, given_back, "deferring the deliveries the failed batch did not attempt failed, so the rest stay claimed until this process restarts");
                 return;
             }
             given_back += 1;

@@ -188,7 +188,8 @@ impl Engine {
     /// stopping. Storing the outcome also updates the delivery's item in its batch.
     async fn retry_one(&self, claimed: Delivery) -> Result<(), OrchestratorError> {
         if self.shutdown.is_triggered() {
-            self.postpone(claimed, crate::batch::STOPPING).await?;
+            self.postpone(claimed, crate::batch::STOPPING_REASON)
+                .await?;
         } else {
             tracing::info!(
                 invoice = %claimed.invoice_number,
