@@ -223,6 +223,56 @@ async fn saved_outcome_updates_batch_item(database: TestDatabase) {
     database.remove().await.unwrap();
 }
 
+/// Ends every session on the server moments after the store used its connections, as a
+/// restart does, then stores outcomes. The pool hands the cut connections out again without a
+/// ping, and each `BEGIN` that meets one is sent again on a new connection.
+async fn outcomes_stored_after_sessions_end(database: TestDatabase) {
+    let (store, _) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut deliveries = Vec::new();
+    for n in 0..4 {
+        let number = format!("INV-{n}");
+        let delivery = Delivery::new(
+            Delivery::batch_key(&number, 1),
+            &number,
+            1,
+            "C-1",
+            Purpose::Batch,
+        );
+        assert!(store.insert_delivery(&delivery).await.unwrap());
+        deliveries.push(delivery);
+    }
+    // Reads at the same time leave several connections in the pool.
+    let reads = deliveries.iter().map(|d| store.get_delivery(&d.id));
+    for read in futures::future::join_all(reads).await {
+        assert!(read.unwrap().is_some());
+    }
+
+    database.end_sessions().await.unwrap();
+    for delivery in &mut deliveries {
+        delivery.state = DeliveryState::Sent;
+        delivery.attempts = 1;
+    }
+    let writes = deliveries.iter().map(|d| store.save_delivery(d));
+    for written in futures::future::join_all(writes).await {
+        written.unwrap();
+    }
+    let marks = deliveries.iter().map(|d| store.mark_logged(&d.id));
+    for marked in futures::future::join_all(marks).await {
+        marked.unwrap();
+    }
+    for delivery in &deliveries {
+        let stored = store.get_delivery(&delivery.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.state,
+            DeliveryState::Sent,
+            "{}",
+            delivery.invoice_number
+        );
+        assert!(stored.logged, "{}", delivery.invoice_number);
+    }
+    database.remove().await.unwrap();
+}
+
 /// Pages through a batch of seven items, three per page, with and without the filter of the
 /// items that need attention, and counts them by state.
 async fn batch_items_paged_and_counted(database: TestDatabase) {
@@ -571,6 +621,13 @@ async fn saved_outcome_updates_batch_item_on_sqlite() {
 async fn saved_outcome_updates_batch_item_on_postgres() {
     if let Some(database) = postgres("orchestrator_store_saved_outcome_updates_batch_item").await {
         saved_outcome_updates_batch_item(database).await;
+    }
+}
+
+#[tokio::test]
+async fn outcomes_stored_after_sessions_end_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_outcomes_after_sessions_end").await {
+        outcomes_stored_after_sessions_end(database).await;
     }
 }
 
