@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sea_orm::{DatabaseTransaction, DbErr, RuntimeErr, SqlxError, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError};
+use super::{ItemWrites, Store, StoreError};
 use crate::model::{Delivery, DeliveryState, Document};
 
 /// Maximum number of writes one transaction commits.
@@ -221,9 +221,10 @@ impl Store {
     ) -> Result<Vec<Result<Applied, StoreError>>, StoreError> {
         let ids: Vec<&str> = group.iter().map(|job| job.write.delivery_id()).collect();
         let transaction = self.begin_write(&ids).await?;
+        let mut items = ItemWrites::default();
         let mut results = Vec::with_capacity(group.len());
         for job in group {
-            match self.apply(&transaction, &job.write).await {
+            match self.apply(&transaction, &job.write, &mut items).await {
                 Ok(written) => results.push(Ok(written)),
                 Err(error @ StoreError::LeaseLost { .. }) => results.push(Err(error)),
                 Err(error) => {
@@ -231,6 +232,10 @@ impl Store {
                     return Err(error);
                 }
             }
+        }
+        if let Err(error) = items.store(&transaction).await {
+            transaction.rollback().await?;
+            return Err(error);
         }
         transaction.commit().await?;
         Ok(results)
@@ -252,7 +257,12 @@ impl Store {
             return Ok(Applied::Done);
         }
         let transaction = self.begin_write(&ids).await?;
-        match self.apply(&transaction, write).await {
+        let mut items = ItemWrites::default();
+        let applied = match self.apply(&transaction, write, &mut items).await {
+            Ok(written) => items.store(&transaction).await.map(|()| written),
+            Err(error) => Err(error),
+        };
+        match applied {
             Ok(written) => {
                 transaction.commit().await?;
                 Ok(written)
@@ -277,20 +287,24 @@ impl Store {
         .await
     }
 
-    /// Applies `write` inside `transaction`. A `LeaseLost` error comes before the write
-    /// changed anything, so the transaction can go on with other writes.
+    /// Applies `write` inside `transaction` and adds the batch item it sets to `items`, which
+    /// the caller stores before it commits. A `LeaseLost` error comes before the write changed
+    /// anything, so the transaction can go on with other writes.
     async fn apply(
         &self,
         transaction: &DatabaseTransaction,
         write: &Write,
+        items: &mut ItemWrites,
     ) -> Result<Applied, StoreError> {
         match write {
             Write::Delivery(delivery) => {
-                self.write_delivery(transaction, delivery).await?;
+                self.write_delivery(transaction, delivery, items).await?;
                 Ok(Applied::Done)
             }
             Write::Freeze { document, delivery } => {
-                let stored = self.freeze_in(transaction, document, delivery).await?;
+                let stored = self
+                    .freeze_in(transaction, document, delivery, items)
+                    .await?;
                 Ok(Applied::Frozen(stored))
             }
             Write::Logged(id) => {
@@ -316,7 +330,7 @@ where
                 if cut + 1 < CUT_CONNECTIONS && is_cut_connection(&error) =>
             {
                 cut += 1;
-                tracing::warn!(%error, ?delivery_ids, cut, "database connection was cut before the delivery write; trying again on another connection");
+                tracing::warn!(%error, ?delivery_ids, cut, "delivery write found its database connection cut, so it starts again on another connection");
             }
             result => return result,
         }

@@ -598,18 +598,17 @@ impl Store {
         }
     }
 
-    /// Writes the delivery and its batch item inside `transaction`, as `save_delivery`
-    /// describes. Returns `LeaseLost` when this replica no longer holds the lease; the caller
-    /// then rolls back.
+    /// Writes the delivery inside `transaction` and adds its batch item to `items`, as
+    /// `save_delivery` describes. Returns `LeaseLost` with nothing written or added when this
+    /// replica no longer holds the lease.
     async fn write_delivery(
         &self,
         transaction: &DatabaseTransaction,
         delivery: &Delivery,
+        items: &mut ItemWrites,
     ) -> Result<(), StoreError> {
         self.update_leased(transaction, delivery).await?;
-        if let Some(batch_id) = &delivery.batch_id {
-            upsert_batch_item(transaction, batch_id, delivery).await?;
-        }
+        items.add(delivery);
         Ok(())
     }
 
@@ -742,15 +741,17 @@ impl Store {
         Ok(frozen)
     }
 
-    /// Keeps `document` unless its revision already has one, and writes `delivery` with the
-    /// kept document's SHA-256 and file name. Returns the document another replica froze
-    /// first, or `None` when `document` was kept. The delivery's row is updated first,
-    /// because its update checks the lease, so a lost lease fails before anything is written.
+    /// Keeps `document` unless its revision already has one, writes `delivery` with the kept
+    /// document's SHA-256 and file name and adds its batch item to `items`. Returns the
+    /// document another replica froze first, or `None` when `document` was kept. The
+    /// delivery's row is updated first, because its update checks the lease, so a lost lease
+    /// fails before anything is written.
     async fn freeze_in(
         &self,
         transaction: &DatabaseTransaction,
         document: &Document,
         delivery: &Delivery,
+        items: &mut ItemWrites,
     ) -> Result<Option<Document>, StoreError> {
         let mut delivery = delivery.clone();
         delivery.pdf_sha256 = document.sha256.clone();
@@ -809,10 +810,43 @@ impl Store {
                 .await?;
             Some(stored)
         };
-        if let Some(batch_id) = &delivery.batch_id {
-            upsert_batch_item(transaction, batch_id, &delivery).await?;
-        }
+        items.add(&delivery);
         Ok(stored)
+    }
+}
+
+/// The batch items that the delivery writes of one transaction set. They are stored with one
+/// statement just before the commit, instead of one statement per write.
+#[derive(Debug, Default)]
+struct ItemWrites {
+    /// Each item's batch id and delivery id, and its row.
+    rows: Vec<((String, String), batch_item::ActiveModel)>,
+}
+
+impl ItemWrites {
+    /// Adds the item of `delivery` in its batch, if it has one. A later write of the same
+    /// item replaces the earlier one, because PostgreSQL rejects a statement that changes a
+    /// row twice.
+    fn add(&mut self, delivery: &Delivery) {
+        let Some(batch_id) = &delivery.batch_id else {
+            return;
+        };
+        let key = (batch_id.clone(), delivery.id.clone());
+        self.rows.retain(|(stored, _)| *stored != key);
+        self.rows.push((key, batch_item_row(batch_id, delivery)));
+    }
+
+    /// Stores the items in `transaction`, adding the ones the batches do not have yet.
+    async fn store(self, transaction: &DatabaseTransaction) -> Result<(), StoreError> {
+        let rows: Vec<batch_item::ActiveModel> =
+            self.rows.into_iter().map(|(_, row)| row).collect();
+        for part in rows.chunks(ROWS_PER_STATEMENT) {
+            batch_item::Entity::insert_many(part.to_vec())
+                .on_conflict(batch_item_on_conflict())
+                .exec_without_returning(transaction)
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -997,6 +997,108 @@ async fn lease_renewal_skips_locked_rows_on_postgres() {
     database.remove().await.unwrap();
 }
 
+/// Commits queued writes of deliveries in a batch as one group and checks that their batch
+/// items match the deliveries, with one item per delivery even when the group writes a
+/// delivery twice. A write for a delivery leased to another replica changes neither.
+async fn batch_items_written_with_their_group(database: TestDatabase) {
+    let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
+    let batch = insert_running_batch(&a).await;
+    let in_batch = |number: &str| {
+        let mut delivery = Delivery::new(format!("{number}/1"), number, 1, "C-1", Purpose::Batch);
+        delivery.batch_id = Some(batch.id.clone());
+        delivery
+    };
+    let ours: Vec<Delivery> = (0..3).map(|n| in_batch(&format!("INV-{n}"))).collect();
+    for delivery in &ours {
+        assert!(a.insert_delivery(delivery).await.unwrap());
+        a.record_batch_item(&batch.id, delivery).await.unwrap();
+    }
+    let theirs = in_batch("INV-9");
+    assert!(b.insert_delivery(&theirs).await.unwrap());
+    b.record_batch_item(&batch.id, &theirs).await.unwrap();
+    let with_state = |delivery: &Delivery, state: DeliveryState, reason: &str| {
+        let mut delivery = delivery.clone();
+        delivery.state = state;
+        delivery.reason = reason.to_owned();
+        delivery
+    };
+    let save = |delivery: Delivery| -> futures::future::BoxFuture<'static, _> {
+        let a = a.clone();
+        Box::pin(async move { a.save_delivery(&delivery).await })
+    };
+    let freeze = |mut delivery: Delivery| -> futures::future::BoxFuture<'static, _> {
+        let a = a.clone();
+        Box::pin(async move {
+            let document = rendered_document(&delivery.invoice_number, b"pdf");
+            a.freeze_rendered(document, &mut delivery).await.map(drop)
+        })
+    };
+    let counts = a.commit.as_ref().unwrap().counts.clone();
+    let commits = counts.commits.load(Ordering::Relaxed);
+
+    let (first, results) = write_as_group(
+        &a,
+        &b,
+        &with_state(&ours[0], DeliveryState::Sent, ""),
+        vec![
+            save(with_state(
+                &ours[1],
+                DeliveryState::Rendered,
+                "left out: a@b.example",
+            )),
+            save(with_state(&ours[1], DeliveryState::Sent, "")),
+            freeze(with_state(&ours[2], DeliveryState::Submitting, "")),
+            save(with_state(&theirs, DeliveryState::Sent, "")),
+        ],
+    )
+    .await;
+    first.unwrap();
+    assert!(results[..3].iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        matches!(&results[3], Err(StoreError::LeaseLost { .. })),
+        "{:?}",
+        results[3]
+    );
+    // The first write alone, then the four others together, none of them again alone.
+    assert_eq!(counts.commits.load(Ordering::Relaxed), commits + 2);
+    assert_eq!(counts.retried_groups.load(Ordering::Relaxed), 0);
+
+    let items = all_items(&a, &batch).await;
+    assert_eq!(items.len(), 4, "{items:?}");
+    for delivery in ours.iter().chain([&theirs]) {
+        let stored = a.get_delivery(&delivery.id).await.unwrap().unwrap();
+        let item = items
+            .iter()
+            .find(|item| item.delivery.id == delivery.id)
+            .unwrap();
+        assert_eq!(item.state, stored.state, "{}", delivery.invoice_number);
+        assert_eq!(item.reason, stored.reason, "{}", delivery.invoice_number);
+    }
+    let states: Vec<DeliveryState> = items.iter().map(|item| item.state).collect();
+    assert!(states.contains(&DeliveryState::Submitting), "{states:?}");
+    assert_eq!(
+        states
+            .iter()
+            .filter(|s| **s == DeliveryState::Pending)
+            .count(),
+        1,
+        "only the other replica's delivery stays pending: {states:?}"
+    );
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_items_written_with_their_group_on_sqlite() {
+    batch_items_written_with_their_group(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn batch_items_written_with_their_group_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_group_batch_items").await {
+        batch_items_written_with_their_group(database).await;
+    }
+}
+
 #[tokio::test]
 async fn queued_writes_committed_as_one_group_on_sqlite() {
     queued_writes_committed_as_one_group(TestDatabase::sqlite().unwrap()).await;
