@@ -780,6 +780,30 @@ async fn write_as_group(
     (first, results)
 }
 
+/// Returns a write of `delivery` for `write_as_group`.
+fn queued_save(
+    store: &Store,
+    delivery: Delivery,
+) -> futures::future::BoxFuture<'static, Result<(), StoreError>> {
+    let store = store.clone();
+    Box::pin(async move { store.save_delivery(&delivery).await })
+}
+
+/// Returns a freeze of a rendered PDF with `delivery` for `write_as_group`.
+fn queued_freeze(
+    store: &Store,
+    mut delivery: Delivery,
+) -> futures::future::BoxFuture<'static, Result<(), StoreError>> {
+    let store = store.clone();
+    Box::pin(async move {
+        let document = rendered_document(&delivery.invoice_number, b"pdf");
+        store
+            .freeze_rendered(document, &mut delivery)
+            .await
+            .map(drop)
+    })
+}
+
 async fn wait_for(done: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !done() {
@@ -810,17 +834,8 @@ async fn queued_writes_committed_as_one_group(database: TestDatabase) {
         delivery.state = state;
         delivery
     };
-    let save = |delivery: Delivery| -> futures::future::BoxFuture<'static, _> {
-        let a = a.clone();
-        Box::pin(async move { a.save_delivery(&delivery).await })
-    };
-    let freeze = |mut delivery: Delivery| -> futures::future::BoxFuture<'static, _> {
-        let a = a.clone();
-        Box::pin(async move {
-            let document = rendered_document(&delivery.invoice_number, b"pdf");
-            a.freeze_rendered(document, &mut delivery).await.map(drop)
-        })
-    };
+    let save = |delivery: Delivery| queued_save(&a, delivery);
+    let freeze = |delivery: Delivery| queued_freeze(&a, delivery);
     let mark_logged = |id: String| -> futures::future::BoxFuture<'static, _> {
         let a = a.clone();
         Box::pin(async move { a.mark_logged(&id).await })
@@ -1022,17 +1037,8 @@ async fn batch_items_written_with_their_group(database: TestDatabase) {
         delivery.reason = reason.to_owned();
         delivery
     };
-    let save = |delivery: Delivery| -> futures::future::BoxFuture<'static, _> {
-        let a = a.clone();
-        Box::pin(async move { a.save_delivery(&delivery).await })
-    };
-    let freeze = |mut delivery: Delivery| -> futures::future::BoxFuture<'static, _> {
-        let a = a.clone();
-        Box::pin(async move {
-            let document = rendered_document(&delivery.invoice_number, b"pdf");
-            a.freeze_rendered(document, &mut delivery).await.map(drop)
-        })
-    };
+    let save = |delivery: Delivery| queued_save(&a, delivery);
+    let freeze = |delivery: Delivery| queued_freeze(&a, delivery);
     let counts = a.commit.as_ref().unwrap().counts.clone();
     let commits = counts.commits.load(Ordering::Relaxed);
 
