@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sea_orm::{DatabaseTransaction, DbErr, RuntimeErr, SqlxError, TransactionTrait};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ItemWrites, Store, StoreError};
@@ -29,10 +29,6 @@ const MAX_GROUP: usize = 64;
 /// Capacity of the queue: writes waiting for the committing task before callers wait to add
 /// theirs.
 const QUEUE: usize = 256;
-
-/// Cut connections a write may meet before it fails: a pool's worth (sqlx's default of 10)
-/// and one more, so a write goes through even when the server cut every pooled connection.
-const CUT_CONNECTIONS: usize = 11;
 
 /// One write of a delivery step.
 #[derive(Debug)]
@@ -219,8 +215,7 @@ impl Store {
         &self,
         group: &[Job],
     ) -> Result<Vec<Result<Applied, StoreError>>, StoreError> {
-        let ids: Vec<&str> = group.iter().map(|job| job.write.delivery_id()).collect();
-        let transaction = self.begin_write(&ids).await?;
+        let transaction = self.db.begin().await?;
         let mut items = ItemWrites::default();
         let mut results = Vec::with_capacity(group.len());
         for job in group {
@@ -250,13 +245,11 @@ impl Store {
     /// Applies `write` in a transaction of its own and commits it. The email log mark is one
     /// statement, so it is committed by itself without `BEGIN` and `COMMIT` around it.
     async fn write_alone(&self, write: &Write) -> Result<Applied, StoreError> {
-        let ids = [write.delivery_id()];
         if let Write::Logged(id) = write {
-            // Setting the mark again is harmless, so a cut connection is simply tried again.
-            on_live_connection(&ids, || super::mark_logged_in(&self.db, id)).await?;
+            super::mark_logged_in(&self.db, id).await?;
             return Ok(Applied::Done);
         }
-        let transaction = self.begin_write(&ids).await?;
+        let transaction = self.db.begin().await?;
         let mut items = ItemWrites::default();
         let applied = match self.apply(&transaction, write, &mut items).await {
             Ok(written) => items.store(&transaction).await.map(|()| written),
@@ -272,19 +265,6 @@ impl Store {
                 Err(error)
             }
         }
-    }
-
-    /// Starts the transaction of the writes of `delivery_ids`. The pool hands out a
-    /// PostgreSQL connection used within the last second without a ping, so after a server
-    /// restart, or a network device dropping idle connections, `BEGIN` may meet a cut one.
-    /// Nothing is written yet then, and the pool drops that connection, so `BEGIN` is sent
-    /// again on another. Without this the outcome of a message already sent would fail to
-    /// store, and the delivery would end `unknown`.
-    async fn begin_write(&self, delivery_ids: &[&str]) -> Result<DatabaseTransaction, StoreError> {
-        on_live_connection(delivery_ids, || async {
-            self.db.begin().await.map_err(StoreError::from)
-        })
-        .await
     }
 
     /// Applies `write` inside `transaction` and adds the batch item it sets to `items`, which
@@ -312,46 +292,5 @@ impl Store {
                 Ok(Applied::Done)
             }
         }
-    }
-}
-
-/// Runs `step` until it succeeds, fails for another reason than a cut connection, or has met
-/// `CUT_CONNECTIONS` cut ones. Only for a step that a cut connection stops before it writes,
-/// or that may be applied twice.
-async fn on_live_connection<T, F, Step>(delivery_ids: &[&str], mut step: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Step,
-    Step: Future<Output = Result<T, StoreError>>,
-{
-    let mut cut = 0;
-    loop {
-        match step().await {
-            Err(StoreError::Database(error))
-                if cut + 1 < CUT_CONNECTIONS && is_cut_connection(&error) =>
-            {
-                cut += 1;
-                tracing::warn!(%error, ?delivery_ids, cut, "delivery write found its database connection cut, so it starts again on another connection");
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Returns whether `error` means that the connection to the database server is gone: an I/O or
-/// protocol failure, or a PostgreSQL error of class 08 (connection exception) or 57P (the
-/// server ended the session, as on a restart or `pg_terminate_backend`).
-fn is_cut_connection(error: &DbErr) -> bool {
-    let (DbErr::Conn(RuntimeErr::SqlxError(error))
-    | DbErr::Exec(RuntimeErr::SqlxError(error))
-    | DbErr::Query(RuntimeErr::SqlxError(error))) = error
-    else {
-        return false;
-    };
-    match error.as_ref() {
-        SqlxError::Io(_) | SqlxError::Protocol(_) => true,
-        SqlxError::Database(error) => error
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
-        _ => false,
     }
 }

@@ -108,14 +108,13 @@ impl Store {
     ) -> Result<Store, StoreError> {
         create_sqlite_folder(url)?;
         let mut options = ConnectOptions::new(url.to_owned());
-        // Like the other stores, the pool pings a PostgreSQL connection only after it was idle
-        // (`DATABASE_PING_AFTER_IDLE`). An outcome that fails to store leaves its delivery
-        // `submitting`, which becomes `unknown`. So the delivery writes send `BEGIN` again on
-        // another connection when it meets a cut one (`commit::begin_write`).
-        options.sqlx_logging(false).test_before_acquire(false);
-        if !invoicer_kit::config::is_sqlite_url(url) {
-            options.test_before_acquire_if_idle_for(invoicer_kit::config::DATABASE_PING_AFTER_IDLE);
-        }
+        // On PostgreSQL the orchestrator pings at every checkout, unlike the other stores
+        // (`DATABASE_PING_AFTER_IDLE`): its write after a send must not fail on a connection
+        // cut moments before, because that delivery would stay `submitting` and become
+        // `unknown`.
+        options
+            .sqlx_logging(false)
+            .test_before_acquire(!invoicer_kit::config::is_sqlite_url(url));
         if invoicer_kit::config::is_sqlite_url(url) {
             // One writer at a time; busy writers wait instead of failing with SQLITE_BUSY.
             options.max_connections(1);

@@ -224,8 +224,8 @@ async fn saved_outcome_updates_batch_item(database: TestDatabase) {
 }
 
 /// Ends every session on the server moments after the store used its connections, as a
-/// restart does, then stores outcomes. The pool hands the cut connections out again without a
-/// ping, and each `BEGIN` that meets one is sent again on a new connection.
+/// restart does, then stores outcomes and their email log marks. The pool's ping at checkout
+/// finds each cut connection, so every write goes through on a new one.
 async fn outcomes_stored_after_sessions_end(database: TestDatabase) {
     let (store, _) = two_replicas(&database, Duration::from_secs(60)).await;
     let mut deliveries = Vec::new();
@@ -765,8 +765,13 @@ async fn write_as_group(
     });
     wait_for(|| counts.received.load(Ordering::Relaxed) == received + 1).await;
     let count = writes.len();
-    let queued: Vec<_> = writes.into_iter().map(tokio::spawn).collect();
-    wait_for(|| queue.queued() == count).await;
+    // One at a time, so the writes queue in the order given.
+    let mut queued = Vec::with_capacity(count);
+    for write in writes {
+        queued.push(tokio::spawn(write));
+        let waiting = queued.len();
+        wait_for(|| queue.queued() == waiting).await;
+    }
     hold.rollback().await.unwrap();
     let first = first.await.unwrap();
     let mut results = Vec::new();
