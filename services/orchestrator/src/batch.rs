@@ -443,6 +443,9 @@ impl Engine {
     ) -> Result<(), OrchestratorError> {
         let mut counts = BatchCounts::default();
         let mut total = 0u32;
+        // NOTE: an error below returns at once and drops the deliveries in flight. One dropped
+        // after it stored `submitting` and before its outcome becomes `unknown` at the next
+        // start. Waiting for those in flight before returning the error would avoid that.
         let mut in_flight = FuturesUnordered::new();
         let mut planning = true;
         loop {
