@@ -19,7 +19,8 @@ on_both_databases!(
     future_business_date_rejected,
     abandoned_run_still_completes,
     batch_deliveries_paged,
-    chunked_batch_sends_each_once
+    chunked_batch_sends_each_once,
+    failed_batch_finishes_deliveries_in_flight
 );
 
 fn three_invoices() -> String {
@@ -456,5 +457,111 @@ async fn chunked_batch_sends_each_once(database: TestDatabase) -> Result<()> {
         expected,
         "an invoice went out twice"
     );
+    system.stop().await
+}
+
+/// Fails the orchestrator's storage for one invoice in the middle of a batch of several
+/// planning chunks. The batch fails, the deliveries in flight still end with their outcome
+/// instead of staying `submitting`, the ones planned but not started are deferred with a
+/// reason, and no invoice goes out twice.
+async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+
+    // Slow replies keep a delivery in its send while the failing one ends the batch.
+    let smtp = TestSmtpServer::builder()
+        .delay(Stage::DataEnd, Duration::from_millis(800))
+        .start()
+        .await?;
+    let system = System::start_with(database, smtp, |config| {
+        config.batch.plan_chunk = 3;
+        config.batch.concurrency = 2;
+    })
+    .await?;
+    let invoices = (1..=12)
+        .map(|n| invoice(&format!("INV-{n:02}"), "C-1", "10.00"))
+        .collect();
+    let customers = vec![customer(
+        "C-1",
+        vec![contact("Lee", "lee@buyer.example", "to")],
+    )];
+    system
+        .import_text("a.json", &export(customers, invoices))
+        .await?;
+
+    let url = system
+        .config
+        .database_url_for(invoicer_kit::ServiceName::Orchestrator);
+    let db = Database::connect(url.as_str()).await?;
+    let reject = if db.get_database_backend() == DbBackend::Postgres {
+        vec![
+            "CREATE FUNCTION reject_inv_05() RETURNS trigger AS $$ BEGIN \
+             RAISE EXCEPTION 'rejected by the test'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER reject_inv_05 BEFORE UPDATE ON or_deliveries FOR EACH ROW \
+             WHEN (NEW.invoice_number = 'INV-05') EXECUTE FUNCTION reject_inv_05()",
+        ]
+    } else {
+        vec![
+            "CREATE TRIGGER reject_inv_05 BEFORE UPDATE ON or_deliveries \
+             WHEN NEW.invoice_number = 'INV-05' \
+             BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END",
+        ]
+    };
+    for statement in reject {
+        db.execute_unprepared(statement).await?;
+    }
+
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(batch.status, i32::from(pb::BatchStatus::Failed));
+    assert!(
+        batch.error.contains("rejected by the test"),
+        "{}",
+        batch.error
+    );
+    let counts = batch.counts.unwrap_or_default();
+    assert_eq!(counts.eligible, 12, "{counts:?}");
+    assert_eq!(
+        counts.sent + counts.deferred + counts.unknown,
+        12,
+        "{counts:?}"
+    );
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT invoice_number, state, reason FROM or_deliveries ORDER BY invoice_number",
+        ))
+        .await?;
+    let mut given_back = 0;
+    for row in &rows {
+        let number: String = row.try_get("", "invoice_number")?;
+        let state: String = row.try_get("", "state")?;
+        let reason: String = row.try_get("", "reason")?;
+        assert_ne!(state, "submitting", "{number} was left in its send");
+        if number == "INV-05" {
+            assert_ne!(state, "sent", "{number}");
+            continue;
+        }
+        if reason.starts_with("not attempted: the batch failed") {
+            given_back += 1;
+        }
+        assert!(
+            ["sent", "deferred", "pending"].contains(&state.as_str()),
+            "{number}: {state} ({reason})"
+        );
+    }
+    assert!(
+        given_back > 0,
+        "no planned delivery was given back: {rows:?}"
+    );
+
+    let sent = sent_numbers(&system)?;
+    let mut distinct = sent.clone();
+    distinct.dedup();
+    assert_eq!(sent, distinct, "an invoice went out twice");
+    assert!(!sent.contains(&"INV-05".to_owned()), "{sent:?}");
+    assert!(
+        !sent.is_empty(),
+        "the deliveries in flight were not finished"
+    );
+    db.close().await?;
     system.stop().await
 }

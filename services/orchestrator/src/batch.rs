@@ -433,7 +433,9 @@ impl Engine {
         delivered
     }
 
-    /// Runs `deliver_planned`'s loop. On an error, `waiting` keeps the deliveries not started.
+    /// Runs `deliver_planned`'s loop. On an error it starts no more deliveries and waits for
+    /// the ones in flight before it returns, because one dropped between storing `submitting`
+    /// and its outcome would become `unknown`. `waiting` then keeps the ones not started.
     async fn deliver_chunks(
         &self,
         batch: &Batch,
@@ -443,12 +445,9 @@ impl Engine {
     ) -> Result<(), OrchestratorError> {
         let mut counts = BatchCounts::default();
         let mut total = 0u32;
-        // NOTE: an error below returns at once and drops the deliveries in flight. One dropped
-        // after it stored `submitting` and before its outcome becomes `unknown` at the next
-        // start. Waiting for those in flight before returning the error would avoid that.
         let mut in_flight = FuturesUnordered::new();
         let mut planning = true;
-        loop {
+        let failure = loop {
             while in_flight.len() < self.settings.concurrency
                 && let Some((delivery, pdf)) = waiting.pop_front()
             {
@@ -474,19 +473,43 @@ impl Engine {
                     let delivery = match result {
                         Err(OrchestratorError::Store(StoreError::LeaseLost { id })) => {
                             tracing::warn!(batch_id = %batch.id, delivery_id = %id, "delivery left to the replica that took it over");
-                            // The batch lists the state that replica stored.
-                            if let Some(current) = self.store.get_delivery(&id).await? {
-                                self.store.record_batch_item(&batch.id, &current).await?;
+                            if let Err(error) = self.list_taken_over(&batch.id, &id).await {
+                                break error;
                             }
                             continue;
                         }
-                        other => other?,
+                        Err(error) => break error,
+                        Ok(delivery) => delivery,
                     };
                     counts.add(delivery.state);
                     let _ = progress.send(running(batch, counts, total, Some(delivery)));
                 }
             }
+        };
+        if !in_flight.is_empty() {
+            tracing::warn!(batch_id = %batch.id, error = %failure, in_flight = in_flight.len(), "batch failed, so it waits for the deliveries in flight before it ends");
         }
+        while let Some(result) = in_flight.next().await {
+            match result {
+                Ok(delivery) => {
+                    counts.add(delivery.state);
+                    let _ = progress.send(running(batch, counts, total, Some(delivery)));
+                }
+                Err(error) => {
+                    tracing::warn!(batch_id = %batch.id, %error, "a delivery in flight when the batch failed ended with an error too");
+                }
+            }
+        }
+        Err(failure)
+    }
+
+    /// Lists in batch `batch_id` the state that the replica which took delivery `id` over
+    /// stored.
+    async fn list_taken_over(&self, batch_id: &str, id: &str) -> Result<(), OrchestratorError> {
+        if let Some(current) = self.store.get_delivery(id).await? {
+            self.store.record_batch_item(batch_id, &current).await?;
+        }
+        Ok(())
     }
 
     /// Attempts one claimed delivery of the batch, or gives it back when the server is
@@ -522,9 +545,6 @@ impl Engine {
     /// Defers, due at once, deliveries this batch claimed and will not attempt because it
     /// failed. Stops at the first write that fails and logs it, and those left stay claimed
     /// until this process restarts.
-    ///
-    /// NOTE: no test reaches this path, because no test makes a delivery's storage fail in
-    /// the middle of a batch.
     async fn give_back(&self, batch_id: &str, deliveries: impl IntoIterator<Item = Delivery>) {
         let mut given_back = 0u32;
         for delivery in deliveries {
