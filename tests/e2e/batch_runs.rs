@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use invoicer_e2e::{System, parse_message};
 use invoicer_proto::orchestrator::v1 as pb;
 use invoicer_test_db::TestDatabase;
-use invoicer_test_smtp::{Stage, TestSmtpServer};
+use invoicer_test_smtp::{Action, Stage, TestSmtpServer};
 
 use crate::data::{contact, customer, export, invoice};
 
@@ -467,9 +467,12 @@ async fn chunked_batch_sends_each_once(database: TestDatabase) -> Result<()> {
 async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> Result<()> {
     use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
-    // Slow replies keep a delivery in its send while the failing one ends the batch.
+    // INV-04 waits in its send while INV-05, started after INV-03, fails the batch.
     let smtp = TestSmtpServer::builder()
-        .delay(Stage::DataEnd, Duration::from_millis(800))
+        .on_rcpt(
+            "slow@buyer.example",
+            Action::delay(Duration::from_millis(1500)),
+        )
         .start()
         .await?;
     let system = System::start_with(database, smtp, |config| {
@@ -478,12 +481,15 @@ async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> R
     })
     .await?;
     let invoices = (1..=12)
-        .map(|n| invoice(&format!("INV-{n:02}"), "C-1", "10.00"))
+        .map(|n| {
+            let code = if n == 4 { "C-2" } else { "C-1" };
+            invoice(&format!("INV-{n:02}"), code, "10.00")
+        })
         .collect();
-    let customers = vec![customer(
-        "C-1",
-        vec![contact("Lee", "lee@buyer.example", "to")],
-    )];
+    let customers = vec![
+        customer("C-1", vec![contact("Lee", "lee@buyer.example", "to")]),
+        customer("C-2", vec![contact("Sam", "slow@buyer.example", "to")]),
+    ];
     system
         .import_text("a.json", &export(customers, invoices))
         .await?;
@@ -530,14 +536,19 @@ async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> R
             "SELECT invoice_number, state, reason FROM or_deliveries ORDER BY invoice_number",
         ))
         .await?;
+    let sent = sent_numbers(&system)?;
     let mut given_back = 0;
     for row in &rows {
         let number: String = row.try_get("", "invoice_number")?;
         let state: String = row.try_get("", "state")?;
         let reason: String = row.try_get("", "reason")?;
         assert_ne!(state, "submitting", "{number} was left in its send");
+        assert_eq!(
+            sent.contains(&number),
+            state == "sent",
+            "{number}: {state}, messages {sent:?}"
+        );
         if number == "INV-05" {
-            assert_ne!(state, "sent", "{number}");
             continue;
         }
         if reason.starts_with("not attempted: the batch failed") {
@@ -553,14 +564,13 @@ async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> R
         "no planned delivery was given back: {rows:?}"
     );
 
-    let sent = sent_numbers(&system)?;
     let mut distinct = sent.clone();
     distinct.dedup();
     assert_eq!(sent, distinct, "an invoice went out twice");
     assert!(!sent.contains(&"INV-05".to_owned()), "{sent:?}");
     assert!(
-        !sent.is_empty(),
-        "the deliveries in flight were not finished"
+        sent.contains(&"INV-04".to_owned()),
+        "the delivery in its send when the batch failed was not finished: {sent:?}"
     );
     db.close().await?;
     system.stop().await

@@ -486,6 +486,9 @@ impl Engine {
                 }
             }
         };
+        // Planning stops at its next hand-over instead of claiming a chunk that would only be
+        // given back.
+        chunks.close();
         if !in_flight.is_empty() {
             tracing::warn!(batch_id = %batch.id, error = %failure, in_flight = in_flight.len(), "batch failed, so it waits for the deliveries in flight before it ends");
         }
@@ -494,6 +497,12 @@ impl Engine {
                 Ok(delivery) => {
                     counts.add(delivery.state);
                     let _ = progress.send(running(batch, counts, total, Some(delivery)));
+                }
+                Err(OrchestratorError::Store(StoreError::LeaseLost { id })) => {
+                    tracing::warn!(batch_id = %batch.id, delivery_id = %id, "delivery left to the replica that took it over");
+                    if let Err(error) = self.list_taken_over(&batch.id, &id).await {
+                        tracing::warn!(batch_id = %batch.id, delivery_id = %id, %error, "listing the state of a delivery taken over failed");
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(batch_id = %batch.id, %error, "a delivery in flight when the batch failed ended with an error too");
