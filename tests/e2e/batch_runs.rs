@@ -463,7 +463,8 @@ async fn chunked_batch_sends_each_once(database: TestDatabase) -> Result<()> {
 /// Fails the orchestrator's storage for one invoice in the middle of a batch of several
 /// planning chunks. The batch fails, the deliveries in flight still end with their outcome
 /// instead of staying `submitting`, the ones planned but not started are deferred with a
-/// reason, and no invoice goes out twice.
+/// reason, and no invoice goes out twice. Then fails it for one of the deferred ones: the
+/// retry round still sends all the others.
 async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> Result<()> {
     use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
@@ -572,6 +573,46 @@ async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> R
         sent.contains(&"INV-04".to_owned()),
         "the delivery in its send when the batch failed was not finished: {sent:?}"
     );
+
+    // The retry round claims the deferred deliveries, due at once, and INV-07's first write
+    // after its claim fails.
+    let reject = if db.get_database_backend() == DbBackend::Postgres {
+        vec![
+            "CREATE FUNCTION reject_inv_07() RETURNS trigger AS $$ BEGIN \
+             RAISE EXCEPTION 'rejected by the test'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER reject_inv_07 BEFORE UPDATE ON or_deliveries FOR EACH ROW \
+             WHEN (NEW.invoice_number = 'INV-07' AND NEW.state <> 'pending') \
+             EXECUTE FUNCTION reject_inv_07()",
+        ]
+    } else {
+        vec![
+            "CREATE TRIGGER reject_inv_07 BEFORE UPDATE ON or_deliveries \
+             WHEN NEW.invoice_number = 'INV-07' AND NEW.state <> 'pending' \
+             BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END",
+        ]
+    };
+    for statement in reject {
+        db.execute_unprepared(statement).await?;
+    }
+    let deferred: Vec<String> = rows
+        .iter()
+        .filter_map(|row| {
+            let number: String = row.try_get("", "invoice_number").ok()?;
+            let state: String = row.try_get("", "state").ok()?;
+            (state == "deferred" && number != "INV-07").then_some(number)
+        })
+        .collect();
+    assert!(!deferred.is_empty(), "{rows:?}");
+    let inv_07_deferred = rows.iter().any(|row| {
+        row.try_get::<String>("", "invoice_number").ok().as_deref() == Some("INV-07")
+            && row.try_get::<String>("", "state").ok().as_deref() == Some("deferred")
+    });
+    assert!(inv_07_deferred, "INV-07 was not given back: {rows:?}");
+    let expected = sent.len() + deferred.len();
+    system.wait_for_messages(expected).await?;
+    let mut retried = sent_numbers(&system)?;
+    retried.retain(|number| !sent.contains(number));
+    assert_eq!(retried, deferred, "the retry round left some out");
     db.close().await?;
     system.stop().await
 }

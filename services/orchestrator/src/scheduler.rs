@@ -110,18 +110,25 @@ impl Engine {
             .store
             .claim_due_deferred(Utc::now(), RETRY_BATCH_SIZE)
             .await?;
+        // Every claimed delivery is attempted even after one fails: returning at once would
+        // drop the ones in flight, and one past `submitting` would become `unknown`.
         let mut retries = futures::stream::iter(claimed)
             .map(|delivery| self.retry_one(delivery))
             .buffer_unordered(self.settings.concurrency);
+        let mut first_error = None;
         while let Some(result) = retries.next().await {
             match result {
                 Err(error) if error.is_lease_lost() => {
                     tracing::warn!(%error, "retry stopped: another replica took the delivery over");
                 }
-                other => other?,
+                Err(error) => {
+                    tracing::warn!(%error, "retrying a deferred delivery failed, and the round goes on with the others");
+                    first_error.get_or_insert(error);
+                }
+                Ok(_) => {}
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Appends to the email log the outcomes whose append failed, such as while audit-log was
