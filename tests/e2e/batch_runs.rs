@@ -466,7 +466,7 @@ async fn chunked_batch_sends_each_once(database: TestDatabase) -> Result<()> {
 /// reason, and no invoice goes out twice. Then fails it for one of the deferred ones: the
 /// retry round still sends all the others.
 async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> Result<()> {
-    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+    use sea_orm::{ConnectionTrait, Database, Statement};
 
     // INV-04 waits in its send while INV-05, started after INV-03, fails the batch.
     let smtp = TestSmtpServer::builder()
@@ -499,23 +499,7 @@ async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> R
         .config
         .database_url_for(invoicer_kit::ServiceName::Orchestrator);
     let db = Database::connect(url.as_str()).await?;
-    let reject = if db.get_database_backend() == DbBackend::Postgres {
-        vec![
-            "CREATE FUNCTION reject_inv_05() RETURNS trigger AS $$ BEGIN \
-             RAISE EXCEPTION 'rejected by the test'; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER reject_inv_05 BEFORE UPDATE ON or_deliveries FOR EACH ROW \
-             WHEN (NEW.invoice_number = 'INV-05') EXECUTE FUNCTION reject_inv_05()",
-        ]
-    } else {
-        vec![
-            "CREATE TRIGGER reject_inv_05 BEFORE UPDATE ON or_deliveries \
-             WHEN NEW.invoice_number = 'INV-05' \
-             BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END",
-        ]
-    };
-    for statement in reject {
-        db.execute_unprepared(statement).await?;
-    }
+    reject_updates(&db, "INV-05", "TRUE").await?;
 
     let batch = system.run_batch("30d").await?;
     assert_eq!(batch.status, i32::from(pb::BatchStatus::Failed));
@@ -576,24 +560,7 @@ async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> R
 
     // The retry round claims the deferred deliveries, due at once, and INV-07's first write
     // after its claim fails.
-    let reject = if db.get_database_backend() == DbBackend::Postgres {
-        vec![
-            "CREATE FUNCTION reject_inv_07() RETURNS trigger AS $$ BEGIN \
-             RAISE EXCEPTION 'rejected by the test'; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER reject_inv_07 BEFORE UPDATE ON or_deliveries FOR EACH ROW \
-             WHEN (NEW.invoice_number = 'INV-07' AND NEW.state <> 'pending') \
-             EXECUTE FUNCTION reject_inv_07()",
-        ]
-    } else {
-        vec![
-            "CREATE TRIGGER reject_inv_07 BEFORE UPDATE ON or_deliveries \
-             WHEN NEW.invoice_number = 'INV-07' AND NEW.state <> 'pending' \
-             BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END",
-        ]
-    };
-    for statement in reject {
-        db.execute_unprepared(statement).await?;
-    }
+    reject_updates(&db, "INV-07", "NEW.state <> 'pending'").await?;
     let deferred: Vec<String> = rows
         .iter()
         .filter_map(|row| {
@@ -615,4 +582,38 @@ async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> R
     assert_eq!(retried, deferred, "the retry round left some out");
     db.close().await?;
     system.stop().await
+}
+
+/// Adds a trigger to the orchestrator's database that rejects every update of invoice
+/// `number`'s deliveries for which `condition`, an SQL expression on `NEW`, is true.
+async fn reject_updates(
+    db: &sea_orm::DatabaseConnection,
+    number: &str,
+    condition: &str,
+) -> Result<()> {
+    use sea_orm::{ConnectionTrait, DbBackend};
+
+    let name = format!("reject_{}", number.to_lowercase().replace('-', "_"));
+    let when = format!("NEW.invoice_number = '{number}' AND ({condition})");
+    let statements = if db.get_database_backend() == DbBackend::Postgres {
+        vec![
+            format!(
+                "CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN \
+                 RAISE EXCEPTION 'rejected by the test'; END $$ LANGUAGE plpgsql"
+            ),
+            format!(
+                "CREATE TRIGGER {name} BEFORE UPDATE ON or_deliveries FOR EACH ROW \
+                 WHEN ({when}) EXECUTE FUNCTION {name}()"
+            ),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER {name} BEFORE UPDATE ON or_deliveries WHEN {when} \
+             BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END"
+        )]
+    };
+    for statement in statements {
+        db.execute_unprepared(&statement).await?;
+    }
+    Ok(())
 }
