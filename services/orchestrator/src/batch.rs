@@ -470,19 +470,14 @@ impl Engine {
                     let _ = progress.send(running(batch, counts, total, None));
                 }
                 Some(result) = in_flight.next() => {
-                    let delivery = match result {
-                        Err(OrchestratorError::Store(StoreError::LeaseLost { id })) => {
-                            tracing::warn!(batch_id = %batch.id, delivery_id = %id, "delivery left to the replica that took it over");
-                            if let Err(error) = self.list_taken_over(&batch.id, &id).await {
-                                break error;
-                            }
-                            continue;
+                    match self.outcome(batch, result).await {
+                        Ok(Some(delivery)) => {
+                            counts.add(delivery.state);
+                            let _ = progress.send(running(batch, counts, total, Some(delivery)));
                         }
+                        Ok(None) => {}
                         Err(error) => break error,
-                        Ok(delivery) => delivery,
-                    };
-                    counts.add(delivery.state);
-                    let _ = progress.send(running(batch, counts, total, Some(delivery)));
+                    }
                 }
             }
         };
@@ -493,17 +488,12 @@ impl Engine {
             tracing::warn!(batch_id = %batch.id, error = %failure, in_flight = in_flight.len(), "batch failed, so it waits for the deliveries in flight before it ends");
         }
         while let Some(result) = in_flight.next().await {
-            match result {
-                Ok(delivery) => {
+            match self.outcome(batch, result).await {
+                Ok(Some(delivery)) => {
                     counts.add(delivery.state);
                     let _ = progress.send(running(batch, counts, total, Some(delivery)));
                 }
-                Err(OrchestratorError::Store(StoreError::LeaseLost { id })) => {
-                    tracing::warn!(batch_id = %batch.id, delivery_id = %id, "delivery left to the replica that took it over");
-                    if let Err(error) = self.list_taken_over(&batch.id, &id).await {
-                        tracing::warn!(batch_id = %batch.id, delivery_id = %id, %error, "listing the state of a delivery taken over failed");
-                    }
-                }
+                Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(batch_id = %batch.id, %error, "a delivery in flight when the batch failed ended with an error too");
                 }
@@ -512,13 +502,23 @@ impl Engine {
         Err(failure)
     }
 
-    /// Lists in batch `batch_id` the state that the replica which took delivery `id` over
-    /// stored.
-    async fn list_taken_over(&self, batch_id: &str, id: &str) -> Result<(), OrchestratorError> {
-        if let Some(current) = self.store.get_delivery(id).await? {
-            self.store.record_batch_item(batch_id, &current).await?;
+    /// Returns the delivery an attempt ended with. For a delivery another replica took over,
+    /// it lists the state that replica stored in the batch and returns `None`.
+    async fn outcome(
+        &self,
+        batch: &Batch,
+        result: Result<Delivery, OrchestratorError>,
+    ) -> Result<Option<Delivery>, OrchestratorError> {
+        match result {
+            Err(OrchestratorError::Store(StoreError::LeaseLost { id })) => {
+                tracing::warn!(batch_id = %batch.id, delivery_id = %id, "delivery left to the replica that took it over");
+                if let Some(current) = self.store.get_delivery(&id).await? {
+                    self.store.record_batch_item(&batch.id, &current).await?;
+                }
+                Ok(None)
+            }
+            other => other.map(Some),
         }
-        Ok(())
     }
 
     /// Attempts one claimed delivery of the batch, or gives it back when the server is
