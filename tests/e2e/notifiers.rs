@@ -8,7 +8,7 @@ use invoicer_e2e::{CliOutput, System, parse_message};
 use invoicer_proto::audit_log::v1 as audit;
 use invoicer_proto::orchestrator::v1 as pb;
 use invoicer_test_db::TestDatabase;
-use invoicer_test_smtp::TestSmtpServer;
+use invoicer_test_smtp::{Action, TestSmtpServer};
 use serde_json::{Value, json};
 
 on_both_databases!(
@@ -26,7 +26,8 @@ on_both_databases!(
     invalid_extra_address_rejected,
     history_shows_who_when_old_new,
     show_and_list_print_own_and_effective,
-    own_notifier_after_send_sends_nothing
+    own_notifier_after_send_sends_nothing,
+    notifier_change_applies_to_later_chunks
 );
 
 use crate::data::{contact, customer, export, invoice};
@@ -640,6 +641,90 @@ async fn own_notifier_after_send_sends_nothing(database: TestDatabase) -> Result
         system.smtp.messages().len(),
         1,
         "the new notifier sent the invoice again"
+    );
+    system.stop().await
+}
+
+/// Changes a notifier while a batch runs: each delivery uses the notifier its chunk was
+/// planned with, so the change applies to the chunks planned after it.
+async fn notifier_change_applies_to_later_chunks(database: TestDatabase) -> Result<()> {
+    // The first message waits 1.5 s for its RCPT reply while the notifier changes.
+    let smtp = TestSmtpServer::builder()
+        .on_rcpt_first(
+            "lee@buyer.example",
+            1,
+            Action::delay(std::time::Duration::from_millis(1500)),
+        )
+        .start()
+        .await?;
+    // One delivery at a time, chunks of three: chunks 1 to 3 are planned before the first
+    // delivery ends, and chunk 4 only after INV-03 has started.
+    let system = System::start_with(database, smtp, |config| {
+        config.batch.plan_chunk = 3;
+        config.batch.concurrency = 1;
+    })
+    .await?;
+    let invoices = (1..=12)
+        .map(|n| invoice(&format!("INV-{n:02}"), "C-1", "10.00"))
+        .collect();
+    let customers = vec![customer(
+        "C-1",
+        vec![contact("Lee", "lee@buyer.example", "to")],
+    )];
+    system
+        .import_text("a.json", &export(customers, invoices))
+        .await?;
+
+    let change = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !system
+            .smtp
+            .commands()
+            .iter()
+            .any(|command| command.to_ascii_uppercase().starts_with("RCPT TO"))
+        {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "the first delivery sent no RCPT TO within 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        set_notifier(
+            &system,
+            &["C-1", "--cc", "ap@extra.example", "--reason", "copies"],
+        )
+        .await
+    };
+    let (batch, changed) = tokio::join!(system.run_batch("30d"), change);
+    changed?;
+    let batch = batch?;
+    assert_eq!(batch.counts.unwrap_or_default().sent, 12);
+
+    let mut copied = Vec::new();
+    for message in system.wait_for_messages(12).await? {
+        let parsed = parse_message(&message)?;
+        let number = parsed.delivery_key.split('/').next().unwrap_or_default();
+        copied.push((number.to_owned(), parsed.cc == ["ap@extra.example"]));
+    }
+    copied.sort();
+    for (number, has_copy) in &copied[..3] {
+        assert!(
+            !has_copy,
+            "{number} was planned before the change but got its copy: {copied:?}"
+        );
+    }
+    for (number, has_copy) in &copied[9..] {
+        assert!(
+            has_copy,
+            "{number} was planned after the change but got no copy: {copied:?}"
+        );
+    }
+    let first_copy = copied.iter().position(|(_, has_copy)| *has_copy);
+    assert!(
+        copied[first_copy.unwrap_or(copied.len())..]
+            .iter()
+            .all(|(_, has_copy)| *has_copy),
+        "the change did not apply from one chunk on: {copied:?}"
     );
     system.stop().await
 }

@@ -2,14 +2,14 @@
 //! concurrently and reconcile the counts.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 
-use crate::deliver::FrozenPdf;
+use crate::deliver::{FrozenPdf, Planned};
 use crate::engine::{Engine, Progress, RunningBatch};
 use crate::error::OrchestratorError;
 use crate::model::{
@@ -86,8 +86,8 @@ fn running(batch: &Batch, counts: BatchCounts, total: u32, delivery: Option<Deli
 struct PlannedChunk {
     /// The states of the deliveries waiting for their retry time: counted, not attempted.
     waiting: Vec<DeliveryState>,
-    /// The deliveries to attempt, each with what planning found of its revision's PDF.
-    to_deliver: Vec<(Delivery, FrozenPdf)>,
+    /// The deliveries to attempt, each with what planning found out about it.
+    to_deliver: Vec<(Delivery, Planned)>,
     /// The deliveries planned up to this chunk plus the invoices not planned yet, each
     /// counted as one delivery: the batch's total, exact once the last chunk is planned.
     total: u32,
@@ -344,9 +344,14 @@ impl Engine {
             .map(|summary| (summary.number.as_str(), summary.revision))
             .collect();
         let mut existing = self.store.batch_deliveries_of(&revisions).await?;
+        // The revisions that had no batch delivery, and get all of theirs from this planning.
+        let mut new_revisions = HashSet::new();
         for summary in chunk {
             let revision_key = (summary.number.clone(), summary.revision);
             let existing = existing.remove(&revision_key).unwrap_or_default();
+            if existing.is_empty() {
+                new_revisions.insert(revision_key);
+            }
             for plan in self
                 .plan(summary, existing, batch_id, &mut notifiers)
                 .await?
@@ -364,6 +369,7 @@ impl Engine {
                 continue;
             }
             // Another runner inserted it between our read and our insert.
+            new_revisions.remove(&(delivery.invoice_number.clone(), delivery.invoice_revision));
             if let Some(existing) = self.store.delivery_by_key(&delivery.key).await? {
                 decided.push(self.plan_existing(existing, batch_id).await?);
             }
@@ -396,12 +402,19 @@ impl Engine {
                 // The others of an invoice sent per To recipient look for the PDF that the
                 // first one froze.
                 let revision_key = (delivery.invoice_number.clone(), delivery.invoice_revision);
+                let notifier = notifiers.get(&delivery.customer_code);
+                let new_revision = notifier.is_some() && new_revisions.contains(&revision_key);
                 let pdf = if frozen.insert(revision_key) {
                     FrozenPdf::NoneAtPlanning
                 } else {
                     FrozenPdf::Unknown
                 };
-                (delivery, pdf)
+                let planned = Planned {
+                    pdf,
+                    notifier,
+                    new_revision,
+                };
+                (delivery, planned)
             })
             .collect();
         Ok(planned)
@@ -440,7 +453,7 @@ impl Engine {
         &self,
         batch: &Batch,
         chunks: &mut mpsc::Receiver<PlannedChunk>,
-        waiting: &mut VecDeque<(Delivery, FrozenPdf)>,
+        waiting: &mut VecDeque<(Delivery, Planned)>,
         progress: &broadcast::Sender<Progress>,
     ) -> Result<(), OrchestratorError> {
         let mut counts = BatchCounts::default();
@@ -449,9 +462,9 @@ impl Engine {
         let mut planning = true;
         let failure = loop {
             while in_flight.len() < self.settings.concurrency
-                && let Some((delivery, pdf)) = waiting.pop_front()
+                && let Some((delivery, planned)) = waiting.pop_front()
             {
-                in_flight.push(self.attempt(delivery, pdf));
+                in_flight.push(self.attempt(delivery, planned));
             }
             if !planning && in_flight.is_empty() {
                 return Ok(());
@@ -527,12 +540,12 @@ impl Engine {
     async fn attempt(
         &self,
         delivery: Delivery,
-        pdf: FrozenPdf,
+        planned: Planned,
     ) -> Result<Delivery, OrchestratorError> {
         if self.shutdown.is_triggered() {
             self.postpone(delivery, STOPPING_REASON).await
         } else {
-            self.deliver_with(delivery, pdf).await
+            self.deliver_with(delivery, planned).await
         }
     }
 
@@ -691,7 +704,10 @@ impl Engine {
             return Ok((DeliveryState::Deferred, delivery.reason.clone()));
         }
         let invoice = self.upstream.get_invoice(&delivery.invoice_number).await?;
-        let outgoing = match self.batch_outgoing(delivery, &invoice).await? {
+        let outgoing = match self
+            .batch_outgoing(delivery, &invoice, &Planned::default())
+            .await?
+        {
             Ok(outgoing) => outgoing,
             Err(reason) => return Ok((DeliveryState::Skipped, reason)),
         };

@@ -1,6 +1,8 @@
 //! Delivering one claimed delivery: resolve recipients, freeze the PDF, persist the attempt,
 //! submit it to mail-delivery, record the outcome and write the email log.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use tracing::Instrument;
 
@@ -9,6 +11,7 @@ use crate::error::OrchestratorError;
 use crate::log::LogRecord;
 use crate::message::ComposedMessage;
 use crate::model::{Delivery, DeliveryState, Document, Purpose};
+use crate::notifier::EffectiveNotifier;
 use crate::outgoing::Outgoing;
 use crate::retry::{RetryDecision, random_jitter};
 use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
@@ -30,10 +33,25 @@ impl Pdf {
     }
 }
 
+/// What the batch learned about a delivery while planning it, so that the delivery does not
+/// read it again. With `Planned::default()` the delivery reads everything itself.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Planned {
+    pub pdf: FrozenPdf,
+    /// The customer's notifier as planning read it, which the delivery then uses: a notifier
+    /// changed during a batch applies to the chunks planned after the change.
+    pub notifier: Option<Arc<EffectiveNotifier>>,
+    /// The revision had no batch delivery before this planning inserted its own, so its other
+    /// batch deliveries are of this one's kind and cannot bind it to another split. Only set
+    /// with `notifier`, whose split decided that kind.
+    pub new_revision: bool,
+}
+
 /// The caller's information on the frozen PDF of a delivery's invoice revision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum FrozenPdf {
     /// No information: the delivery looks the PDF up before it renders.
+    #[default]
     Unknown,
     /// The revision had none when the batch planned this delivery, so the delivery renders
     /// without a lookup.
@@ -42,9 +60,9 @@ pub(crate) enum FrozenPdf {
 
 impl Engine {
     /// Takes a delivery this caller claimed (state `pending`) to an end state and returns it:
-    /// `deliver_with` with `FrozenPdf::Unknown`.
+    /// `deliver_with` with nothing known from planning.
     pub(crate) async fn deliver(&self, delivery: Delivery) -> Result<Delivery, OrchestratorError> {
-        self.deliver_with(delivery, FrozenPdf::Unknown).await
+        self.deliver_with(delivery, Planned::default()).await
     }
 
     /// Takes a delivery this caller claimed (state `pending`) to an end state and returns it.
@@ -54,7 +72,7 @@ impl Engine {
     pub(crate) async fn deliver_with(
         &self,
         delivery: Delivery,
-        pdf: FrozenPdf,
+        planned: Planned,
     ) -> Result<Delivery, OrchestratorError> {
         let _in_flight = self.track(&delivery.id);
         let span = tracing::info_span!(
@@ -68,7 +86,10 @@ impl Engine {
         );
         invoicer_telemetry::link_to_current(&span);
         let started = std::time::Instant::now();
-        let delivered = self.deliver_in_span(delivery, pdf).instrument(span).await?;
+        let delivered = self
+            .deliver_in_span(delivery, planned)
+            .instrument(span)
+            .await?;
         invoicer_telemetry::metrics().record_delivery(started.elapsed(), delivered.state.as_str());
         Ok(delivered)
     }
@@ -76,7 +97,7 @@ impl Engine {
     async fn deliver_in_span(
         &self,
         mut delivery: Delivery,
-        pdf: FrozenPdf,
+        planned: Planned,
     ) -> Result<Delivery, OrchestratorError> {
         delivery.trace_id = invoicer_telemetry::current_trace_id();
         delivery.reason.clear();
@@ -91,7 +112,7 @@ impl Engine {
         };
         // A failed call to another service while composing ends the delivery like any other
         // failure before sending, so the batch or retry round goes on with the others.
-        let composed = match self.message_for(&mut delivery, &invoice).await {
+        let composed = match self.message_for(&mut delivery, &invoice, &planned).await {
             Err(OrchestratorError::Upstream(error)) => {
                 return self
                     .end_before_send(delivery, &error, "composing the message")
@@ -107,7 +128,10 @@ impl Engine {
             Err(reason) => return self.fail(delivery, reason).await,
         };
 
-        let found = match self.find_or_render(&mut delivery, &invoice, pdf).await {
+        let found = match self
+            .find_or_render(&mut delivery, &invoice, planned.pdf)
+            .await
+        {
             Err(OrchestratorError::FailedPrecondition(reason)) => {
                 return self.fail(delivery, reason).await;
             }
@@ -132,6 +156,7 @@ impl Engine {
         &self,
         delivery: &mut Delivery,
         invoice: &Invoice,
+        planned: &Planned,
     ) -> Result<Result<ComposedMessage, String>, OrchestratorError> {
         if delivery.purpose == Purpose::Resend {
             let notifier = self.effective_notifier(&invoice.customer.code).await?;
@@ -146,7 +171,7 @@ impl Engine {
         let Outgoing {
             recipients,
             message,
-        } = match self.batch_outgoing(delivery, invoice).await? {
+        } = match self.batch_outgoing(delivery, invoice, planned).await? {
             Ok(outgoing) => outgoing,
             Err(reason) => return Ok(Err(reason)),
         };

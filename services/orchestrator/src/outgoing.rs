@@ -11,6 +11,7 @@
 
 use invoicer_domain::email::Mailbox;
 
+use crate::deliver::Planned;
 use crate::engine::Engine;
 use crate::error::OrchestratorError;
 use crate::message::ComposedMessage;
@@ -117,14 +118,29 @@ impl Engine {
         &self,
         delivery: &Delivery,
         invoice: &Invoice,
+        planned: &Planned,
     ) -> Result<Result<Outgoing, String>, OrchestratorError> {
-        let notifier = self.effective_notifier(&delivery.customer_code).await?;
-        let siblings = self
-            .store
-            .batch_deliveries(&delivery.invoice_number, delivery.invoice_revision)
-            .await?;
-        let split = bound_split(&siblings, Some(&delivery.id)).unwrap_or(notifier.split);
-        Ok(self.decide(delivery, invoice, &notifier, split))
+        let read;
+        let notifier = match &planned.notifier {
+            Some(notifier) => notifier.as_ref(),
+            None => {
+                read = self.effective_notifier(&delivery.customer_code).await?;
+                &read
+            }
+        };
+        // The deliveries that planning inserted together for a new revision are all of one
+        // kind, the split of `notifier`. Another replica's planning sees them while they are
+        // pending, so it adds only deliveries of that kind, and the split stays the same.
+        let split = if planned.new_revision {
+            notifier.split
+        } else {
+            let siblings = self
+                .store
+                .batch_deliveries(&delivery.invoice_number, delivery.invoice_revision)
+                .await?;
+            bound_split(&siblings, Some(&delivery.id)).unwrap_or(notifier.split)
+        };
+        Ok(self.decide(delivery, invoice, notifier, split))
     }
 
     fn decide(

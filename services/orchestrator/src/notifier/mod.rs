@@ -7,6 +7,7 @@ mod parse;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use invoicer_domain::email::Mailbox;
@@ -214,10 +215,18 @@ impl EffectiveNotifier {
 }
 
 /// The effective notifiers read while planning one chunk of a batch, one read per customer,
-/// so a customer with many invoices in the chunk costs one query.
+/// so a customer with many invoices in the chunk costs one query. The chunk's deliveries then
+/// use them too.
 #[derive(Default)]
 pub(crate) struct PlanningNotifiers {
-    by_customer: HashMap<String, EffectiveNotifier>,
+    by_customer: HashMap<String, Arc<EffectiveNotifier>>,
+}
+
+impl PlanningNotifiers {
+    /// Returns the customer's notifier, if planning read it.
+    pub(crate) fn get(&self, customer_code: &str) -> Option<Arc<EffectiveNotifier>> {
+        self.by_customer.get(customer_code).cloned()
+    }
 }
 
 impl Engine {
@@ -229,7 +238,9 @@ impl Engine {
     ) -> Result<&'a EffectiveNotifier, OrchestratorError> {
         if !cache.by_customer.contains_key(customer_code) {
             let notifier = self.effective_notifier(customer_code).await?;
-            cache.by_customer.insert(customer_code.to_owned(), notifier);
+            cache
+                .by_customer
+                .insert(customer_code.to_owned(), Arc::new(notifier));
         }
         Ok(&cache.by_customer[customer_code])
     }
