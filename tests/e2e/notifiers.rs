@@ -27,7 +27,8 @@ on_both_databases!(
     history_shows_who_when_old_new,
     show_and_list_print_own_and_effective,
     own_notifier_after_send_sends_nothing,
-    notifier_change_applies_to_later_chunks
+    notifier_change_applies_to_later_chunks,
+    concurrent_split_planning_sends_nothing_twice
 );
 
 use crate::data::{contact, customer, export, invoice};
@@ -648,13 +649,10 @@ async fn own_notifier_after_send_sends_nothing(database: TestDatabase) -> Result
 /// Changes a notifier while a batch runs: each delivery uses the notifier its chunk was
 /// planned with, so the change applies to the chunks planned after it.
 async fn notifier_change_applies_to_later_chunks(database: TestDatabase) -> Result<()> {
-    // The first message waits 1.5 s for its RCPT reply while the notifier changes.
+    // The first message waits 3 s for its RCPT reply while the notifier changes.
+    let delay = std::time::Duration::from_secs(3);
     let smtp = TestSmtpServer::builder()
-        .on_rcpt_first(
-            "lee@buyer.example",
-            1,
-            Action::delay(std::time::Duration::from_millis(1500)),
-        )
+        .on_rcpt_first("lee@buyer.example", 1, Action::delay(delay))
         .start()
         .await?;
     // One delivery at a time, chunks of three: chunks 1 to 3 are planned before the first
@@ -689,11 +687,18 @@ async fn notifier_change_applies_to_later_chunks(database: TestDatabase) -> Resu
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        let started = std::time::Instant::now();
         set_notifier(
             &system,
             &["C-1", "--cc", "ap@extra.example", "--reason", "copies"],
         )
-        .await
+        .await?;
+        ensure!(
+            started.elapsed() < delay,
+            "notifier set took {:?}, longer than the first message's RCPT delay, so the test cannot tell which chunks were planned after it",
+            started.elapsed()
+        );
+        Ok(())
     };
     let (batch, changed) = tokio::join!(system.run_batch("30d"), change);
     changed?;
@@ -719,12 +724,102 @@ async fn notifier_change_applies_to_later_chunks(database: TestDatabase) -> Resu
             "{number} was planned after the change but got no copy: {copied:?}"
         );
     }
-    let first_copy = copied.iter().position(|(_, has_copy)| *has_copy);
+    let first_copy = copied
+        .iter()
+        .position(|(_, has_copy)| *has_copy)
+        .unwrap_or(copied.len());
+    assert_eq!(
+        first_copy % 3,
+        0,
+        "the change applied from within a chunk: {copied:?}"
+    );
     assert!(
-        copied[first_copy.unwrap_or(copied.len())..]
-            .iter()
-            .all(|(_, has_copy)| *has_copy),
-        "the change did not apply from one chunk on: {copied:?}"
+        copied[first_copy..].iter().all(|(_, has_copy)| *has_copy),
+        "the change did not apply to every later chunk: {copied:?}"
+    );
+    system.stop().await
+}
+
+/// Runs a batch in which a per-To-recipient delivery of the invoice appears beside its new
+/// per-invoice one, as if another replica planned it at the same time under another split.
+/// The batch's delivery reads it before sending, and is skipped.
+async fn concurrent_split_planning_sends_nothing_twice(database: TestDatabase) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+
+    let system = system_with_invoice(database).await?;
+    let url = system
+        .config
+        .database_url_for(invoicer_kit::ServiceName::Orchestrator);
+    let db = Database::connect(url.as_str()).await?;
+    // A copy of the batch's new delivery, stored in the same insert under a per-To key and
+    // leased to another replica.
+    let copy = "INSERT INTO or_deliveries (id, delivery_key, invoice_number, invoice_revision, \
+         customer_code, purpose, request_id, state, to_json, cc_json, bcc_json, subject, \
+         attachment_name, pdf_sha256, message_id, reason, attempts, next_attempt_at, batch_id, \
+         recipients_json, server_reply, destination, actor, resend_reason, trace_id, logged, \
+         created_at, updated_at, retry_since, accepted_json, lease_owner, lease_until) \
+         VALUES (NEW.id || '-other', 'INV-1/r1/to:lee@buyer.example/batch', NEW.invoice_number, \
+         NEW.invoice_revision, NEW.customer_code, NEW.purpose, NEW.request_id, 'pending', \
+         NEW.to_json, NEW.cc_json, NEW.bcc_json, NEW.subject, NEW.attachment_name, \
+         NEW.pdf_sha256, NEW.message_id, NEW.reason, NEW.attempts, NEW.next_attempt_at, NULL, \
+         NEW.recipients_json, NEW.server_reply, NEW.destination, NEW.actor, NEW.resend_reason, \
+         NEW.trace_id, NEW.logged, NEW.created_at, NEW.updated_at, NEW.retry_since, \
+         NEW.accepted_json, 'other-replica', NEW.lease_until)";
+    let when = "NEW.delivery_key = 'INV-1/r1/default/batch'";
+    let statements = if db.get_database_backend() == DbBackend::Postgres {
+        vec![
+            format!(
+                "CREATE FUNCTION copy_per_to() RETURNS trigger AS $$ BEGIN {copy}; \
+                 RETURN NULL; END $$ LANGUAGE plpgsql"
+            ),
+            format!(
+                "CREATE TRIGGER copy_per_to AFTER INSERT ON or_deliveries FOR EACH ROW \
+                 WHEN ({when}) EXECUTE FUNCTION copy_per_to()"
+            ),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER copy_per_to AFTER INSERT ON or_deliveries WHEN {when} \
+             BEGIN {copy}; END"
+        )]
+    };
+    for statement in statements {
+        db.execute_unprepared(&statement).await?;
+    }
+
+    let batch = system.run_batch("30d").await?;
+    let counts = batch.counts.unwrap_or_default();
+    assert_eq!(counts.sent, 0, "{counts:?}");
+    assert_eq!(counts.skipped, 1, "{counts:?}");
+    let delivery = find(&batch, "INV-1")?;
+    assert!(
+        delivery.reason.contains("sent per To recipient"),
+        "{}",
+        delivery.reason
+    );
+    assert!(system.smtp.messages().is_empty());
+
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT delivery_key, state FROM or_deliveries ORDER BY delivery_key",
+        ))
+        .await?;
+    let mut states = Vec::new();
+    for row in &rows {
+        let key: String = row.try_get("", "delivery_key")?;
+        let state: String = row.try_get("", "state")?;
+        states.push((key, state));
+    }
+    assert_eq!(
+        states,
+        [
+            ("INV-1/r1/default/batch".to_owned(), "skipped".to_owned()),
+            (
+                "INV-1/r1/to:lee@buyer.example/batch".to_owned(),
+                "pending".to_owned()
+            ),
+        ]
     );
     system.stop().await
 }

@@ -249,7 +249,8 @@ pub enum NotifierCommand {
     /// default); without a customer, the default notifier.
     Show(NotifierShowArgs),
     /// Changes a customer's own notifier. Flags left out keep their current value; the
-    /// default notifier is changed in the config file instead.
+    /// default notifier is changed in the config file instead. A running batch applies the
+    /// change to the invoices it has not planned yet.
     Set(Box<NotifierSetArgs>),
     /// Prints who changed which notifier when, with the old and new value, newest first.
     History(NotifierHistoryArgs),

@@ -344,7 +344,7 @@ impl Engine {
             .map(|summary| (summary.number.as_str(), summary.revision))
             .collect();
         let mut existing = self.store.batch_deliveries_of(&revisions).await?;
-        // The revisions that had no batch delivery, and get all of theirs from this planning.
+        // The revisions that had no batch delivery and get all of theirs from this planning.
         let mut new_revisions = HashSet::new();
         for summary in chunk {
             let revision_key = (summary.number.clone(), summary.revision);
@@ -372,6 +372,27 @@ impl Engine {
             new_revisions.remove(&(delivery.invoice_number.clone(), delivery.invoice_revision));
             if let Some(existing) = self.store.delivery_by_key(&delivery.key).await? {
                 decided.push(self.plan_existing(existing, batch_id).await?);
+            }
+        }
+        // Another replica may have planned one of these revisions at the same time, under
+        // another split and with other keys. Each replica looks again after its own insert,
+        // so at least one of the two finds the other's deliveries and reads them before it
+        // sends. The other one's deliveries were stored first, so they bind the revision.
+        let looked_up: Vec<(&str, u32)> = new_revisions
+            .iter()
+            .map(|(number, revision)| (number.as_str(), *revision))
+            .collect();
+        let stored = self.store.batch_deliveries_of(&looked_up).await?;
+        let inserted: HashSet<&str> = to_deliver
+            .iter()
+            .map(|delivery: &Delivery| delivery.id.as_str())
+            .collect();
+        for (revision, deliveries) in stored {
+            if deliveries
+                .iter()
+                .any(|delivery| !inserted.contains(delivery.id.as_str()))
+            {
+                new_revisions.remove(&revision);
             }
         }
         for plan in decided {

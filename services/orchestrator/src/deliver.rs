@@ -33,7 +33,7 @@ impl Pdf {
     }
 }
 
-/// What the batch learned about a delivery while planning it, so that the delivery does not
+/// Facts the batch learned about a delivery while planning it, so that the delivery does not
 /// read it again. With `Planned::default()` the delivery reads everything itself.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Planned {
@@ -41,9 +41,9 @@ pub(crate) struct Planned {
     /// The customer's notifier as planning read it, which the delivery then uses: a notifier
     /// changed during a batch applies to the chunks planned after the change.
     pub notifier: Option<Arc<EffectiveNotifier>>,
-    /// The revision had no batch delivery before this planning inserted its own, so its other
-    /// batch deliveries are of this one's kind and cannot bind it to another split. Only set
-    /// with `notifier`, whose split decided that kind.
+    /// The revision's batch deliveries are all ones this planning inserted under `notifier`'s
+    /// split, checked after the insert, so none can bind the revision to another split. Only
+    /// set with `notifier`.
     pub new_revision: bool,
 }
 

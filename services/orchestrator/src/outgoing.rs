@@ -128,9 +128,9 @@ impl Engine {
                 &read
             }
         };
-        // The deliveries that planning inserted together for a new revision are all of one
-        // kind, the split of `notifier`. Another replica's planning sees them while they are
-        // pending, so it adds only deliveries of that kind, and the split stays the same.
+        // Planning inserted every batch delivery of a new revision under `notifier`'s split,
+        // and found no other replica's after its insert. A replica that plans the revision
+        // later finds these, so its own deliveries read them and yield to them.
         let split = if planned.new_revision {
             notifier.split
         } else {
