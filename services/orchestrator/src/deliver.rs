@@ -34,7 +34,7 @@ impl Pdf {
 }
 
 /// Facts the batch learned about a delivery while planning it, so that the delivery does not
-/// read it again. With `Planned::default()` the delivery reads everything itself.
+/// read them again. With `Planned::default()` the delivery reads everything itself.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Planned {
     pub pdf: FrozenPdf,
