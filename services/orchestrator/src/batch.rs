@@ -337,7 +337,13 @@ impl Engine {
         let mut to_deliver = Vec::new();
         let mut fresh = Vec::new();
         let mut decided = Vec::new();
-        let mut notifiers = PlanningNotifiers::default();
+        let mut customer_codes: Vec<&str> = chunk
+            .iter()
+            .map(|summary| summary.customer_code.as_str())
+            .collect();
+        customer_codes.sort_unstable();
+        customer_codes.dedup();
+        let mut notifiers = self.planning_notifiers(&customer_codes).await?;
         // One query for the chunk's existing deliveries instead of one per invoice.
         let revisions: Vec<(&str, u32)> = chunk
             .iter()

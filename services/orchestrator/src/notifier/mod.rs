@@ -214,9 +214,9 @@ impl EffectiveNotifier {
     }
 }
 
-/// The effective notifiers read while planning one chunk of a batch, one read per customer,
-/// so a customer with many invoices in the chunk costs one query. The chunk's deliveries then
-/// use them too.
+/// The effective notifiers read while planning one chunk of a batch: the chunk's customers
+/// with one query, or one customer at a time on first use in a dry run. The chunk's
+/// deliveries then use them too.
 #[derive(Default)]
 pub(crate) struct PlanningNotifiers {
     by_customer: HashMap<String, Arc<EffectiveNotifier>>,
@@ -230,6 +230,30 @@ impl PlanningNotifiers {
 }
 
 impl Engine {
+    /// Reads the effective notifiers of `customer_codes` with one query, so that planning a
+    /// chunk does not read them one customer at a time.
+    pub(crate) async fn planning_notifiers(
+        &self,
+        customer_codes: &[&str],
+    ) -> Result<PlanningNotifiers, OrchestratorError> {
+        let mut own: HashMap<String, Notifier> = self
+            .store
+            .notifiers_of(customer_codes)
+            .await?
+            .into_iter()
+            .map(|notifier| (notifier.customer_code.clone(), notifier))
+            .collect();
+        let mut notifiers = PlanningNotifiers::default();
+        for code in customer_codes {
+            let merged =
+                EffectiveNotifier::merged(&self.default_notifier, code, own.remove(*code).as_ref());
+            notifiers
+                .by_customer
+                .insert((*code).to_owned(), Arc::new(merged));
+        }
+        Ok(notifiers)
+    }
+
     /// Returns the customer's effective notifier from `cache`, reading it on first use.
     pub(crate) async fn planning_notifier<'a>(
         &self,

@@ -51,6 +51,22 @@ impl Store {
         row.map(notifier_from_row).transpose()
     }
 
+    /// Returns the own notifiers of the customers in `customer_codes` that have one, with one
+    /// query.
+    pub(crate) async fn notifiers_of(
+        &self,
+        customer_codes: &[&str],
+    ) -> Result<Vec<Notifier>, StoreError> {
+        if customer_codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = notifier::Entity::find()
+            .filter(notifier::Column::CustomerCode.is_in(customer_codes.iter().copied()))
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(notifier_from_row).collect()
+    }
+
     /// Lists every customer's own notifier, by customer code.
     pub(crate) async fn notifiers(&self) -> Result<Vec<Notifier>, StoreError> {
         let rows = notifier::Entity::find()

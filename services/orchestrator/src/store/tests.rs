@@ -12,6 +12,7 @@ use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Document,
     Purpose,
 };
+use crate::notifier::NotifierUpdate;
 
 /// Opens the database twice, as two replicas with leases of `lease`.
 async fn two_replicas(database: &TestDatabase, lease: Duration) -> (Store, Store) {
@@ -506,8 +507,9 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
     database.remove().await.unwrap();
 }
 
-/// The chunk queries of planning return, per revision, what the one-revision queries return:
-/// only batch deliveries, only the requested revisions, oldest first.
+/// The chunk queries of planning return, per revision or customer, what the single queries
+/// return: only batch deliveries, only the requested revisions, oldest first, and only the
+/// requested customers' notifiers.
 async fn chunk_queries_match_single_ones(database: TestDatabase) {
     let (store, _) = two_replicas(&database, Duration::from_secs(60)).await;
     // A second apart, so that "oldest first" gives one order.
@@ -573,6 +575,19 @@ async fn chunk_queries_match_single_ones(database: TestDatabase) {
     assert_eq!(frozen.len(), 1, "{frozen:?}");
     assert!(frozen.contains(&("INV-1".to_owned(), 1)));
     assert!(store.frozen_revisions(&[]).await.unwrap().is_empty());
+
+    for code in ["C-1", "C-2"] {
+        let update = NotifierUpdate {
+            enabled: Some(false),
+            ..NotifierUpdate::default()
+        };
+        let notifier = update.into_notifier(code, "test", Utc::now()).unwrap();
+        store.update_notifier(&notifier, "test").await.unwrap();
+    }
+    let own = store.notifiers_of(&["C-1", "C-3"]).await.unwrap();
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(Some(&own[0]), store.notifier("C-1").await.unwrap().as_ref());
+    assert!(store.notifiers_of(&[]).await.unwrap().is_empty());
     database.remove().await.unwrap();
 }
 
