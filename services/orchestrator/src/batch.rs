@@ -381,9 +381,11 @@ impl Engine {
             }
         }
         // Another replica may have planned one of these revisions at the same time, under
-        // another split and with other keys. Each replica looks again after its own insert,
-        // so at least one of the two finds the other's deliveries and reads them before it
-        // sends. The other one's deliveries were stored first, so they bind the revision.
+        // another split and with other keys. Each replica looks again after its insert has
+        // committed, so all but the first to commit find the others' deliveries, and theirs
+        // read them before they send. The first one's bind the revision while they are not
+        // skipped or deferred, and a retry of them reads the others too. Only planning
+        // inserts batch deliveries, so no other writer can add one later.
         let looked_up: Vec<(&str, u32)> = new_revisions
             .iter()
             .map(|(number, revision)| (number.as_str(), *revision))

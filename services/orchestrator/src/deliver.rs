@@ -41,9 +41,9 @@ pub(crate) struct Planned {
     /// The customer's notifier as planning read it, which the delivery then uses: a notifier
     /// changed during a batch applies to the chunks planned after the change.
     pub notifier: Option<Arc<EffectiveNotifier>>,
-    /// The revision's batch deliveries are all ones this planning inserted under `notifier`'s
-    /// split, checked after the insert, so none can bind the revision to another split. Only
-    /// set with `notifier`.
+    /// When planning looked after its insert, the revision's batch deliveries were all ones it
+    /// inserted under `notifier`'s split (or its per-invoice fallback), so none of them bound
+    /// the revision to another split. Only set with `notifier`.
     pub new_revision: bool,
 }
 
