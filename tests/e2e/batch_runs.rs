@@ -20,7 +20,8 @@ on_both_databases!(
     abandoned_run_still_completes,
     batch_deliveries_paged,
     chunked_batch_sends_each_once,
-    failed_batch_finishes_deliveries_in_flight
+    failed_batch_finishes_deliveries_in_flight,
+    failed_planning_defers_its_deliveries
 );
 
 fn three_invoices() -> String {
@@ -616,4 +617,88 @@ async fn reject_updates(
         db.execute_unprepared(&statement).await?;
     }
     Ok(())
+}
+
+/// Fails a batch while it plans a chunk, after the chunk's new deliveries were inserted: they
+/// are deferred, due at once and with the reason, instead of staying claimed by this process
+/// until it restarts.
+async fn failed_planning_defers_its_deliveries(database: TestDatabase) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+
+    let smtp = TestSmtpServer::builder()
+        .reject_rcpt("full@buyer.example", 452, "4.2.2 mailbox full")
+        .start()
+        .await?;
+    let system = System::start(database, smtp).await?;
+    let customers = vec![
+        customer("C-1", vec![contact("Lee", "lee@buyer.example", "to")]),
+        customer("C-2", vec![contact("Kim", "full@buyer.example", "to")]),
+    ];
+    let waiting = vec![invoice("INV-W", "C-2", "10.00")];
+    system
+        .import_text("a.json", &export(customers.clone(), waiting))
+        .await?;
+    let first = system.run_batch("30d").await?;
+    assert_eq!(first.counts.unwrap_or_default().deferred, 1);
+
+    // The next batch finds INV-W waiting for its retry, and storing its batch item fails.
+    let url = system
+        .config
+        .database_url_for(invoicer_kit::ServiceName::Orchestrator);
+    let db = Database::connect(url.as_str()).await?;
+    let when = "NEW.invoice_number = 'INV-W'";
+    let statements = if db.get_database_backend() == DbBackend::Postgres {
+        vec![
+            "CREATE FUNCTION reject_item() RETURNS trigger AS $$ BEGIN \
+             RAISE EXCEPTION 'rejected by the test'; END $$ LANGUAGE plpgsql"
+                .to_owned(),
+            format!(
+                "CREATE TRIGGER reject_item BEFORE INSERT ON or_batch_items FOR EACH ROW \
+                 WHEN ({when}) EXECUTE FUNCTION reject_item()"
+            ),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER reject_item BEFORE INSERT ON or_batch_items WHEN {when} \
+             BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END"
+        )]
+    };
+    for statement in statements {
+        db.execute_unprepared(&statement).await?;
+    }
+    let new = vec![
+        invoice("INV-1", "C-1", "10.00"),
+        invoice("INV-2", "C-1", "20.00"),
+    ];
+    system
+        .import_text("b.json", &export(customers, new))
+        .await?;
+
+    let second = system.run_batch("30d").await?;
+    assert_eq!(second.status, i32::from(pb::BatchStatus::Failed));
+    assert!(
+        second.error.contains("rejected by the test"),
+        "{}",
+        second.error
+    );
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT invoice_number, state, reason FROM or_deliveries \
+             WHERE invoice_number IN ('INV-1', 'INV-2') ORDER BY invoice_number",
+        ))
+        .await?;
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let number: String = row.try_get("", "invoice_number")?;
+        let state: String = row.try_get("", "state")?;
+        let reason: String = row.try_get("", "reason")?;
+        assert_eq!(state, "deferred", "{number}: {reason}");
+        assert!(
+            reason.starts_with("not attempted: the batch failed"),
+            "{number}: {reason}"
+        );
+    }
+    assert!(sent_numbers(&system)?.is_empty());
+    system.stop().await
 }

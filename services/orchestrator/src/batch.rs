@@ -326,12 +326,30 @@ impl Engine {
         Ok(())
     }
 
-    /// Plans a chunk of invoices: inserts the new deliveries in one transaction, claims the
-    /// existing ones that are due, and counts those waiting for their retry time.
+    /// Plans a chunk of invoices with `plan_chunk_taking`. When that fails, the deliveries it
+    /// inserted or claimed are deferred, due at once, instead of staying claimed by this
+    /// replica until it restarts.
     async fn plan_chunk(
         &self,
         batch_id: &str,
         chunk: &[InvoiceSummary],
+    ) -> Result<PlannedChunk, OrchestratorError> {
+        let mut taken = Vec::new();
+        let planned = self.plan_chunk_taking(batch_id, chunk, &mut taken).await;
+        if planned.is_err() {
+            self.give_back(batch_id, taken).await;
+        }
+        planned
+    }
+
+    /// Plans a chunk of invoices: inserts the new deliveries in one transaction, claims the
+    /// existing ones that are due, and counts those waiting for their retry time. Adds each
+    /// delivery it inserts or claims to `taken`.
+    async fn plan_chunk_taking(
+        &self,
+        batch_id: &str,
+        chunk: &[InvoiceSummary],
+        taken: &mut Vec<Delivery>,
     ) -> Result<PlannedChunk, OrchestratorError> {
         let mut planned = PlannedChunk::default();
         let mut to_deliver = Vec::new();
@@ -364,6 +382,10 @@ impl Engine {
             {
                 match plan {
                     Plan::New(delivery) => fresh.push(delivery),
+                    Plan::Deliver(delivery) => {
+                        taken.push(delivery.clone());
+                        decided.push(Plan::Deliver(delivery));
+                    }
                     other => decided.push(other),
                 }
             }
@@ -371,13 +393,18 @@ impl Engine {
         let inserted = self.store.insert_planned(batch_id, &fresh).await?;
         for (delivery, new) in fresh.into_iter().zip(inserted) {
             if new {
+                taken.push(delivery.clone());
                 to_deliver.push(delivery);
                 continue;
             }
             // Another runner inserted it between our read and our insert.
             new_revisions.remove(&(delivery.invoice_number.clone(), delivery.invoice_revision));
             if let Some(existing) = self.store.delivery_by_key(&delivery.key).await? {
-                decided.push(self.plan_existing(existing, batch_id).await?);
+                let plan = self.plan_existing(existing, batch_id).await?;
+                if let Plan::Deliver(delivery) = &plan {
+                    taken.push(delivery.clone());
+                }
+                decided.push(plan);
             }
         }
         // Another replica may have planned one of these revisions at the same time, under
