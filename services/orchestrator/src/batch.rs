@@ -326,7 +326,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Plans a chunk of invoices with `plan_chunk_taking`. When that fails, the deliveries it
+    /// Plans a chunk of invoices with `plan_chunk_claiming`. When that fails, the deliveries it
     /// inserted or claimed are deferred, due at once, instead of staying claimed by this
     /// replica until it restarts.
     async fn plan_chunk(
@@ -334,22 +334,24 @@ impl Engine {
         batch_id: &str,
         chunk: &[InvoiceSummary],
     ) -> Result<PlannedChunk, OrchestratorError> {
-        let mut taken = Vec::new();
-        let planned = self.plan_chunk_taking(batch_id, chunk, &mut taken).await;
+        let mut claimed = Vec::new();
+        let planned = self
+            .plan_chunk_claiming(batch_id, chunk, &mut claimed)
+            .await;
         if planned.is_err() {
-            self.give_back(batch_id, taken).await;
+            self.give_back(batch_id, claimed).await;
         }
         planned
     }
 
     /// Plans a chunk of invoices: inserts the new deliveries in one transaction, claims the
     /// existing ones that are due, and counts those waiting for their retry time. Adds each
-    /// delivery it inserts or claims to `taken`.
-    async fn plan_chunk_taking(
+    /// delivery it inserts or claims, both leased to this replica, to `claimed`.
+    async fn plan_chunk_claiming(
         &self,
         batch_id: &str,
         chunk: &[InvoiceSummary],
-        taken: &mut Vec<Delivery>,
+        claimed: &mut Vec<Delivery>,
     ) -> Result<PlannedChunk, OrchestratorError> {
         let mut planned = PlannedChunk::default();
         let mut to_deliver = Vec::new();
@@ -383,7 +385,7 @@ impl Engine {
                 match plan {
                     Plan::New(delivery) => fresh.push(delivery),
                     Plan::Deliver(delivery) => {
-                        taken.push(delivery.clone());
+                        claimed.push(delivery.clone());
                         decided.push(Plan::Deliver(delivery));
                     }
                     other => decided.push(other),
@@ -393,7 +395,7 @@ impl Engine {
         let inserted = self.store.insert_planned(batch_id, &fresh).await?;
         for (delivery, new) in fresh.into_iter().zip(inserted) {
             if new {
-                taken.push(delivery.clone());
+                claimed.push(delivery.clone());
                 to_deliver.push(delivery);
                 continue;
             }
@@ -402,17 +404,14 @@ impl Engine {
             if let Some(existing) = self.store.delivery_by_key(&delivery.key).await? {
                 let plan = self.plan_existing(existing, batch_id).await?;
                 if let Plan::Deliver(delivery) = &plan {
-                    taken.push(delivery.clone());
+                    claimed.push(delivery.clone());
                 }
                 decided.push(plan);
             }
         }
-        // Another replica may have planned one of these revisions at the same time, under
-        // another split and with other keys. Each replica looks again after its insert has
-        // committed, so all but the first to commit find the others' deliveries, and theirs
-        // read them before they send. The first one's bind the revision while they are not
-        // skipped or deferred, and a retry of them reads the others too. Only planning
-        // inserts batch deliveries, so no other writer can add one later.
+        // Another replica may have planned one of these revisions at the same time under
+        // another split. Each looks again after its insert has committed, so all but the first
+        // to commit find the others' deliveries and read them before sending (ARCHITECTURE.md).
         let looked_up: Vec<(&str, u32)> = new_revisions
             .iter()
             .map(|(number, revision)| (number.as_str(), *revision))

@@ -128,9 +128,8 @@ impl Engine {
                 &read
             }
         };
-        // Planning inserted every batch delivery of a new revision under `notifier`'s split,
-        // and found no other replica's after its insert. A replica that plans the revision
-        // later finds these, so its own deliveries read them and yield to them.
+        // Planning inserted every batch delivery of a new revision under `notifier`'s split and
+        // found no other after its insert, so none can bind the revision to another split.
         let split = if planned.new_revision {
             notifier.split
         } else {
