@@ -6,9 +6,10 @@ The four bundled Noto Sans and Noto Sans Arabic files went through it once:
     python dehint.py /usr/share/fonts/truetype/noto/NotoSans-Regular.ttf NotoSans-Regular.ttf
 
 Hinting is bytecode that snaps outlines to the pixel grid at small sizes on screens. An
-invoice PDF is read zoomed or printed, where it changes little: Poppler (pdftoppm at 150 dpi)
-draws the demo's invoices pixel for pixel the same without it. Yet it was about half of each
-compressed font subset in every PDF, and the export deflates the subsets again per invoice.
+invoice PDF is read zoomed or printed, where it changes little: Poppler (pdftoppm at 150
+dpi) draws ten of the demo's invoices pixel for pixel the same without it. Yet it was about
+half of each compressed font subset in every PDF, and the export deflates the subsets again
+per invoice.
 """
 
 import sys
