@@ -205,6 +205,17 @@ mod tests {
                 );
             }
             // maxSizeOfInstructions, the longest glyph program, at byte 26 of maxp 1.0.
+            assert!(
+                maxp.len() >= 32,
+                "maxp of {} bytes, expected at least 32",
+                maxp.len()
+            );
+            assert_eq!(
+                maxp[..4],
+                [0, 1, 0, 0],
+                "maxp version {:?}, expected 1.0",
+                &maxp[..4]
+            );
             let instructions = u16::from_be_bytes([maxp[26], maxp[27]]);
             assert_eq!(
                 instructions, 0,
