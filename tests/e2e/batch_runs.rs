@@ -10,6 +10,7 @@ use invoicer_test_db::TestDatabase;
 use invoicer_test_smtp::{Action, Stage, TestSmtpServer};
 
 use crate::data::{contact, customer, export, invoice};
+use crate::triggers::reject_writes;
 
 on_both_databases!(
     concurrent_triggers_send_once,
@@ -592,38 +593,16 @@ async fn reject_updates(
     number: &str,
     condition: &str,
 ) -> Result<()> {
-    use sea_orm::{ConnectionTrait, DbBackend};
-
     let name = format!("reject_{}", number.to_lowercase().replace('-', "_"));
     let when = format!("NEW.invoice_number = '{number}' AND ({condition})");
-    let statements = if db.get_database_backend() == DbBackend::Postgres {
-        vec![
-            format!(
-                "CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN \
-                 RAISE EXCEPTION 'rejected by the test'; END $$ LANGUAGE plpgsql"
-            ),
-            format!(
-                "CREATE TRIGGER {name} BEFORE UPDATE ON or_deliveries FOR EACH ROW \
-                 WHEN ({when}) EXECUTE FUNCTION {name}()"
-            ),
-        ]
-    } else {
-        vec![format!(
-            "CREATE TRIGGER {name} BEFORE UPDATE ON or_deliveries WHEN {when} \
-             BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END"
-        )]
-    };
-    for statement in statements {
-        db.execute_unprepared(&statement).await?;
-    }
-    Ok(())
+    reject_writes(db, &name, "BEFORE UPDATE ON or_deliveries", &when).await
 }
 
 /// Fails a batch while it plans a chunk, after the chunk's new deliveries were inserted: they
 /// are deferred, due at once and with the reason, instead of staying claimed by this process
 /// until it restarts.
 async fn failed_planning_defers_its_deliveries(database: TestDatabase) -> Result<()> {
-    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+    use sea_orm::{ConnectionTrait, Database, Statement};
 
     let smtp = TestSmtpServer::builder()
         .reject_rcpt("full@buyer.example", 452, "4.2.2 mailbox full")
@@ -646,26 +625,13 @@ async fn failed_planning_defers_its_deliveries(database: TestDatabase) -> Result
         .config
         .database_url_for(invoicer_kit::ServiceName::Orchestrator);
     let db = Database::connect(url.as_str()).await?;
-    let when = "NEW.invoice_number = 'INV-W'";
-    let statements = if db.get_database_backend() == DbBackend::Postgres {
-        vec![
-            "CREATE FUNCTION reject_item() RETURNS trigger AS $$ BEGIN \
-             RAISE EXCEPTION 'rejected by the test'; END $$ LANGUAGE plpgsql"
-                .to_owned(),
-            format!(
-                "CREATE TRIGGER reject_item BEFORE INSERT ON or_batch_items FOR EACH ROW \
-                 WHEN ({when}) EXECUTE FUNCTION reject_item()"
-            ),
-        ]
-    } else {
-        vec![format!(
-            "CREATE TRIGGER reject_item BEFORE INSERT ON or_batch_items WHEN {when} \
-             BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END"
-        )]
-    };
-    for statement in statements {
-        db.execute_unprepared(&statement).await?;
-    }
+    reject_writes(
+        &db,
+        "reject_item",
+        "BEFORE INSERT ON or_batch_items",
+        "NEW.invoice_number = 'INV-W'",
+    )
+    .await?;
     let new = vec![
         invoice("INV-1", "C-1", "10.00"),
         invoice("INV-2", "C-1", "20.00"),

@@ -42,4 +42,5 @@ mod resend;
 mod retries;
 mod schedule_cli;
 mod shutdown;
+mod triggers;
 mod unknown;

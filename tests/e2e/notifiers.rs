@@ -32,6 +32,7 @@ on_both_databases!(
 );
 
 use crate::data::{contact, customer, export, invoice};
+use crate::triggers::create_trigger;
 
 async fn system(database: TestDatabase) -> Result<System> {
     System::start(database, TestSmtpServer::builder().start().await?).await
@@ -744,7 +745,7 @@ async fn notifier_change_applies_to_later_chunks(database: TestDatabase) -> Resu
 /// per-invoice one, as if another replica planned it at the same time under another split.
 /// The batch's delivery reads it before sending, and is skipped.
 async fn concurrent_split_planning_sends_nothing_twice(database: TestDatabase) -> Result<()> {
-    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+    use sea_orm::{ConnectionTrait, Database, Statement};
 
     let system = system_with_invoice(database).await?;
     let url = system
@@ -765,27 +766,15 @@ async fn concurrent_split_planning_sends_nothing_twice(database: TestDatabase) -
          NEW.recipients_json, NEW.server_reply, NEW.destination, NEW.actor, NEW.resend_reason, \
          NEW.trace_id, NEW.logged, NEW.created_at, NEW.updated_at, NEW.retry_since, \
          NEW.accepted_json, 'other-replica', NEW.lease_until)";
-    let when = "NEW.delivery_key = 'INV-1/r1/default/batch'";
-    let statements = if db.get_database_backend() == DbBackend::Postgres {
-        vec![
-            format!(
-                "CREATE FUNCTION copy_per_to() RETURNS trigger AS $$ BEGIN {copy}; \
-                 RETURN NULL; END $$ LANGUAGE plpgsql"
-            ),
-            format!(
-                "CREATE TRIGGER copy_per_to AFTER INSERT ON or_deliveries FOR EACH ROW \
-                 WHEN ({when}) EXECUTE FUNCTION copy_per_to()"
-            ),
-        ]
-    } else {
-        vec![format!(
-            "CREATE TRIGGER copy_per_to AFTER INSERT ON or_deliveries WHEN {when} \
-             BEGIN {copy}; END"
-        )]
-    };
-    for statement in statements {
-        db.execute_unprepared(&statement).await?;
-    }
+    create_trigger(
+        &db,
+        "copy_per_to",
+        "AFTER INSERT ON or_deliveries",
+        "NEW.delivery_key = 'INV-1/r1/default/batch'",
+        &format!("{copy}; RETURN NULL"),
+        copy,
+    )
+    .await?;
 
     let batch = system.run_batch("30d").await?;
     let counts = batch.counts.unwrap_or_default();

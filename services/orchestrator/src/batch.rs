@@ -419,7 +419,7 @@ impl Engine {
         let stored = self.store.batch_deliveries_of(&looked_up).await?;
         let inserted: HashSet<&str> = to_deliver
             .iter()
-            .map(|delivery: &Delivery| delivery.id.as_str())
+            .map(|delivery| delivery.id.as_str())
             .collect();
         for (revision, deliveries) in stored {
             if deliveries
