@@ -9,6 +9,7 @@ mod prometheus;
 mod propagation;
 mod sampler;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -128,7 +129,9 @@ pub fn init(options: &TelemetryOptions<'_>) -> Result<TelemetryGuard, TelemetryE
     let resource = resource(options.service_name);
     let tracer_provider = tracer_provider(options.otlp_endpoint, sampler, resource.clone())?;
     let (meter_provider, metrics_address) = meter_provider(options, &exporters, resource)?;
-    opentelemetry::global::set_meter_provider(meter_provider.clone());
+    if let Some(provider) = &meter_provider {
+        opentelemetry::global::set_meter_provider(provider.clone());
+    }
 
     // Each layer has its own filter: the log filter decides which lines are written, and the
     // trace filter which spans get a trace id, whatever the log level.
@@ -144,7 +147,10 @@ pub fn init(options: &TelemetryOptions<'_>) -> Result<TelemetryGuard, TelemetryE
             .with_filter(env_filter);
         registry.with(fmt_layer).try_init()
     } else {
+        // Colours only on a terminal, because a log file or the journal would keep the escape codes.
+        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let fmt_layer = tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
             .event_format(log_format::TextWithTraceIds::new())
             .with_writer(std::io::stderr)
             .with_filter(env_filter);
@@ -157,7 +163,7 @@ pub fn init(options: &TelemetryOptions<'_>) -> Result<TelemetryGuard, TelemetryE
     }
     Ok(TelemetryGuard {
         tracer_provider: Some(tracer_provider),
-        meter_provider: Some(meter_provider),
+        meter_provider,
         metrics_address,
     })
 }
@@ -209,13 +215,20 @@ fn tracer_provider(
     Ok(builder.build())
 }
 
+/// Builds the meter provider with a reader for each exporter that is on. With neither OTLP nor
+/// the Prometheus endpoint there is none and the global no-op provider stays, because an SDK
+/// provider without readers logs an error for every observable gauge created on it.
 fn meter_provider(
     options: &TelemetryOptions<'_>,
     exporters: &MetricsExporters,
     resource: opentelemetry_sdk::Resource,
-) -> Result<(SdkMeterProvider, Option<SocketAddr>), TelemetryError> {
+) -> Result<(Option<SdkMeterProvider>, Option<SocketAddr>), TelemetryError> {
     use opentelemetry_otlp::WithExportConfig;
 
+    let otlp = exporters.otlp && options.otlp_endpoint.is_some();
+    if !otlp && options.metrics_listen.is_none() {
+        return Ok((None, None));
+    }
     let mut builder = SdkMeterProvider::builder().with_resource(resource);
     if let (true, Some(endpoint)) = (exporters.otlp, options.otlp_endpoint) {
         // The periodic reader takes its interval from OTEL_METRIC_EXPORT_INTERVAL
@@ -235,7 +248,7 @@ fn meter_provider(
             .map_err(|cause| TelemetryError::MetricsListen { address, cause })?;
         metrics_address = Some(local);
     }
-    Ok((builder.build(), metrics_address))
+    Ok((Some(builder.build()), metrics_address))
 }
 
 fn otlp_error(endpoint: &str, error: impl std::fmt::Display) -> TelemetryError {
@@ -287,6 +300,49 @@ mod tests {
                 .unwrap()
                 .otlp
         );
+    }
+
+    fn options<'a>(
+        otlp_endpoint: Option<&'a str>,
+        metrics_listen: Option<SocketAddr>,
+    ) -> TelemetryOptions<'a> {
+        TelemetryOptions {
+            service_name: "telemetry-test",
+            log_format: "text",
+            log_filter: "info",
+            otlp_endpoint,
+            traces_sampler: None,
+            traces_sampler_arg: None,
+            metrics_exporter: None,
+            metrics_listen,
+        }
+    }
+
+    #[test]
+    fn no_metrics_exporter_builds_no_meter_provider() {
+        let exporters = MetricsExporters::parse(None).unwrap();
+        let (provider, address) =
+            meter_provider(&options(None, None), &exporters, resource("test")).unwrap();
+        assert!(provider.is_none());
+        assert!(address.is_none());
+
+        // An endpoint with OTLP metrics turned off is no exporter either.
+        let exporters = MetricsExporters::parse(Some("none")).unwrap();
+        let options = options(Some("http://127.0.0.1:4317"), None);
+        let (provider, _) = meter_provider(&options, &exporters, resource("test")).unwrap();
+        assert!(provider.is_none());
+    }
+
+    #[tokio::test]
+    async fn prometheus_endpoint_builds_a_meter_provider() {
+        let exporters = MetricsExporters::parse(Some("prometheus")).unwrap();
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (provider, address) =
+            meter_provider(&options(None, Some(listen)), &exporters, resource("test")).unwrap();
+        assert!(provider.is_some());
+        let address = address.expect("the endpoint's bound address");
+        assert!(address.ip().is_loopback(), "{address}");
+        assert_ne!(address.port(), 0, "{address}");
     }
 
     #[test]

@@ -117,9 +117,11 @@ async fn drive(
     writeln!(out, "\n{} messages written to {destination}", entries.len())?;
     writeln!(out, "databases: {}", config.data_dir.display())?;
     if entries.is_empty() {
+        // Settled invoices are not counted as eligible, so an empty batch does not tell an
+        // earlier run's invoices from a lookback that holds none.
         writeln!(
             out,
-            "every invoice of the sample was already sent by an earlier demo run"
+            "nothing was sent, because an earlier demo run sent the sample's invoices inside the lookback ({lookback}) or it holds none of them"
         )?;
     } else {
         writeln!(
