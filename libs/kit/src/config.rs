@@ -228,8 +228,10 @@ pub struct BatchConfig {
     /// Deliveries in flight at once. More of them than render threads keep the render threads
     /// busy while other deliveries wait for the database or the mail server.
     pub concurrency: usize,
-    /// Invoices a batch plans at a time. The next chunk is planned while one is delivered,
-    /// so up to three chunks of deliveries are in memory at once.
+    /// Invoices a batch plans at a time, at most. The next chunk is planned while one is
+    /// delivered, so up to three chunks of deliveries are in memory at once. The first chunk
+    /// holds `concurrency` invoices and each next one twice as many, so that sending starts
+    /// before a whole chunk is planned.
     pub plan_chunk: usize,
     /// Attempts before a deferred delivery fails for good; 0 leaves only `retry_lifetime`.
     pub max_attempts: u32,
