@@ -147,7 +147,7 @@ pub fn init(options: &TelemetryOptions<'_>) -> Result<TelemetryGuard, TelemetryE
             .with_filter(env_filter);
         registry.with(fmt_layer).try_init()
     } else {
-        // Colours only on a terminal, because a log file or the journal would keep the escape codes.
+        // Colours only on a terminal, because a log file or the journal keeps escape codes.
         let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let fmt_layer = tracing_subscriber::fmt::layer()
             .with_ansi(ansi)

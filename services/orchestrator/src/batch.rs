@@ -299,15 +299,10 @@ impl Engine {
         let mut unplanned = summaries.len();
         // Planning a chunk at a time keeps a few chunks' deliveries in memory instead of a
         // whole batch, which can have 100,000. Nothing is delivered before the first chunk is
-        // planned, so it holds only as many invoices as can be in flight: planning the 412 of
-        // the Chinook export at once took about 50 ms, in which the render threads had
-        // nothing to do.
-        let chunks_of = growing_chunks(
-            summaries,
-            self.settings.concurrency,
-            self.settings.plan_chunk,
-        );
-        for chunk in chunks_of {
+        // planned, so it holds only as many invoices as can be in flight. Planning all 412 of
+        // the Chinook export at once took 30 to 50 ms, in which the render threads idled.
+        let settings = &self.settings;
+        for chunk in growing_chunks(summaries, settings.concurrency, settings.plan_chunk) {
             if self.shutdown.is_triggered() {
                 break;
             }
