@@ -230,8 +230,8 @@ pub struct BatchConfig {
     pub concurrency: usize,
     /// Invoices a batch plans at a time, at most. The next chunk is planned while one is
     /// delivered, so up to three chunks of deliveries are in memory at once. The first chunk
-    /// holds `concurrency` invoices and each next one twice as many, so that sending starts
-    /// before a whole chunk is planned.
+    /// has `concurrency` invoices (at most this many) and each next one twice as many, so
+    /// that sending starts before a whole chunk is planned.
     pub plan_chunk: usize,
     /// Attempts before a deferred delivery fails for good; 0 leaves only `retry_lifetime`.
     pub max_attempts: u32,

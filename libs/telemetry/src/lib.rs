@@ -148,7 +148,9 @@ pub fn init(options: &TelemetryOptions<'_>) -> Result<TelemetryGuard, TelemetryE
         registry.with(fmt_layer).try_init()
     } else {
         // Colours only on a terminal, because a log file or the journal keeps escape codes.
-        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        // An empty NO_COLOR counts as unset, as in tracing-subscriber 0.3.23's own default.
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        let ansi = std::io::stderr().is_terminal() && !no_color;
         let fmt_layer = tracing_subscriber::fmt::layer()
             .with_ansi(ansi)
             .event_format(log_format::TextWithTraceIds::new())
@@ -335,7 +337,8 @@ mod tests {
 
     #[tokio::test]
     async fn prometheus_endpoint_builds_a_meter_provider() {
-        let exporters = MetricsExporters::parse(Some("prometheus")).unwrap();
+        // The endpoint is started by its address alone, whatever OTEL_METRICS_EXPORTER names.
+        let exporters = MetricsExporters::parse(Some("none")).unwrap();
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
         let (provider, address) =
             meter_provider(&options(None, Some(listen)), &exporters, resource("test")).unwrap();

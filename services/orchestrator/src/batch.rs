@@ -300,7 +300,8 @@ impl Engine {
         // Planning a chunk at a time keeps a few chunks' deliveries in memory instead of a
         // whole batch, which can have 100,000. Nothing is delivered before the first chunk is
         // planned, so it holds only as many invoices as can be in flight. Planning all 412 of
-        // the Chinook export at once took 30 to 50 ms, in which the render threads idled.
+        // the Chinook export at once took 32 to 46 ms on PostgreSQL on a 2-core machine, in
+        // which the render threads idled (docs/benchmarks/batch.md).
         let settings = &self.settings;
         for chunk in growing_chunks(summaries, settings.concurrency, settings.plan_chunk) {
             if self.shutdown.is_triggered() {

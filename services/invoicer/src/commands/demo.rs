@@ -116,12 +116,21 @@ async fn drive(
     };
     writeln!(out, "\n{} messages written to {destination}", entries.len())?;
     writeln!(out, "databases: {}", config.data_dir.display())?;
-    if entries.is_empty() {
-        // Settled invoices are not counted as eligible, so an empty batch does not tell an
-        // earlier run's invoices from a lookback that holds none.
+    // An import that created every invoice found none from an earlier run, so nothing sent
+    // then means that the lookback contains none of them.
+    let fresh = imported
+        .invoices
+        .as_ref()
+        .is_some_and(|counts| counts.created > 0 && counts.updated == 0 && counts.unchanged == 0);
+    if entries.is_empty() && fresh {
         writeln!(
             out,
-            "nothing was sent, because an earlier demo run sent the sample's invoices inside the lookback ({lookback}) or it holds none of them"
+            "nothing was sent: no invoice of the sample was issued inside the lookback ({lookback}). Run the demo with a longer --lookback, such as 3650d, to send them."
+        )?;
+    } else if entries.is_empty() {
+        writeln!(
+            out,
+            "nothing was sent: an earlier demo run in this folder sent the invoices of the sample inside the lookback ({lookback}), or none was issued inside it"
         )?;
     } else {
         writeln!(
