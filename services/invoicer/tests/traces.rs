@@ -2,14 +2,14 @@
 //! the orchestrator's `invoice.deliver` root span, and the server span of every gRPC call it
 //! makes for that invoice, linked by parent span ids.
 
+mod demo_process;
 mod otlp_receiver;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
-use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use demo_process::run_demo;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use otlp_receiver::{ReceivedSpan, Receiver};
 
@@ -22,39 +22,6 @@ const INVOICE: &str = "CH-2021-0001";
 
 /// The RPCs the orchestrator makes while delivering one invoice, in call order.
 const DELIVERY_METHODS: [&str; 4] = ["GetInvoice", "RenderInvoice", "SendEmail", "AppendEntry"];
-
-/// Runs `invoicer demo` against `otlp_endpoint` with a clean environment: no `INVOICER_*` or
-/// `OTEL_*` variables of the caller leak into its config.
-async fn run_demo(otlp_endpoint: &str, data_dir: &Path) -> Result<Output> {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_invoicer"));
-    command
-        .arg("demo")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--lookback", "3650d"])
-        .current_dir(data_dir);
-    for (name, _) in std::env::vars_os() {
-        let name_text = name.to_string_lossy();
-        if name_text.starts_with("INVOICER_") || name_text.starts_with("OTEL_") {
-            command.env_remove(&name);
-        }
-    }
-    command
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-
-    let child = command
-        .spawn()
-        .context("cannot start the invoicer binary")?;
-    let output = tokio::time::timeout(DEMO_TIMEOUT, child.wait_with_output())
-        .await
-        .with_context(|| format!("invoicer demo still running after {DEMO_TIMEOUT:?}"))??;
-    Ok(output)
-}
 
 fn last_lines(text: &str, count: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -132,7 +99,8 @@ async fn demo_exports_one_trace_per_invoice() -> Result<()> {
     let endpoint = receiver.endpoint();
 
     let started = Instant::now();
-    let output = run_demo(&endpoint, data_dir.path()).await?;
+    let otlp = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+    let output = run_demo(data_dir.path(), "3650d", &otlp, DEMO_TIMEOUT).await?;
     let elapsed = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
