@@ -116,13 +116,19 @@ async fn drive(
     };
     writeln!(out, "\n{} messages written to {destination}", entries.len())?;
     writeln!(out, "databases: {}", config.data_dir.display())?;
-    // An import that created every invoice found none from an earlier run, so nothing sent
-    // then means that the lookback contains none of them.
+    // A batch with no eligible invoice after an import that created every invoice (so no
+    // earlier run sent any) had a lookback that contains none of them.
     let fresh = imported
         .invoices
         .as_ref()
         .is_some_and(|counts| counts.created > 0 && counts.updated == 0 && counts.unchanged == 0);
-    if entries.is_empty() && fresh {
+    let eligible = batch.counts.as_ref().map_or(0, |counts| counts.eligible);
+    if entries.is_empty() && eligible > 0 {
+        writeln!(
+            out,
+            "nothing was sent: the lines \"not sent\" above give each invoice's reason"
+        )?;
+    } else if entries.is_empty() && fresh {
         writeln!(
             out,
             "nothing was sent: no invoice of the sample was issued inside the lookback ({lookback}). Run the demo with a longer --lookback, such as 3650d, to send them."
