@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use invoicer_kit::Config;
 use invoicer_proto::audit_log::v1 as audit;
+use invoicer_proto::invoice_query::v1 as iq;
 use invoicer_proto::orchestrator::v1 as pb;
 
 use crate::cli::DemoArgs;
@@ -116,6 +117,26 @@ async fn drive(
     };
     writeln!(out, "\n{} messages written to {destination}", entries.len())?;
     writeln!(out, "databases: {}", config.data_dir.display())?;
+    writeln!(
+        out,
+        "{}",
+        closing_line(&imported, &batch, entries.is_empty(), lookback)
+    )?;
+    Ok(if batch.status == i32::from(pb::BatchStatus::Completed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Returns the demo's last line: why nothing was sent, or how to see that a second run sends
+/// nothing.
+fn closing_line(
+    imported: &iq::UpsertInvoicesResponse,
+    batch: &pb::Batch,
+    nothing_logged: bool,
+    lookback: &str,
+) -> String {
     // A batch with no eligible invoice after an import that created every invoice (so no
     // earlier run sent any) had a lookback that contains none of them.
     let fresh = imported
@@ -123,30 +144,17 @@ async fn drive(
         .as_ref()
         .is_some_and(|counts| counts.created > 0 && counts.updated == 0 && counts.unchanged == 0);
     let eligible = batch.counts.as_ref().map_or(0, |counts| counts.eligible);
-    if entries.is_empty() && eligible > 0 {
-        writeln!(
-            out,
-            "nothing was sent: the lines \"not sent\" above give each invoice's reason"
-        )?;
-    } else if entries.is_empty() && fresh {
-        writeln!(
-            out,
+    if !nothing_logged {
+        "run the demo again to see that a second batch sends nothing".to_owned()
+    } else if eligible > 0 {
+        "nothing was sent: the lines \"not sent\" above give each invoice's reason".to_owned()
+    } else if fresh {
+        format!(
             "nothing was sent: no invoice of the sample was issued inside the lookback ({lookback}). Run the demo with a longer --lookback, such as 3650d, to send them."
-        )?;
-    } else if entries.is_empty() {
-        writeln!(
-            out,
+        )
+    } else {
+        format!(
             "nothing was sent: an earlier demo run in this folder sent the invoices of the sample inside the lookback ({lookback}), or none was issued inside it"
-        )?;
-    } else {
-        writeln!(
-            out,
-            "run the demo again to see that a second batch sends nothing"
-        )?;
+        )
     }
-    Ok(if batch.status == i32::from(pb::BatchStatus::Completed) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
