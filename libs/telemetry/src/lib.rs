@@ -217,8 +217,8 @@ fn tracer_provider(
     Ok(builder.build())
 }
 
-/// Builds the meter provider with a reader for each exporter that is on. With neither OTLP nor
-/// the Prometheus endpoint there is none and the global no-op provider stays, because an SDK
+/// Builds the meter provider with a reader for each exporter that is on, or none when neither
+/// OTLP nor the Prometheus endpoint is. Then the global no-op provider stays, because an SDK
 /// provider without readers logs an error for every observable gauge created on it.
 fn meter_provider(
     options: &TelemetryOptions<'_>,

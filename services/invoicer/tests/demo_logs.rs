@@ -1,6 +1,5 @@
-//! Checks what `invoicer demo` logs with the default configuration, where no metrics exporter
-//! is set: no error line, though every service records metrics, and no colour codes in a log
-//! that goes to a pipe.
+//! Checks that `invoicer demo` with the default configuration, which sets no metrics exporter,
+//! logs no error line although every service records metrics, and no colour codes to a pipe.
 
 mod demo_process;
 
@@ -16,7 +15,8 @@ const DEMO_TIMEOUT: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_without_metrics_exporter_logs_no_error() -> Result<()> {
     let data_dir = tempfile::tempdir()?;
-    // No OTEL_* or INVOICER_METRICS_LISTEN: no metrics exporter and no Prometheus endpoint.
+    // Without OTEL_* and INVOICER_METRICS_LISTEN there is no metrics exporter and no
+    // Prometheus endpoint.
     let output = run_demo(data_dir.path(), "1s", &[], DEMO_TIMEOUT).await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

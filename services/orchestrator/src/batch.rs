@@ -299,7 +299,7 @@ impl Engine {
         let mut unplanned = summaries.len();
         // Planning a chunk at a time keeps a few chunks' deliveries in memory instead of a
         // whole batch, which can have 100,000. Nothing is delivered before the first chunk is
-        // planned, so it holds only as many invoices as can be in flight. Planning all 412 of
+        // planned, so it has only as many invoices as can be in flight. Planning all 412 of
         // the Chinook export at once took 32 to 46 ms on PostgreSQL on a 2-core machine, in
         // which the render threads idled (docs/benchmarks/batch.md).
         let settings = &self.settings;
