@@ -10,7 +10,7 @@ use invoicer_test_db::TestDatabase;
 use invoicer_test_smtp::{Action, Stage, TestSmtpServer};
 
 use crate::data::{contact, customer, export, invoice};
-use crate::triggers::reject_writes;
+use crate::triggers::{orchestrator_database, reject_writes};
 
 on_both_databases!(
     concurrent_triggers_send_once,
@@ -468,7 +468,7 @@ async fn chunked_batch_sends_each_once(database: TestDatabase) -> Result<()> {
 /// reason, and no invoice goes out twice. Then fails it for one of the deferred ones: the
 /// retry round still sends all the others.
 async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> Result<()> {
-    use sea_orm::{ConnectionTrait, Database, Statement};
+    use sea_orm::{ConnectionTrait, Statement};
 
     // INV-04 waits in its send while INV-05, started after INV-03, fails the batch.
     let smtp = TestSmtpServer::builder()
@@ -497,10 +497,7 @@ async fn failed_batch_finishes_deliveries_in_flight(database: TestDatabase) -> R
         .import_text("a.json", &export(customers, invoices))
         .await?;
 
-    let url = system
-        .config
-        .database_url_for(invoicer_kit::ServiceName::Orchestrator);
-    let db = Database::connect(url.as_str()).await?;
+    let db = orchestrator_database(&system).await?;
     reject_updates(&db, "INV-05", "TRUE").await?;
 
     let batch = system.run_batch("30d").await?;
@@ -602,7 +599,7 @@ async fn reject_updates(
 /// are deferred, due at once and with the reason, instead of staying claimed by this process
 /// until it restarts.
 async fn failed_planning_defers_its_deliveries(database: TestDatabase) -> Result<()> {
-    use sea_orm::{ConnectionTrait, Database, Statement};
+    use sea_orm::{ConnectionTrait, Statement};
 
     let smtp = TestSmtpServer::builder()
         .reject_rcpt("full@buyer.example", 452, "4.2.2 mailbox full")
@@ -621,10 +618,7 @@ async fn failed_planning_defers_its_deliveries(database: TestDatabase) -> Result
     assert_eq!(first.counts.unwrap_or_default().deferred, 1);
 
     // The next batch finds INV-W waiting for its retry, and storing its batch item fails.
-    let url = system
-        .config
-        .database_url_for(invoicer_kit::ServiceName::Orchestrator);
-    let db = Database::connect(url.as_str()).await?;
+    let db = orchestrator_database(&system).await?;
     reject_writes(
         &db,
         "reject_item",

@@ -18,10 +18,12 @@ use invoicer_test_smtp::{Action, TestSmtpServer};
 use tonic::transport::Channel;
 
 use crate::data::{contact, customer, export, invoice};
+use crate::triggers::{drop_trigger, orchestrator_database, reject_writes};
 
 on_both_databases!(
     missed_log_entries_appended_by_next_batch,
-    retry_outcome_logged_after_outage
+    retry_outcome_logged_after_outage,
+    outcome_appended_again_is_logged_once
 );
 
 /// Starts the system without audit-log and returns it with the port for audit-log.
@@ -179,5 +181,69 @@ async fn retry_outcome_logged_after_outage(database: TestDatabase) -> Result<()>
     assert_eq!(entries[0].delivery_id, entries[1].delivery_id);
 
     stop_audit(audit_host).await?;
+    system.stop().await
+}
+
+/// Appends an outcome whose delivery then fails to be marked as logged, as when the process
+/// dies between the two. The next batch sends the append again, and audit-log returns the
+/// entry it stored under the same idempotency key instead of logging the outcome twice.
+async fn outcome_appended_again_is_logged_once(database: TestDatabase) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let smtp = TestSmtpServer::builder().start().await?;
+    let system = System::start(database, smtp).await?;
+    let invoices = vec![
+        invoice("INV-1", "C-1", "10.00"),
+        invoice("INV-2", "C-1", "20.00"),
+    ];
+    let customers = vec![customer(
+        "C-1",
+        vec![contact("Lee", "lee@buyer.example", "to")],
+    )];
+    system
+        .import_text("a.json", &export(customers, invoices))
+        .await?;
+    let db = orchestrator_database(&system).await?;
+    let trigger = "reject_logged_mark";
+    reject_writes(
+        &db,
+        trigger,
+        "BEFORE UPDATE ON or_deliveries",
+        "NEW.invoice_number = 'INV-1' AND NEW.logged AND NOT OLD.logged",
+    )
+    .await?;
+
+    let first = system.run_batch("30d").await?;
+    assert_eq!(first.counts.unwrap_or_default().sent, 2);
+    let entries = system
+        .log_entries(audit::ListEntriesRequest::default())
+        .await?;
+    assert_eq!(entries.len(), 2, "{entries:?}");
+
+    drop_trigger(&db, trigger, "or_deliveries").await?;
+    let second = system.run_batch("30d").await?;
+    assert_eq!(second.counts.unwrap_or_default().eligible, 0);
+    let entries = system
+        .log_entries(audit::ListEntriesRequest::default())
+        .await?;
+    let mut numbers: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry.invoice_number.as_str())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, ["INV-1", "INV-2"], "{entries:?}");
+
+    // The second batch's append found the stored entry, and the mark went through.
+    let backend = db.get_database_backend();
+    let unlogged = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT COUNT(*) AS count FROM or_deliveries WHERE NOT logged",
+        ))
+        .await?
+        .map(|row| row.try_get::<i64>("", "count"))
+        .transpose()?;
+    assert_eq!(unlogged, Some(0));
+    db.close().await?;
     system.stop().await
 }

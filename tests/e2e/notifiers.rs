@@ -32,7 +32,7 @@ on_both_databases!(
 );
 
 use crate::data::{contact, customer, export, invoice};
-use crate::triggers::create_trigger;
+use crate::triggers::{create_trigger, orchestrator_database};
 
 async fn system(database: TestDatabase) -> Result<System> {
     System::start(database, TestSmtpServer::builder().start().await?).await
@@ -745,13 +745,10 @@ async fn notifier_change_applies_to_later_chunks(database: TestDatabase) -> Resu
 /// per-invoice one, as if another replica planned it at the same time under another split.
 /// The batch's delivery reads it before sending, and is skipped.
 async fn concurrent_split_planning_sends_nothing_twice(database: TestDatabase) -> Result<()> {
-    use sea_orm::{ConnectionTrait, Database, Statement};
+    use sea_orm::{ConnectionTrait, Statement};
 
     let system = system_with_invoice(database).await?;
-    let url = system
-        .config
-        .database_url_for(invoicer_kit::ServiceName::Orchestrator);
-    let db = Database::connect(url.as_str()).await?;
+    let db = orchestrator_database(&system).await?;
     // A copy of the batch's new delivery, stored in the same insert under a per-To key and
     // leased to another replica.
     let copy = "INSERT INTO or_deliveries (id, delivery_key, invoice_number, invoice_revision, \

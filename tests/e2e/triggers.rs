@@ -2,7 +2,16 @@
 //! or to add a row beside it, on SQLite and on PostgreSQL.
 
 use anyhow::Result;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use invoicer_e2e::System;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+/// Connects to the orchestrator's database of `system`, where the tests add their triggers.
+pub(crate) async fn orchestrator_database(system: &System) -> Result<DatabaseConnection> {
+    let url = system
+        .config
+        .database_url_for(invoicer_kit::ServiceName::Orchestrator);
+    Ok(Database::connect(url.as_str()).await?)
+}
 
 /// Creates trigger `name` that runs for each row of `event` (such as `BEFORE INSERT ON
 /// or_batch_items`) that matches `when`. PostgreSQL runs `postgres_body` in a PL/pgSQL
@@ -54,4 +63,21 @@ pub(crate) async fn reject_writes(
         "SELECT RAISE(ABORT, 'rejected by the test')",
     )
     .await
+}
+
+/// Drops trigger `name` on `table`, which `create_trigger` created, and on PostgreSQL its
+/// function too.
+pub(crate) async fn drop_trigger(db: &DatabaseConnection, name: &str, table: &str) -> Result<()> {
+    let statements = if db.get_database_backend() == DbBackend::Postgres {
+        vec![
+            format!("DROP TRIGGER {name} ON {table}"),
+            format!("DROP FUNCTION {name}()"),
+        ]
+    } else {
+        vec![format!("DROP TRIGGER {name}")]
+    };
+    for statement in statements {
+        db.execute_unprepared(&statement).await?;
+    }
+    Ok(())
 }

@@ -40,6 +40,7 @@ impl AuditLogService for AuditLogApi {
     ) -> Result<Response<pb::AppendEntryResponse>, Status> {
         let request = request.into_inner();
         crate::validate::append_entry(&request)?;
+        let idempotency_key = Some(request.idempotency_key).filter(|key| !key.is_empty());
         let entry = request.entry;
         let attempted_at = attempted_at_from_proto(entry.as_ref().map_or("", |e| e.at.as_str()))
             .map_err(|error| to_status("append entry", error))?;
@@ -47,7 +48,7 @@ impl AuditLogService for AuditLogApi {
             attempt_from_proto(entry).map_err(|error| to_status("append entry", error))?;
         let entry = self
             .log
-            .append(attempt, attempted_at)
+            .append(attempt, attempted_at, idempotency_key)
             .await
             .map_err(|error| to_status("append entry", error))?;
         Ok(Response::new(pb::AppendEntryResponse {

@@ -31,17 +31,19 @@ impl AuditLog {
 
     /// Validates `attempt` and appends it as the next entry of the chain. `attempted_at` is
     /// when the attempt ended, for outcomes appended late (after audit-log was unreachable);
-    /// `None` uses the time of the append.
+    /// `None` uses the time of the append. When an entry was appended with `idempotency_key`
+    /// before, that entry is returned and nothing is appended.
     pub(crate) async fn append(
         &self,
         attempt: SendAttempt,
         attempted_at: Option<DateTime<Utc>>,
+        idempotency_key: Option<String>,
     ) -> Result<Entry, Error> {
         attempt.validate()?;
         let at = attempted_at.unwrap_or_else(now_millis);
         let entry = self
             .store
-            .append(move |tip| seal(&attempt, at, tip))
+            .append(idempotency_key, move |tip| seal(&attempt, at, tip))
             .await?;
         tracing::debug!(
             sequence = entry.sequence,

@@ -17,12 +17,19 @@ const MAX_RECIPIENTS: usize = 100;
 const MAX_REPLY_BYTES: usize = 4096;
 const MAX_DETAIL_BYTES: usize = 16 << 10;
 const MAX_PAGE_TOKEN_BYTES: usize = 256;
+/// The orchestrator's keys, a delivery id and an attempt number, take about 40.
+const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 
 pub(crate) fn append_entry(request: &pb::AppendEntryRequest) -> Result<(), Status> {
     let mut violations = Violations::new();
     if let Some(entry) = &request.entry {
         entry_fields(&mut violations, entry);
     }
+    violations.single_line(
+        "idempotency_key",
+        &request.idempotency_key,
+        MAX_IDEMPOTENCY_KEY_BYTES,
+    );
     violations.into_result()
 }
 
@@ -139,6 +146,7 @@ mod tests {
                 server_reply: "250-first\r\n250 second".to_owned(),
                 ..Default::default()
             }),
+            idempotency_key: String::new(),
         };
         assert!(append_entry(&request).is_ok());
     }
@@ -156,6 +164,7 @@ mod tests {
                 detail: "d\0".to_owned(),
                 ..Default::default()
             }),
+            idempotency_key: "k".repeat(MAX_IDEMPOTENCY_KEY_BYTES + 1),
         };
         assert_eq!(
             bad_fields(append_entry(&request)),
@@ -163,9 +172,19 @@ mod tests {
                 "entry.invoice_number",
                 "entry.to[0].name",
                 "entry.subject",
-                "entry.detail"
+                "entry.detail",
+                "idempotency_key"
             ]
         );
+    }
+
+    #[test]
+    fn idempotency_key_is_one_line() {
+        let request = pb::AppendEntryRequest {
+            entry: Some(pb::Entry::default()),
+            idempotency_key: "delivery-1\n2".to_owned(),
+        };
+        assert_eq!(bad_fields(append_entry(&request)), ["idempotency_key"]);
     }
 
     #[test]

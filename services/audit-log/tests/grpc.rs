@@ -48,6 +48,7 @@ on_every_backend!(
     append_rejects_future_attempt_time,
     append_round_trips_every_field,
     append_continues_chain_after_restart,
+    append_with_stored_key_returns_entry,
     get_entry_by_id,
     get_entry_unknown_id_is_not_found,
     get_entry_malformed_id_is_invalid,
@@ -253,6 +254,32 @@ async fn append_continues_chain_after_restart(harness: &mut Harness) -> Result<(
         .await?;
     assert_eq!(second.sequence, 2);
     assert_eq!(second.prev_hash, first.entry_hash);
+    assert!(harness.verify().await?.ok);
+    Ok(())
+}
+
+/// A caller that lost the response to an append sends it again with the same key and gets the
+/// stored entry, also after a restart, and the log keeps one entry for it.
+async fn append_with_stored_key_returns_entry(harness: &mut Harness) -> Result<()> {
+    let sent = sent_entry("INV-1", "ALFKI", batch_trigger("b1"), "a@x.example");
+    let first = harness
+        .append_with_key(sent.clone(), "delivery-1/1")
+        .await?;
+    let again = harness
+        .append_with_key(sent.clone(), "delivery-1/1")
+        .await?;
+    assert_eq!(again, first);
+
+    harness.restart().await?;
+    let after_restart = harness
+        .append_with_key(sent.clone(), "delivery-1/1")
+        .await?;
+    assert_eq!(after_restart, first);
+
+    let next_attempt = harness.append_with_key(sent, "delivery-1/2").await?;
+    assert_eq!(next_attempt.sequence, 2);
+    assert_eq!(next_attempt.prev_hash, first.entry_hash);
+    assert_eq!(harness.list(list_request()).await?.entries.len(), 2);
     assert!(harness.verify().await?.ok);
     Ok(())
 }
@@ -626,7 +653,10 @@ async fn concurrent_appends_form_one_chain(harness: &mut Harness) -> Result<()> 
             let invoice = format!("INV-{index}");
             let entry = sent_entry(&invoice, "ALFKI", batch_trigger("b1"), "a@alfki.example");
             client
-                .append_entry(pb::AppendEntryRequest { entry: Some(entry) })
+                .append_entry(pb::AppendEntryRequest {
+                    entry: Some(entry),
+                    idempotency_key: String::new(),
+                })
                 .await
         });
     }
@@ -672,7 +702,10 @@ async fn concurrent_appends_from_two_servers(harness: &mut Harness) -> Result<()
             let invoice = format!("INV-{index}");
             let entry = sent_entry(&invoice, "ALFKI", batch_trigger("b1"), "a@alfki.example");
             client
-                .append_entry(pb::AppendEntryRequest { entry: Some(entry) })
+                .append_entry(pb::AppendEntryRequest {
+                    entry: Some(entry),
+                    idempotency_key: String::new(),
+                })
                 .await
         });
     }
@@ -753,7 +786,10 @@ async fn validation_errors_name_field(harness: &mut Harness) -> Result<()> {
     add("entry.attachment_size", |e| e.attachment_size = u64::MAX);
 
     for (field, entry) in cases {
-        let request = pb::AppendEntryRequest { entry };
+        let request = pb::AppendEntryRequest {
+            entry,
+            idempotency_key: String::new(),
+        };
         let status = harness.client.append_entry(request).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
         assert_eq!(violated_field(&status), field);

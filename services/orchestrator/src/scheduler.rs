@@ -136,8 +136,9 @@ impl Engine {
     /// storing an outcome and appending it. Resends do not take that lock, so the ones in
     /// flight are skipped: each appends its own outcome.
     ///
-    /// NOTE: on PostgreSQL another replica may be between storing an outcome and appending
-    /// it, and this round then appends that outcome a second time.
+    /// On PostgreSQL another replica may be between storing an outcome and appending it. This
+    /// round then sends that outcome a second time, and audit-log keeps one entry of the two
+    /// by the delivery id and attempt number in the append's idempotency key.
     pub(crate) async fn append_unlogged(&self) -> Result<(), OrchestratorError> {
         loop {
             let unlogged = self.store.unlogged_deliveries(RETRY_BATCH_SIZE).await?;

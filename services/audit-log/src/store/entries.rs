@@ -39,6 +39,8 @@ pub struct Model {
     pub destination: String,
     pub prev_hash: String,
     pub entry_hash: String,
+    /// The caller's key for this append, unique where set. Not part of the hashed entry.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,7 +1,7 @@
 //! Schema migrations of audit-log, run at start-up.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{big_integer, string, string_len, text};
+use sea_orm_migration::schema::{big_integer, string, string_len, text, text_null};
 
 /// The migrations of audit-log, tracked in their own table so services can share one
 /// PostgreSQL database.
@@ -10,7 +10,7 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateEntries)]
+        vec![Box::new(CreateEntries), Box::new(AddIdempotencyKey)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -51,6 +51,7 @@ enum AlEntries {
     Destination,
     PrevHash,
     EntryHash,
+    IdempotencyKey,
 }
 
 #[derive(DeriveIden)]
@@ -148,3 +149,49 @@ fn recipients_table() -> TableCreateStatement {
         )
         .to_owned()
 }
+
+/// Migration that adds the caller's idempotency key to each entry, unique where set, so that
+/// an append sent again after a lost response finds its entry instead of appending a copy.
+/// Entries appended before it have none.
+struct AddIdempotencyKey;
+
+impl MigrationName for AddIdempotencyKey {
+    fn name(&self) -> &str {
+        "m20261205_000002_idempotency_key"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddIdempotencyKey {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let column = Table::alter()
+            .table(AlEntries::Table)
+            .add_column(text_null(AlEntries::IdempotencyKey))
+            .to_owned();
+        manager.alter_table(column).await?;
+        // Both SQLite and PostgreSQL let any number of rows have no key under a unique index.
+        let index = Index::create()
+            .name(IDEMPOTENCY_KEY_INDEX)
+            .table(AlEntries::Table)
+            .col(AlEntries::IdempotencyKey)
+            .unique()
+            .to_owned();
+        manager.create_index(index).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let index = Index::drop()
+            .name(IDEMPOTENCY_KEY_INDEX)
+            .table(AlEntries::Table)
+            .to_owned();
+        manager.drop_index(index).await?;
+        let column = Table::alter()
+            .table(AlEntries::Table)
+            .drop_column(AlEntries::IdempotencyKey)
+            .to_owned();
+        manager.alter_table(column).await
+    }
+}
+
+/// Name of the unique index on `al_entries.idempotency_key`.
+const IDEMPOTENCY_KEY_INDEX: &str = "idx_al_entries_idempotency_key";

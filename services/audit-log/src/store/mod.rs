@@ -50,9 +50,15 @@ const MAX_GROUP: usize = 64;
 /// Builds an entry for the chain tip it is given.
 type Seal = Box<dyn Fn(ChainTip) -> Entry + Send + Sync>;
 
+/// One append: the entry it seals, and the caller's idempotency key if it sent one.
+struct Append {
+    seal: Seal,
+    idempotency_key: Option<String>,
+}
+
 /// An append waiting for the writer lock, with the channel that carries its result.
 struct Queued {
-    seal: Seal,
+    append: Append,
     reply: oneshot::Sender<Result<Entry, Error>>,
 }
 
@@ -113,13 +119,20 @@ impl Store {
     /// Appends that arrive while another is being written wait and are then written together,
     /// in one transaction and one disk sync, each sealed on the entry before it. Under load
     /// this turns one commit per entry into one per group.
+    ///
+    /// When an entry was appended with `idempotency_key` before, nothing is appended and that
+    /// entry is returned.
     pub(crate) async fn append(
         &self,
+        idempotency_key: Option<String>,
         seal: impl Fn(ChainTip) -> Entry + Send + Sync + 'static,
     ) -> Result<Entry, Error> {
         let (reply, answer) = oneshot::channel();
         lock(&self.queue).push(Queued {
-            seal: Box::new(seal),
+            append: Append {
+                seal: Box::new(seal),
+                idempotency_key,
+            },
             reply,
         });
         {
@@ -218,8 +231,8 @@ fn take_group(queue: &mut Vec<Queued>) -> Vec<Queued> {
 /// for a reason other than a taken sequence, each append whose caller still waits is tried
 /// alone, so that an entry the database rejects fails only its own caller.
 async fn write_group(db: DatabaseConnection, group: Vec<Queued>) {
-    let seals: Vec<&Seal> = group.iter().map(|queued| &queued.seal).collect();
-    let result = append_all(&db, &seals).await;
+    let appends: Vec<&Append> = group.iter().map(|queued| &queued.append).collect();
+    let result = append_all(&db, &appends).await;
     match result {
         Ok(entries) => {
             for (queued, entry) in group.into_iter().zip(entries) {
@@ -237,12 +250,20 @@ async fn write_group(db: DatabaseConnection, group: Vec<Queued>) {
             }
         }
         Err(error) => {
-            tracing::warn!(entries = group.len(), %error, "appending a group of entries failed; appending them one at a time");
+            if matches!(&error, Error::Database(db_error) if is_duplicate_idempotency_key(db_error))
+            {
+                tracing::info!(
+                    entries = group.len(),
+                    "a group of appends has an idempotency key that the log already has or that repeats in the group; appending them one at a time"
+                );
+            } else {
+                tracing::warn!(entries = group.len(), %error, "appending a group of entries failed; appending them one at a time");
+            }
             for queued in group {
                 if queued.reply.is_closed() {
                     continue;
                 }
-                let result = append_all(&db, &[&queued.seal])
+                let result = append_all(&db, &[&queued.append])
                     .await
                     .map(|mut entries| entries.remove(0));
                 let _ = queued.reply.send(result);
@@ -251,12 +272,20 @@ async fn write_group(db: DatabaseConnection, group: Vec<Queued>) {
     }
 }
 
-/// Appends one entry per seal, in order, in one transaction, retrying when another writer
-/// took the next sequence in the meantime.
-async fn append_all(db: &DatabaseConnection, seals: &[&Seal]) -> Result<Vec<Entry>, Error> {
+/// Appends one entry per append, in order, in one transaction, retrying when another writer
+/// took the next sequence in the meantime. A single append whose idempotency key the log
+/// already has returns the entry stored under it. In a group such a key fails the whole
+/// group, and `write_group` then appends each one alone.
+async fn append_all(db: &DatabaseConnection, appends: &[&Append]) -> Result<Vec<Entry>, Error> {
     for attempt in 1..=MAX_APPEND_ATTEMPTS {
-        match try_append(db, seals).await {
+        match try_append(db, appends).await {
             Ok(entries) => return Ok(entries),
+            Err(error) if is_duplicate_idempotency_key(&error) => {
+                return match appends {
+                    [append] => Ok(vec![stored_append(db, append, error).await?]),
+                    _ => Err(error.into()),
+                };
+            }
             Err(error) if is_unique_violation(&error) => {
                 tracing::debug!(attempt, %error, "next sequence taken by another writer, retrying append");
             }
@@ -272,19 +301,51 @@ async fn append_all(db: &DatabaseConnection, seals: &[&Seal]) -> Result<Vec<Entr
     })
 }
 
-async fn try_append(db: &DatabaseConnection, seals: &[&Seal]) -> Result<Vec<Entry>, DbErr> {
+/// Returns the entry stored under the idempotency key of `append`, after its insert failed
+/// with `error` on that key.
+async fn stored_append(
+    db: &DatabaseConnection,
+    append: &Append,
+    error: DbErr,
+) -> Result<Entry, Error> {
+    let Some(key) = &append.idempotency_key else {
+        return Err(error.into());
+    };
+    let Some(row) = entries::Entity::find()
+        .filter(entries::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?
+    else {
+        return Err(error.into());
+    };
+    let entry = rows::entry_from_row(row)?;
+    tracing::info!(
+        idempotency_key = %key,
+        sequence = entry.sequence,
+        invoice = %entry.attempt.invoice_number,
+        delivery_id = %entry.attempt.delivery_id,
+        "append sent again with the key of a stored entry; returning that entry"
+    );
+    Ok(entry)
+}
+
+async fn try_append(db: &DatabaseConnection, appends: &[&Append]) -> Result<Vec<Entry>, DbErr> {
     let transaction = begin_append(db).await?;
     let mut tip = chain_tip(&transaction).await?;
-    let mut entries = Vec::with_capacity(seals.len());
-    for seal in seals {
-        let entry = seal(tip);
+    let mut entries = Vec::with_capacity(appends.len());
+    for append in appends {
+        let entry = (append.seal)(tip);
         tip = ChainTip {
             next_sequence: entry.sequence + 1,
             prev_hash: entry.entry_hash.clone(),
         };
         entries.push(entry);
     }
-    entries::Entity::insert_many(entries.iter().map(rows::entry_row))
+    let rows = entries
+        .iter()
+        .zip(appends)
+        .map(|(entry, append)| rows::entry_row(entry, append.idempotency_key.as_deref()));
+    entries::Entity::insert_many(rows)
         .exec_without_returning(&transaction)
         .await?;
     let recipients: Vec<_> = entries.iter().flat_map(rows::recipient_rows).collect();
@@ -342,4 +403,13 @@ async fn chain_tip(transaction: &DatabaseTransaction) -> Result<ChainTip, DbErr>
 
 fn is_unique_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Checks whether `error` violates the unique index on the idempotency key. PostgreSQL's
+/// message names the index and SQLite's names the column, and both contain `idempotency_key`.
+fn is_duplicate_idempotency_key(error: &DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("idempotency_key")
+    )
 }

@@ -13,7 +13,8 @@ use crate::entry::{
 };
 use crate::error::Error;
 
-pub(super) fn entry_row(entry: &Entry) -> entries::ActiveModel {
+/// Builds the row of `entry`, appended with the caller's `idempotency_key` if it sent one.
+pub(super) fn entry_row(entry: &Entry, idempotency_key: Option<&str>) -> entries::ActiveModel {
     let attempt = &entry.attempt;
     let trigger = &attempt.trigger;
     entries::ActiveModel {
@@ -47,6 +48,7 @@ pub(super) fn entry_row(entry: &Entry) -> entries::ActiveModel {
         destination: Set(attempt.destination.clone()),
         prev_hash: Set(entry.prev_hash.clone()),
         entry_hash: Set(entry.entry_hash.clone()),
+        idempotency_key: Set(idempotency_key.map(str::to_owned)),
     }
 }
 

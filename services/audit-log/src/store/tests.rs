@@ -6,7 +6,7 @@ use invoicer_test_db::TestDatabase;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{ChainTip, Queued, Store, write_group};
+use super::{Append, ChainTip, Queued, Store, write_group};
 use crate::chain::{self, GENESIS_PREV_HASH};
 use crate::entry::{
     Entry, Mailbox, Outcome, RecipientResult, RecipientRole, SendAttempt, Trigger, TriggerKind,
@@ -75,12 +75,28 @@ fn seal(attempt: SendAttempt) -> impl Fn(ChainTip) -> Entry + Send + Sync + 'sta
 
 /// Writes one append per attempt as one group and returns the result each caller receives.
 async fn write_as_group(store: &Store, attempts: Vec<SendAttempt>) -> Vec<Result<Entry, Error>> {
+    let appends = attempts
+        .into_iter()
+        .map(|attempt| (attempt, None))
+        .collect();
+    write_keyed_group(store, appends).await
+}
+
+/// Writes one append per attempt, each with its idempotency key, as one group and returns the
+/// result each caller receives.
+async fn write_keyed_group(
+    store: &Store,
+    appends: Vec<(SendAttempt, Option<&str>)>,
+) -> Vec<Result<Entry, Error>> {
     let mut group = Vec::new();
     let mut answers = Vec::new();
-    for attempt in attempts {
+    for (attempt, key) in appends {
         let (reply, answer) = oneshot::channel();
         group.push(Queued {
-            seal: Box::new(seal(attempt)),
+            append: Append {
+                seal: Box::new(seal(attempt)),
+                idempotency_key: key.map(str::to_owned),
+            },
             reply,
         });
         answers.push(answer);
@@ -204,4 +220,69 @@ async fn rejected_entry_fails_alone_on_postgres() {
     assert_eq!((first.sequence, third.sequence), (1, 2));
     assert_eq!(third.prev_hash, first.entry_hash);
     database.remove().await.unwrap();
+}
+
+/// An append sent again with the key of a stored entry returns that entry and appends
+/// nothing, alone and inside a group, and two appends with one key in a group get one entry.
+async fn repeated_key_appends_nothing(database: TestDatabase) {
+    let store = open(&database).await;
+    let first = write_keyed_group(&store, vec![(attempt("INV-1", "first"), Some("d-1/1"))]).await;
+    let first = first.into_iter().next().unwrap().unwrap();
+
+    let again = write_keyed_group(&store, vec![(attempt("INV-1", "again"), Some("d-1/1"))]).await;
+    let again = again.into_iter().next().unwrap().unwrap();
+    assert_eq!(again.sequence, first.sequence);
+    assert_eq!(again.id, first.id);
+    assert_eq!(again.entry_hash, first.entry_hash);
+    assert_eq!(again.attempt.subject, "first");
+
+    let group = write_keyed_group(
+        &store,
+        vec![
+            (attempt("INV-2", "second"), Some("d-2/1")),
+            (attempt("INV-1", "again"), Some("d-1/1")),
+            (attempt("INV-3", "third"), Some("d-3/1")),
+            (attempt("INV-3", "third again"), Some("d-3/1")),
+            (attempt("INV-4", "no key"), None),
+        ],
+    )
+    .await;
+    let group: Vec<Entry> = group.into_iter().map(Result::unwrap).collect();
+    let sequences: Vec<u64> = group.iter().map(|entry| entry.sequence).collect();
+    assert_eq!(sequences, [2, 1, 3, 3, 4]);
+    assert_eq!(group[1].id, first.id);
+    assert_eq!(group[3].id, group[2].id);
+    assert_eq!(group[3].attempt.subject, "third");
+
+    let stored: Vec<Entry> = store
+        .entries_after(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let subjects: Vec<&str> = stored
+        .iter()
+        .map(|entry| entry.attempt.subject.as_str())
+        .collect();
+    assert_eq!(subjects, ["first", "second", "third", "no key"]);
+    for pair in stored.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].entry_hash);
+    }
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn repeated_key_appends_nothing_on_sqlite() {
+    repeated_key_appends_nothing(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn repeated_key_appends_nothing_on_postgres() {
+    if let Some(database) = TestDatabase::postgres("repeated_key_appends_nothing")
+        .await
+        .unwrap()
+    {
+        repeated_key_appends_nothing(database).await;
+    }
 }

@@ -92,7 +92,18 @@ impl Harness {
     }
 
     pub(crate) async fn append(&self, entry: pb::Entry) -> Result<pb::Entry> {
-        let request = pb::AppendEntryRequest { entry: Some(entry) };
+        self.append_with_key(entry, "").await
+    }
+
+    pub(crate) async fn append_with_key(
+        &self,
+        entry: pb::Entry,
+        idempotency_key: &str,
+    ) -> Result<pb::Entry> {
+        let request = pb::AppendEntryRequest {
+            entry: Some(entry),
+            idempotency_key: idempotency_key.to_owned(),
+        };
         let response = self
             .client
             .clone()

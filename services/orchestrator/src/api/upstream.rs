@@ -237,7 +237,10 @@ impl Upstream {
         let entry = convert::log_entry(record);
         self.audit
             .clone()
-            .append_entry(audit::AppendEntryRequest { entry: Some(entry) })
+            .append_entry(audit::AppendEntryRequest {
+                entry: Some(entry),
+                idempotency_key: record.idempotency_key(),
+            })
             .await
             .map_err(|s| error(ServiceName::AuditLog, "AppendEntry", s))?;
         Ok(())
