@@ -421,7 +421,11 @@ impl Engine {
             attempted_at,
         };
         match self.upstream.append_log(&record).await {
-            Ok(()) => match self.store.mark_logged(&delivery.id).await {
+            Ok(()) => match self
+                .store
+                .mark_logged(&delivery.id, delivery.attempts)
+                .await
+            {
                 Ok(()) => true,
                 Err(error) => {
                     tracing::error!(delivery_id = %delivery.id, %error, "cannot mark delivery as logged");

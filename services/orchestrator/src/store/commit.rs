@@ -40,8 +40,8 @@ pub(super) enum Write {
         document: Document,
         delivery: Delivery,
     },
-    /// `Store::mark_logged`, by delivery id.
-    Logged(String),
+    /// `Store::mark_logged`: the delivery id and the attempt whose outcome was appended.
+    Logged { id: String, attempt: u32 },
 }
 
 /// The result of a committed write.
@@ -196,14 +196,14 @@ impl Write {
             Write::Delivery(delivery) | Write::Freeze { delivery, .. } => {
                 delivery.state == DeliveryState::Submitting
             }
-            Write::Logged(_) => false,
+            Write::Logged { .. } => false,
         }
     }
 
     fn delivery_id(&self) -> &str {
         match self {
             Write::Delivery(delivery) | Write::Freeze { delivery, .. } => &delivery.id,
-            Write::Logged(id) => id,
+            Write::Logged { id, .. } => id,
         }
     }
 }
@@ -245,8 +245,8 @@ impl Store {
     /// Applies `write` in a transaction of its own and commits it. The email log mark is one
     /// statement, so it is committed by itself without `BEGIN` and `COMMIT` around it.
     async fn write_alone(&self, write: &Write) -> Result<Applied, StoreError> {
-        if let Write::Logged(id) = write {
-            super::mark_logged_in(&self.db, id).await?;
+        if let Write::Logged { id, attempt } = write {
+            super::mark_logged_in(&self.db, id, *attempt).await?;
             return Ok(Applied::Done);
         }
         let transaction = self.db.begin().await?;
@@ -287,8 +287,8 @@ impl Store {
                     .await?;
                 Ok(Applied::Frozen(stored))
             }
-            Write::Logged(id) => {
-                super::mark_logged_in(transaction, id).await?;
+            Write::Logged { id, attempt } => {
+                super::mark_logged_in(transaction, id, *attempt).await?;
                 Ok(Applied::Done)
             }
         }

@@ -680,10 +680,16 @@ impl Store {
         rows.into_iter().map(delivery_from_row).collect()
     }
 
-    pub(crate) async fn mark_logged(&self, id: &str) -> Result<(), StoreError> {
-        self.write(commit::Write::Logged(id.to_owned()))
-            .await
-            .map(drop)
+    /// Marks delivery `id` as logged if its latest attempt is still `attempt`, the one whose
+    /// outcome was appended. A later attempt, started by another replica in the meantime,
+    /// stays unlogged until its own outcome is appended.
+    pub(crate) async fn mark_logged(&self, id: &str, attempt: u32) -> Result<(), StoreError> {
+        self.write(commit::Write::Logged {
+            id: id.to_owned(),
+            attempt,
+        })
+        .await
+        .map(drop)
     }
 
     pub(crate) async fn document(
@@ -849,11 +855,17 @@ impl ItemWrites {
     }
 }
 
-/// Sets `logged` on delivery `id`.
-async fn mark_logged_in<C: ConnectionTrait>(db: &C, id: &str) -> Result<(), StoreError> {
+/// Sets `logged` on delivery `id` while its latest attempt is `attempt`.
+async fn mark_logged_in<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    attempt: u32,
+) -> Result<(), StoreError> {
+    let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
     delivery::Entity::update_many()
         .col_expr(delivery::Column::Logged, Expr::value(true))
         .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::Attempts.eq(attempt))
         .exec(db)
         .await?;
     Ok(())

@@ -257,7 +257,9 @@ async fn outcomes_stored_after_sessions_end(database: TestDatabase) {
     for written in futures::future::join_all(writes).await {
         written.unwrap();
     }
-    let marks = deliveries.iter().map(|d| store.mark_logged(&d.id));
+    let marks = deliveries
+        .iter()
+        .map(|d| store.mark_logged(&d.id, d.attempts));
     for marked in futures::future::join_all(marks).await {
         marked.unwrap();
     }
@@ -646,6 +648,39 @@ async fn outcomes_stored_after_sessions_end_on_postgres() {
     }
 }
 
+/// A mark for an earlier attempt, such as one another replica's catch-up round appended,
+/// leaves the delivery's later attempt unlogged, because that outcome is not in the log yet.
+async fn logged_mark_names_attempt(database: TestDatabase) {
+    let (a, _b) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut delivery = deferred_delivery("INV-1");
+    assert!(a.insert_delivery(&delivery).await.unwrap());
+    delivery.state = DeliveryState::Sent;
+    delivery.attempts = 2;
+    a.save_delivery(&delivery).await.unwrap();
+    let unlogged = |store: Store| async move {
+        let found = store.unlogged_deliveries(10).await.unwrap();
+        found.into_iter().map(|d| d.attempts).collect::<Vec<u32>>()
+    };
+
+    a.mark_logged(&delivery.id, 1).await.unwrap();
+    assert_eq!(unlogged(a.clone()).await, [2]);
+    a.mark_logged(&delivery.id, 2).await.unwrap();
+    assert!(unlogged(a.clone()).await.is_empty());
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn logged_mark_names_attempt_on_sqlite() {
+    logged_mark_names_attempt(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn logged_mark_names_attempt_on_postgres() {
+    if let Some(database) = postgres("logged_mark_names_attempt").await {
+        logged_mark_names_attempt(database).await;
+    }
+}
+
 #[tokio::test]
 async fn claims_never_overlap_on_sqlite() {
     claims_never_overlap(TestDatabase::sqlite().unwrap()).await;
@@ -856,9 +891,9 @@ async fn queued_writes_committed_as_one_group(database: TestDatabase) {
     };
     let save = |delivery: Delivery| queued_save(&a, delivery);
     let freeze = |delivery: Delivery| queued_freeze(&a, delivery);
-    let mark_logged = |id: String| -> futures::future::BoxFuture<'static, _> {
-        let a = a.clone();
-        Box::pin(async move { a.mark_logged(&id).await })
+    let mark_logged = |delivery: &Delivery| -> futures::future::BoxFuture<'static, _> {
+        let (a, id, attempt) = (a.clone(), delivery.id.clone(), delivery.attempts);
+        Box::pin(async move { a.mark_logged(&id, attempt).await })
     };
 
     let commits = counts.commits.load(Ordering::Relaxed);
@@ -870,7 +905,7 @@ async fn queued_writes_committed_as_one_group(database: TestDatabase) {
             save(with_state(&ours[1], DeliveryState::Sent)),
             save(with_state(&theirs, DeliveryState::Sent)),
             freeze(with_state(&ours[2], DeliveryState::Submitting)),
-            mark_logged(ours[3].id.clone()),
+            mark_logged(&ours[3]),
         ],
     )
     .await;
@@ -933,7 +968,7 @@ async fn queued_writes_committed_as_one_group(database: TestDatabase) {
             save(with_state(&ours[3], DeliveryState::Failed)),
             save(with_state(&ours[4], DeliveryState::Sent)),
             save(with_state(&theirs, DeliveryState::Sent)),
-            mark_logged(ours[2].id.clone()),
+            mark_logged(&ours[2]),
         ],
     )
     .await;
@@ -989,7 +1024,7 @@ async fn queued_writes_committed_as_one_group(database: TestDatabase) {
     blocked.await.unwrap().unwrap();
     wait_for(|| counts.received.load(Ordering::Relaxed) == received + 2).await;
     // A later write returns only after the task has dealt with the dropped one.
-    a.mark_logged(&ours[0].id).await.unwrap();
+    a.mark_logged(&ours[0].id, ours[0].attempts).await.unwrap();
     assert_eq!(
         stored(ours[5].id.clone()).await.state,
         DeliveryState::Pending
