@@ -119,6 +119,10 @@ fn to_status(operation: &str, error: Error) -> Status {
             tracing::warn!(%error, "{operation} failed");
             Status::aborted(format!("{error}; retry the append"))
         }
+        Error::IdempotencyKeyReused { .. } => {
+            tracing::warn!(%error, "{operation} rejected");
+            Status::already_exists(error.to_string())
+        }
         Error::AppendInterrupted => {
             tracing::error!(%error, "{operation} failed");
             Status::unavailable(error.to_string())

@@ -25,11 +25,15 @@ pub(crate) fn append_entry(request: &pb::AppendEntryRequest) -> Result<(), Statu
     if let Some(entry) = &request.entry {
         entry_fields(&mut violations, entry);
     }
-    violations.single_line(
-        "idempotency_key",
-        &request.idempotency_key,
-        MAX_IDEMPOTENCY_KEY_BYTES,
-    );
+    let key = &request.idempotency_key;
+    if !key.is_empty() && key.trim().is_empty() {
+        violations.add(
+            "idempotency_key",
+            "is blank; send a key with visible characters, or none for no check",
+        );
+    } else {
+        violations.single_line("idempotency_key", key, MAX_IDEMPOTENCY_KEY_BYTES);
+    }
     violations.into_result()
 }
 
@@ -185,6 +189,20 @@ mod tests {
             idempotency_key: "delivery-1\n2".to_owned(),
         };
         assert_eq!(bad_fields(append_entry(&request)), ["idempotency_key"]);
+    }
+
+    #[test]
+    fn blank_idempotency_key_rejected() {
+        let request = pb::AppendEntryRequest {
+            entry: Some(pb::Entry::default()),
+            idempotency_key: "  ".to_owned(),
+        };
+        assert_eq!(bad_fields(append_entry(&request)), ["idempotency_key"]);
+        let none = pb::AppendEntryRequest {
+            entry: Some(pb::Entry::default()),
+            idempotency_key: String::new(),
+        };
+        assert!(append_entry(&none).is_ok());
     }
 
     #[test]

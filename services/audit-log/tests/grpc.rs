@@ -259,7 +259,8 @@ async fn append_continues_chain_after_restart(harness: &mut Harness) -> Result<(
 }
 
 /// A caller that lost the response to an append sends it again with the same key and gets the
-/// stored entry, also after a restart, and the log keeps one entry for it.
+/// stored entry, also after a restart, and the log keeps one entry for it. The same key with
+/// another invoice is rejected.
 async fn append_with_stored_key_returns_entry(harness: &mut Harness) -> Result<()> {
     let sent = sent_entry("INV-1", "ALFKI", batch_trigger("b1"), "a@x.example");
     let first = harness
@@ -279,6 +280,19 @@ async fn append_with_stored_key_returns_entry(harness: &mut Harness) -> Result<(
     let next_attempt = harness.append_with_key(sent, "delivery-1/2").await?;
     assert_eq!(next_attempt.sequence, 2);
     assert_eq!(next_attempt.prev_hash, first.entry_hash);
+
+    let other = sent_entry("INV-2", "ALFKI", batch_trigger("b1"), "a@x.example");
+    let status = harness
+        .append_with_key(other, "delivery-1/1")
+        .await
+        .unwrap_err()
+        .downcast::<tonic::Status>()?;
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    assert!(
+        status.message().contains("\"delivery-1/1\""),
+        "{}",
+        status.message()
+    );
     assert_eq!(harness.list(list_request()).await?.entries.len(), 2);
     assert!(harness.verify().await?.ok);
     Ok(())

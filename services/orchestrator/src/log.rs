@@ -17,11 +17,19 @@ pub(crate) struct LogRecord<'a> {
 }
 
 impl LogRecord<'_> {
-    /// Returns the key under which audit-log stores this outcome: the delivery id and the
-    /// attempt number. Each attempt's outcome is appended once in the normal course, so the
-    /// key lets audit-log drop a second append of it. That happens when the append succeeded
-    /// but marking the delivery as logged failed, or when another replica appended it first.
+    /// Returns the key under which audit-log stores this outcome: the delivery id, the attempt
+    /// number and the outcome. audit-log drops a second append with the same key, which comes
+    /// when the append succeeded but marking the delivery as logged failed, or when another
+    /// replica appended it first. The outcome is part of the key because a delivery can end
+    /// without a new attempt, such as a deferred one that fails before its retry sends.
     pub(crate) fn idempotency_key(&self) -> String {
-        format!("{}/{}", self.delivery.id, self.delivery.attempts)
+        let outcome = match self.outcome {
+            SendResult::Sent => "sent",
+            SendResult::PartiallySent => "partially_sent",
+            SendResult::Deferred => "deferred",
+            SendResult::Failed => "failed",
+            SendResult::Unknown => "unknown",
+        };
+        format!("{}/{}/{outcome}", self.delivery.id, self.delivery.attempts)
     }
 }

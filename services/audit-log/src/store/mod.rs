@@ -11,6 +11,7 @@ mod rows;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sea_orm::sea_query::Query;
@@ -272,20 +273,25 @@ async fn write_group(db: DatabaseConnection, group: Vec<Queued>) {
     }
 }
 
-/// Appends one entry per append, in order, in one transaction, retrying when another writer
-/// took the next sequence in the meantime. A single append whose idempotency key the log
-/// already has returns the entry stored under it. In a group such a key fails the whole
-/// group, and `write_group` then appends each one alone.
+/// Appends one entry per append, in order, in one transaction, and returns them in the order
+/// of `appends`. An append whose idempotency key the log already has, or that repeats the key
+/// of an earlier append of the group, gets that entry instead (see `reuse_stored_entries`).
 async fn append_all(db: &DatabaseConnection, appends: &[&Append]) -> Result<Vec<Entry>, Error> {
+    match append_new(db, appends).await {
+        Err(Error::Database(error)) if is_duplicate_idempotency_key(&error) => {
+            reuse_stored_entries(db, appends, error).await
+        }
+        other => other,
+    }
+}
+
+/// Appends one entry per append in one transaction, retrying when another writer took the
+/// next sequence in the meantime.
+async fn append_new(db: &DatabaseConnection, appends: &[&Append]) -> Result<Vec<Entry>, Error> {
     for attempt in 1..=MAX_APPEND_ATTEMPTS {
         match try_append(db, appends).await {
             Ok(entries) => return Ok(entries),
-            Err(error) if is_duplicate_idempotency_key(&error) => {
-                return match appends {
-                    [append] => Ok(vec![stored_append(db, append, error).await?]),
-                    _ => Err(error.into()),
-                };
-            }
+            Err(error) if is_duplicate_idempotency_key(&error) => return Err(error.into()),
             Err(error) if is_unique_violation(&error) => {
                 tracing::debug!(attempt, %error, "next sequence taken by another writer, retrying append");
             }
@@ -301,32 +307,119 @@ async fn append_all(db: &DatabaseConnection, appends: &[&Append]) -> Result<Vec<
     })
 }
 
-/// Returns the entry stored under the idempotency key of `append`, after its insert failed
-/// with `error` on that key.
-async fn stored_append(
+/// Returns the entries of a group whose insert failed on an idempotency key. An append whose
+/// key the log has gets the stored entry. One that repeats the key of an earlier append in
+/// the group gets that append's entry. The rest are appended together, so a key sent again
+/// costs the group one more transaction, not one per append. Returns `error` when no key of
+/// the group is stored or repeated.
+async fn reuse_stored_entries(
     db: &DatabaseConnection,
-    append: &Append,
+    appends: &[&Append],
     error: DbErr,
-) -> Result<Entry, Error> {
-    let Some(key) = &append.idempotency_key else {
-        return Err(error.into());
-    };
-    let Some(row) = entries::Entity::find()
-        .filter(entries::Column::IdempotencyKey.eq(key))
-        .one(db)
+) -> Result<Vec<Entry>, Error> {
+    let keys: Vec<&str> = appends
+        .iter()
+        .filter_map(|append| append.idempotency_key.as_deref())
+        .collect();
+    let mut known: HashMap<String, Entry> = HashMap::new();
+    for row in entries::Entity::find()
+        .filter(entries::Column::IdempotencyKey.is_in(keys))
+        .all(db)
         .await?
-    else {
+    {
+        if let Some(key) = row.idempotency_key.clone() {
+            known.insert(key, rows::entry_from_row(row)?);
+        }
+    }
+    // Each append gets a stored entry, the entry of the first append of the group with its
+    // key, or its own new entry.
+    enum Source<'a> {
+        Stored(&'a str),
+        New(usize),
+    }
+    let mut first_with_key: HashMap<&str, usize> = HashMap::new();
+    let mut new_appends: Vec<&Append> = Vec::new();
+    let mut sources = Vec::with_capacity(appends.len());
+    for append in appends {
+        let key = append.idempotency_key.as_deref();
+        let source = match key {
+            Some(key) if known.contains_key(key) => Source::Stored(key),
+            Some(key) if first_with_key.contains_key(key) => Source::New(first_with_key[key]),
+            _ => {
+                if let Some(key) = key {
+                    first_with_key.insert(key, new_appends.len());
+                }
+                new_appends.push(append);
+                Source::New(new_appends.len() - 1)
+            }
+        };
+        sources.push(source);
+    }
+    if new_appends.len() == appends.len() {
         return Err(error.into());
+    }
+
+    for (append, source) in appends.iter().zip(&sources) {
+        if let Source::Stored(key) = source {
+            let stored = &known[*key];
+            check_same_entry(append, key, stored)?;
+            tracing::info!(
+                idempotency_key = %key,
+                sequence = stored.sequence,
+                invoice = %stored.attempt.invoice_number,
+                delivery_id = %stored.attempt.delivery_id,
+                "append sent again with the key of a stored entry; returning that entry"
+            );
+        }
+    }
+    // Fewer appends than before, so this recursion ends. Another writer may have stored one
+    // of their keys in the meantime, and the call then returns that one's stored entry.
+    let written = if new_appends.is_empty() {
+        Vec::new()
+    } else {
+        Box::pin(append_all(db, &new_appends)).await?
     };
-    let entry = rows::entry_from_row(row)?;
-    tracing::info!(
-        idempotency_key = %key,
-        sequence = entry.sequence,
-        invoice = %entry.attempt.invoice_number,
-        delivery_id = %entry.attempt.delivery_id,
-        "append sent again with the key of a stored entry; returning that entry"
-    );
-    Ok(entry)
+    let mut entries = Vec::with_capacity(appends.len());
+    for (append, source) in appends.iter().zip(sources) {
+        let entry = match source {
+            Source::Stored(key) => known[key].clone(),
+            Source::New(index) => {
+                let entry = &written[index];
+                // An append that repeats an earlier key of the group must match its entry.
+                if let Some(key) = &append.idempotency_key
+                    && !std::ptr::eq(*append, new_appends[index])
+                {
+                    check_same_entry(append, key, entry)?;
+                }
+                entry.clone()
+            }
+        };
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Checks that `stored`, the entry appended with `key`, is the one `append` would append: the
+/// same delivery, invoice and outcome. The time and the chain fields may differ.
+fn check_same_entry(append: &Append, key: &str, stored: &Entry) -> Result<(), Error> {
+    let probe = (append.seal)(ChainTip {
+        next_sequence: stored.sequence,
+        prev_hash: stored.prev_hash.clone(),
+    });
+    let (requested, found) = (&probe.attempt, &stored.attempt);
+    let same = requested.delivery_id == found.delivery_id
+        && requested.invoice_number == found.invoice_number
+        && requested.outcome == found.outcome;
+    if same {
+        return Ok(());
+    }
+    Err(Error::IdempotencyKeyReused {
+        key: key.to_owned(),
+        sequence: stored.sequence,
+        invoice_number: found.invoice_number.clone(),
+        delivery_id: found.delivery_id.clone(),
+        outcome: found.outcome.as_str().to_owned(),
+    })
 }
 
 async fn try_append(db: &DatabaseConnection, appends: &[&Append]) -> Result<Vec<Entry>, DbErr> {

@@ -6,7 +6,7 @@ use invoicer_test_db::TestDatabase;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{Append, ChainTip, Queued, Store, write_group};
+use super::{Append, ChainTip, Queued, Store, append_all, write_group};
 use crate::chain::{self, GENESIS_PREV_HASH};
 use crate::entry::{
     Entry, Mailbox, Outcome, RecipientResult, RecipientRole, SendAttempt, Trigger, TriggerKind,
@@ -224,6 +224,7 @@ async fn rejected_entry_fails_alone_on_postgres() {
 
 /// An append sent again with the key of a stored entry returns that entry and appends
 /// nothing, alone and inside a group, and two appends with one key in a group get one entry.
+/// A stored key sent with another invoice fails that append alone.
 async fn repeated_key_appends_nothing(database: TestDatabase) {
     let store = open(&database).await;
     let first = write_keyed_group(&store, vec![(attempt("INV-1", "first"), Some("d-1/1"))]).await;
@@ -269,7 +270,82 @@ async fn repeated_key_appends_nothing(database: TestDatabase) {
     for pair in stored.windows(2) {
         assert_eq!(pair[1].prev_hash, pair[0].entry_hash);
     }
+
+    // The key of INV-1's entry, sent with another invoice, fails only that append.
+    let reused = write_keyed_group(
+        &store,
+        vec![
+            (attempt("INV-5", "fifth"), Some("d-5/1")),
+            (attempt("INV-9", "other"), Some("d-1/1")),
+        ],
+    )
+    .await;
+    assert_eq!(reused[0].as_ref().unwrap().sequence, 5);
+    match &reused[1] {
+        Err(Error::IdempotencyKeyReused { key, sequence, .. }) => {
+            assert_eq!(key, "d-1/1");
+            assert_eq!(*sequence, 1);
+        }
+        other => panic!("expected IdempotencyKeyReused, got {other:?}"),
+    }
+    assert_eq!(store.entries_after(0, 10).await.unwrap().len(), 5);
+
+    // Two appends of one group with one key but other invoices: the second fails.
+    let repeated = write_keyed_group(
+        &store,
+        vec![
+            (attempt("INV-6", "sixth"), Some("d-6/1")),
+            (attempt("INV-7", "seventh"), Some("d-6/1")),
+        ],
+    )
+    .await;
+    assert_eq!(repeated[0].as_ref().unwrap().sequence, 6);
+    assert!(
+        matches!(repeated[1], Err(Error::IdempotencyKeyReused { .. })),
+        "{:?}",
+        repeated[1]
+    );
+    assert_eq!(store.entries_after(0, 10).await.unwrap().len(), 6);
     database.remove().await.unwrap();
+}
+
+/// A group with a stored key is written as one group, not one append at a time: the group's
+/// own call returns every entry.
+async fn stored_key_keeps_group(database: TestDatabase) {
+    let store = open(&database).await;
+    let keyed = |number: &str, key: &str| Append {
+        seal: Box::new(seal(attempt(number, number))),
+        idempotency_key: Some(key.to_owned()),
+    };
+    let first = keyed("INV-1", "d-1/1");
+    append_all(&store.db, &[&first]).await.unwrap();
+
+    let group = [
+        keyed("INV-2", "d-2/1"),
+        keyed("INV-1", "d-1/1"),
+        keyed("INV-3", "d-3/1"),
+    ];
+    let appends: Vec<&Append> = group.iter().collect();
+    let entries = append_all(&store.db, &appends).await.unwrap();
+    let sequences: Vec<u64> = entries.iter().map(|entry| entry.sequence).collect();
+    assert_eq!(sequences, [2, 1, 3]);
+    assert_eq!(entries[2].prev_hash, entries[0].entry_hash);
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn stored_key_keeps_group_on_sqlite() {
+    stored_key_keeps_group(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn stored_key_keeps_group_on_postgres() {
+    if let Some(database) = TestDatabase::postgres("stored_key_keeps_group")
+        .await
+        .unwrap()
+    {
+        stored_key_keeps_group(database).await;
+    }
 }
 
 #[tokio::test]
