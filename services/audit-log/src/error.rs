@@ -19,17 +19,16 @@ pub(crate) enum Error {
     #[error("append gave up after {attempts} attempts: the next sequence was taken each time")]
     AppendConflict { attempts: u32 },
 
-    /// An append whose idempotency key the log already has for a different entry: another
-    /// delivery, invoice or outcome.
+    /// An append whose idempotency key the log already has for an entry of another delivery
+    /// or invoice.
     #[error(
-        "idempotency key {key:?} belongs to entry {sequence} (invoice {invoice_number}, delivery {delivery_id}, outcome {outcome}), not to this append; send a new key for a new entry"
+        "idempotency key {key:?} belongs to entry {sequence} (invoice {invoice_number}, delivery {delivery_id}), not to this append; send a new key for a new entry"
     )]
     IdempotencyKeyReused {
         key: String,
         sequence: u64,
         invoice_number: String,
         delivery_id: String,
-        outcome: String,
     },
 
     /// The task writing the append panicked before it replied, so nothing of its transaction

@@ -138,7 +138,7 @@ impl Engine {
     ///
     /// On PostgreSQL another replica may be between storing an outcome and appending it. This
     /// round then sends that outcome a second time, and audit-log keeps one entry of the two
-    /// by the delivery id, attempt number and outcome in the append's idempotency key.
+    /// by the delivery id, attempt number and state in the append's idempotency key.
     pub(crate) async fn append_unlogged(&self) -> Result<(), OrchestratorError> {
         loop {
             let unlogged = self.store.unlogged_deliveries(RETRY_BATCH_SIZE).await?;

@@ -170,6 +170,8 @@ impl MigrationTrait for AddIdempotencyKey {
             .to_owned();
         manager.alter_table(column).await?;
         // Both SQLite and PostgreSQL let any number of rows have no key under a unique index.
+        // NOTE: PostgreSQL builds it without CONCURRENTLY, inside the migration's transaction,
+        // so appends wait while it indexes an existing log.
         let index = Index::create()
             .name(IDEMPOTENCY_KEY_INDEX)
             .table(AlEntries::Table)
