@@ -17,7 +17,7 @@ const MAX_RECIPIENTS: usize = 100;
 const MAX_REPLY_BYTES: usize = 4096;
 const MAX_DETAIL_BYTES: usize = 16 << 10;
 const MAX_PAGE_TOKEN_BYTES: usize = 256;
-/// The orchestrator's keys, a delivery id, an attempt number and a state, take under 60.
+/// The orchestrator's keys, a delivery id, an attempt number and a state, take under 60 bytes.
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 
 pub(crate) fn append_entry(request: &pb::AppendEntryRequest) -> Result<(), Status> {

@@ -251,15 +251,7 @@ async fn write_group(db: DatabaseConnection, group: Vec<Queued>) {
             }
         }
         Err(error) => {
-            if matches!(&error, Error::Database(db_error) if is_duplicate_idempotency_key(db_error))
-            {
-                tracing::info!(
-                    entries = group.len(),
-                    "a group of appends has an idempotency key that the log already has or that repeats in the group; appending them one at a time"
-                );
-            } else {
-                tracing::warn!(entries = group.len(), %error, "appending a group of entries failed; appending them one at a time");
-            }
+            tracing::warn!(entries = group.len(), %error, "appending a group of entries failed; appending them one at a time");
             for queued in group {
                 if queued.reply.is_closed() {
                     continue;
@@ -331,11 +323,12 @@ async fn reuse_stored_entries(
             known.insert(key, rows::entry_from_row(row)?);
         }
     }
-    // Each append gets a stored entry, the entry of the first append of the group with its
-    // key, or its own new entry.
+    // Each append gets a stored entry, its own new entry, or the new entry of the first
+    // append of the group with its key.
     enum Source<'a> {
         Stored(&'a str),
         New(usize),
+        Repeat(usize),
     }
     let mut first_with_key: HashMap<&str, usize> = HashMap::new();
     let mut new_appends: Vec<&Append> = Vec::new();
@@ -344,7 +337,7 @@ async fn reuse_stored_entries(
         let key = append.idempotency_key.as_deref();
         let source = match key {
             Some(key) if known.contains_key(key) => Source::Stored(key),
-            Some(key) if first_with_key.contains_key(key) => Source::New(first_with_key[key]),
+            Some(key) if first_with_key.contains_key(key) => Source::Repeat(first_with_key[key]),
             _ => {
                 if let Some(key) = key {
                     first_with_key.insert(key, new_appends.len());
@@ -359,17 +352,27 @@ async fn reuse_stored_entries(
         return Err(error.into());
     }
 
+    // Checked before anything is written, because an error here makes `write_group` append
+    // each one alone, and an append without a key written now would then be written twice.
     for (append, source) in appends.iter().zip(&sources) {
-        if let Source::Stored(key) = source {
-            let stored = &known[*key];
-            check_same_entry(append, key, stored)?;
-            tracing::info!(
-                idempotency_key = %key,
-                sequence = stored.sequence,
-                invoice = %stored.attempt.invoice_number,
-                delivery_id = %stored.attempt.delivery_id,
-                "append sent again with the key of a stored entry; returning that entry"
-            );
+        match source {
+            Source::Stored(key) => {
+                let stored = &known[*key];
+                check_same_entry(append, key, stored)?;
+                tracing::info!(
+                    idempotency_key = %key,
+                    sequence = stored.sequence,
+                    invoice = %stored.attempt.invoice_number,
+                    delivery_id = %stored.attempt.delivery_id,
+                    "append sent again with the key of a stored entry; returning that entry"
+                );
+            }
+            // A repeat that names another entry fails alone when `write_group` appends it
+            // after the first one, as a stored key does.
+            Source::Repeat(first) if !same_entry(&probe(append), &probe(new_appends[*first])) => {
+                return Err(error.into());
+            }
+            Source::New(_) | Source::Repeat(_) => {}
         }
     }
     // Fewer appends than before, so this recursion ends. Another writer may have stored one
@@ -379,46 +382,44 @@ async fn reuse_stored_entries(
     } else {
         Box::pin(append_all(db, &new_appends)).await?
     };
-    let mut entries = Vec::with_capacity(appends.len());
-    for (append, source) in appends.iter().zip(sources) {
-        let entry = match source {
+    Ok(sources
+        .into_iter()
+        .map(|source| match source {
             Source::Stored(key) => known[key].clone(),
-            Source::New(index) => {
-                let entry = &written[index];
-                // An append that repeats an earlier key of the group must match its entry.
-                if let Some(key) = &append.idempotency_key
-                    && !std::ptr::eq(*append, new_appends[index])
-                {
-                    check_same_entry(append, key, entry)?;
-                }
-                entry.clone()
-            }
-        };
-        entries.push(entry);
-    }
-    Ok(entries)
+            Source::New(index) | Source::Repeat(index) => written[index].clone(),
+        })
+        .collect())
 }
 
 /// Checks that `stored`, the entry appended with `key`, is of the delivery and invoice that
-/// `append` names. The rest may differ: the time, the chain fields, and the outcome, which a
-/// caller that appends late may derive again from what it stored.
+/// `append` names.
 fn check_same_entry(append: &Append, key: &str, stored: &Entry) -> Result<(), Error> {
-    let probe = (append.seal)(ChainTip {
-        next_sequence: stored.sequence,
-        prev_hash: stored.prev_hash.clone(),
-    });
-    let (requested, found) = (&probe.attempt, &stored.attempt);
-    let same = requested.delivery_id == found.delivery_id
-        && requested.invoice_number == found.invoice_number;
-    if same {
+    if same_entry(&probe(append), stored) {
         return Ok(());
     }
+    let found = &stored.attempt;
     Err(Error::IdempotencyKeyReused {
         key: key.to_owned(),
         sequence: stored.sequence,
         invoice_number: found.invoice_number.clone(),
         delivery_id: found.delivery_id.clone(),
     })
+}
+
+/// Seals `append` on an empty chain, to read what it would append.
+fn probe(append: &Append) -> Entry {
+    (append.seal)(ChainTip {
+        next_sequence: 1,
+        prev_hash: GENESIS_PREV_HASH.to_owned(),
+    })
+}
+
+/// Checks whether two entries are of the same delivery and invoice. The rest may differ: the
+/// time, the chain fields, and the outcome, which a caller that appends late may derive again
+/// from what it stored.
+fn same_entry(requested: &Entry, found: &Entry) -> bool {
+    requested.attempt.delivery_id == found.attempt.delivery_id
+        && requested.attempt.invoice_number == found.attempt.invoice_number
 }
 
 async fn try_append(db: &DatabaseConnection, appends: &[&Append]) -> Result<Vec<Entry>, DbErr> {

@@ -306,6 +306,25 @@ async fn repeated_key_appends_nothing(database: TestDatabase) {
         repeated[1]
     );
     assert_eq!(store.entries_after(0, 10).await.unwrap().len(), 6);
+
+    // An append without a key in such a group is written once.
+    let mixed = write_keyed_group(
+        &store,
+        vec![
+            (attempt("INV-8", "eighth"), Some("d-8/1")),
+            (attempt("INV-9", "ninth"), Some("d-8/1")),
+            (attempt("INV-10", "tenth"), None),
+        ],
+    )
+    .await;
+    assert_eq!(mixed[0].as_ref().unwrap().sequence, 7);
+    assert!(
+        matches!(mixed[1], Err(Error::IdempotencyKeyReused { .. })),
+        "{:?}",
+        mixed[1]
+    );
+    assert_eq!(mixed[2].as_ref().unwrap().sequence, 8);
+    assert_eq!(store.entries_after(0, 20).await.unwrap().len(), 8);
     database.remove().await.unwrap();
 }
 
