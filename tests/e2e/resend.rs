@@ -1,10 +1,13 @@
-//! Resend requests with bad input: each gets a clear error and sends nothing.
+//! Resend requests: bad input gets a clear error and sends nothing, and a resend whose caller
+//! stops waiting still ends.
+
+use std::time::Duration;
 
 use anyhow::Result;
 use invoicer_e2e::System;
 use invoicer_proto::orchestrator::v1 as pb;
 use invoicer_test_db::TestDatabase;
-use invoicer_test_smtp::TestSmtpServer;
+use invoicer_test_smtp::{Action, TestSmtpServer};
 
 on_both_databases!(
     resend_invalid_address_names_it,
@@ -13,7 +16,8 @@ on_both_databases!(
     resend_repeat_with_other_parameters_rejected,
     resend_unknown_invoice_not_found,
     resend_request_id_reused_for_other_invoice_rejected,
-    resend_does_not_mark_batch_delivery
+    resend_does_not_mark_batch_delivery,
+    resend_ends_after_caller_leaves
 );
 
 use crate::data::{contact, customer, export, invoice};
@@ -172,6 +176,63 @@ async fn resend_repeat_with_other_parameters_rejected(database: TestDatabase) ->
         .await?
         .into_inner();
     assert!(replay.replayed, "the exact repeat was not replayed");
+    assert_eq!(system.smtp.messages().len(), 1);
+    system.stop().await
+}
+
+/// Checks that a resend whose caller stops waiting while the mail server is slow still goes
+/// out once and ends `sent`, which the same request id then returns. Dropped with its caller,
+/// it would stop in `submitting` and end `unknown`.
+async fn resend_ends_after_caller_leaves(database: TestDatabase) -> Result<()> {
+    let smtp = TestSmtpServer::builder()
+        .on_rcpt(
+            "copy@elsewhere.example",
+            Action::delay(Duration::from_millis(1500)),
+        )
+        .start()
+        .await?;
+    let system = System::start(database, smtp).await?;
+    let document = export(
+        vec![customer(
+            "C-1",
+            vec![contact("Lee", "lee@buyer.example", "to")],
+        )],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    system.import_text("a.json", &document).await?;
+    let resend = pb::ResendInvoiceRequest {
+        request_id: "caller-leaves".to_owned(),
+        ..request(&["copy@elsewhere.example"], "copy")
+    };
+
+    let mut first = tonic::Request::new(resend.clone());
+    first.set_timeout(Duration::from_millis(300));
+    let error = system
+        .orchestrator()?
+        .resend_invoice(first)
+        .await
+        .unwrap_err();
+    assert!(
+        [tonic::Code::Cancelled, tonic::Code::DeadlineExceeded].contains(&error.code()),
+        "{error:?}"
+    );
+    system.wait_for_messages(1).await?;
+
+    let mut state = None;
+    for _ in 0..100 {
+        let repeated = system
+            .orchestrator()?
+            .resend_invoice(resend.clone())
+            .await?
+            .into_inner();
+        assert!(repeated.replayed);
+        state = repeated.delivery.map(|delivery| delivery.state());
+        if state == Some(pb::DeliveryState::Sent) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, Some(pb::DeliveryState::Sent));
     assert_eq!(system.smtp.messages().len(), 1);
     system.stop().await
 }

@@ -377,7 +377,18 @@ impl OrchestratorService for OrchestratorApi {
             actor: caller.actor(&request.actor),
             caller_role: caller.role,
         };
-        let result = self.engine.resend(resend).await.map_err(to_status)?;
+        // The resend runs in a task of its own, as a batch does: a client that stops waiting
+        // drops this handler, and a resend dropped while it submits would end `unknown`
+        // although it may have gone out. The same request id returns its result later.
+        let engine = Arc::clone(&self.engine);
+        let task = tokio::spawn(async move { engine.resend(resend).await }.in_current_span());
+        let result = match task.await {
+            Ok(result) => result.map_err(to_status)?,
+            Err(error) => {
+                tracing::error!(%error, "resend task panicked");
+                return Err(internal("resending the invoice"));
+            }
+        };
         Ok(Response::new(pb::ResendInvoiceResponse {
             delivery: Some(convert::delivery(&result.delivery)),
             replayed: result.replayed,
