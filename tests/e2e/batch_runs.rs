@@ -22,7 +22,8 @@ on_both_databases!(
     batch_deliveries_paged,
     chunked_batch_sends_each_once,
     failed_batch_finishes_deliveries_in_flight,
-    failed_planning_defers_its_deliveries
+    failed_planning_defers_its_deliveries,
+    stranded_delivery_sent_without_restart
 );
 
 fn three_invoices() -> String {
@@ -660,5 +661,59 @@ async fn failed_planning_defers_its_deliveries(database: TestDatabase) -> Result
         );
     }
     assert!(sent_numbers(&system)?.is_empty());
+    system.stop().await
+}
+
+/// Fails the batch's `submitting` write of INV-2, so its delivery stays `pending` and leased
+/// to the running process with no task working on it. The retry loop defers it, counting the
+/// failed attempt, and sends it with the next one, without a restart and once. The trigger
+/// rejects only the first attempt, whose delivery has no retry time yet.
+async fn stranded_delivery_sent_without_restart(database: TestDatabase) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let smtp = TestSmtpServer::builder().start().await?;
+    let system = System::start_with(database, smtp, |config| {
+        config.batch.retry_first_delay = "1s".to_owned();
+    })
+    .await?;
+    system.import_text("a.json", &three_invoices()).await?;
+    let db = orchestrator_database(&system).await?;
+    reject_updates(
+        &db,
+        "INV-2",
+        "NEW.state = 'submitting' AND NEW.next_attempt_at IS NULL",
+    )
+    .await?;
+
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(batch.status, i32::from(pb::BatchStatus::Failed));
+    assert!(
+        batch.error.contains("rejected by the test"),
+        "{}",
+        batch.error
+    );
+    system.wait_for_messages(3).await?;
+    assert_eq!(sent_numbers(&system)?, ["INV-1", "INV-2", "INV-3"]);
+
+    // The message arrives before the orchestrator stores its outcome.
+    let mut stored = None;
+    for _ in 0..100 {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT state, attempts FROM or_deliveries WHERE invoice_number = 'INV-2'",
+            ))
+            .await?;
+        assert_eq!(rows.len(), 1);
+        let state: String = rows[0].try_get("", "state")?;
+        let attempts: i32 = rows[0].try_get("", "attempts")?;
+        stored = Some((state, attempts));
+        if stored.as_ref().is_some_and(|(state, _)| state == "sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, Some(("sent".to_owned(), 2)));
+    db.close().await?;
     system.stop().await
 }

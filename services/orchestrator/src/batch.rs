@@ -108,7 +108,7 @@ impl Engine {
         {
             return Err(error);
         }
-        let _work = self.work_lock.lock().await;
+        let work = self.work_lock.lock().await;
         // A draining host waits for the batch to give back what it did not attempt.
         let _draining = self.shutdown.begin_work();
         let batch = Batch {
@@ -182,6 +182,13 @@ impl Engine {
             delivery: None,
             total: counts.eligible,
         });
+        if error.is_some() {
+            // A failed batch can leave claimed deliveries in flight that no task works on, such
+            // as one whose own write failed. The retry loop's next round settles them
+            // (`settle_stranded`), and it can run once this batch lets go of `work_lock`.
+            drop(work);
+            self.retry_wakeup.notify_one();
+        }
         match &error {
             None => {
                 tracing::info!(batch_id = %report.batch.id, eligible = counts.eligible, sent = counts.sent, skipped = counts.skipped, failed = counts.failed, deferred = counts.deferred, unknown = counts.unknown, "batch completed")

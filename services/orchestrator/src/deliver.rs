@@ -331,7 +331,7 @@ impl Engine {
         Ok(delivery)
     }
 
-    fn apply_send_result(&self, delivery: &mut Delivery, result: SendResult) {
+    pub(crate) fn apply_send_result(&self, delivery: &mut Delivery, result: SendResult) {
         delivery.next_attempt_at = None;
         delivery.state = match result {
             SendResult::Sent | SendResult::PartiallySent => DeliveryState::Sent,

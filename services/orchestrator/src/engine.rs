@@ -1,7 +1,7 @@
 //! The orchestrator's state shared by the batch, the resends, the retry loop and the gRPC
 //! server.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -130,9 +130,10 @@ pub(crate) struct Engine {
     /// Serialises batches and the retry loop so one delivery never has two workers here.
     pub work_lock: tokio::sync::Mutex<()>,
     pub watchers: Mutex<HashMap<String, broadcast::Sender<Progress>>>,
-    /// Ids of the deliveries this process is working on, for the log of what a shutdown
-    /// left unfinished.
-    pub in_flight: Mutex<BTreeSet<String>>,
+    /// Ids of the deliveries this process is working on, each with the number of guards
+    /// (`track`) that hold it. Read for the log of what a shutdown left unfinished, and by the
+    /// retry loop, which settles the deliveries leased to this replica that are not in it.
+    pub in_flight: Mutex<BTreeMap<String, usize>>,
     /// Wakes the retry loop when a delivery is deferred, so its retry is not late by the
     /// loop's sleep.
     pub retry_wakeup: tokio::sync::Notify,
@@ -153,7 +154,12 @@ impl Drop for InFlight<'_> {
             .in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        in_flight.remove(&self.id);
+        if let Some(guards) = in_flight.get_mut(&self.id) {
+            *guards -= 1;
+            if *guards == 0 {
+                in_flight.remove(&self.id);
+            }
+        }
     }
 }
 
@@ -177,17 +183,21 @@ impl Engine {
             running: Mutex::new(None),
             work_lock: tokio::sync::Mutex::new(()),
             watchers: Mutex::new(HashMap::new()),
-            in_flight: Mutex::new(BTreeSet::new()),
+            in_flight: Mutex::new(BTreeMap::new()),
             retry_wakeup: tokio::sync::Notify::new(),
         })
     }
 
-    /// Registers the delivery `id` as in flight until the returned guard drops.
+    /// Registers the delivery `id` as in flight until the returned guard drops. A delivery
+    /// can be tracked twice at once, as a resend does from before it inserts the delivery.
+    /// It stays in flight until both guards drop.
     pub(crate) fn track(&self, id: &str) -> InFlight<'_> {
-        self.in_flight
+        *self
+            .in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_owned());
+            .entry(id.to_owned())
+            .or_default() += 1;
         InFlight {
             engine: self,
             id: id.to_owned(),
@@ -198,13 +208,13 @@ impl Engine {
     /// Returns whether delivery `id` is in flight in this process.
     pub(crate) fn is_in_flight(&self, id: &str) -> bool {
         let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        in_flight.contains(id)
+        in_flight.contains_key(id)
     }
 
     /// Returns the ids of the deliveries in flight in this process.
     pub(crate) fn in_flight_ids(&self) -> Vec<String> {
         let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        in_flight.iter().cloned().collect()
+        in_flight.keys().cloned().collect()
     }
 
     /// Chooses the Message-ID of a delivery's next attempt; it is stored before the attempt.

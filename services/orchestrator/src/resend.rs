@@ -282,6 +282,9 @@ impl Engine {
         delivery.bcc = recipients.bcc;
         delivery.actor = request.actor.clone();
         delivery.resend_reason = request.reason.clone();
+        // In flight from before the insert, which leases it to this replica: the retry loop
+        // settles a leased delivery that is not in flight as one whose worker went away.
+        let _in_flight = self.track(&delivery.id);
         if !self.store.insert_delivery(&delivery).await? {
             // The same request id arrived twice at once; the first one sends.
             if let Some(previous) = self.replay(&request).await? {

@@ -16,6 +16,39 @@ use crate::schedule::{FireInstant, Schedule};
 use crate::store::LeaderLock;
 use crate::upstream::SendResult;
 
+/// The stored reasons and the log messages of deliveries settled because their worker left
+/// them in flight.
+struct LeftBehind {
+    submitting_reason: &'static str,
+    submitting_log: &'static str,
+    retry_reason: &'static str,
+    retry_log: &'static str,
+    /// Whether a `pending` delivery counts the attempt that left it and waits for its retry
+    /// under the retry policy, instead of being due at once.
+    counts_attempt: bool,
+}
+
+/// Deliveries left by a process that stopped.
+const ABANDONED: LeftBehind = LeftBehind {
+    submitting_reason: "the process stopped while submitting to the mail server; check the server's log before resending",
+    submitting_log: "delivery left submitting by a stopped process is now unknown; it is never sent again automatically, only by an explicit resend",
+    retry_reason: "the process stopped before sending; retrying",
+    retry_log: "delivery left in flight by a stopped process; retrying it now",
+    counts_attempt: false,
+};
+
+/// Deliveries left by a task of this process that ended with an error before it stored the
+/// delivery's last step. The same error may come back on every attempt (a template that fails
+/// on this invoice's data, say), so such an attempt counts, and the retries back off and end
+/// as `failed` under the retry policy.
+const STRANDED: LeftBehind = LeftBehind {
+    submitting_reason: "the attempt ended with an error while submitting to the mail server, before it stored its outcome; check the server's log before resending",
+    submitting_log: "delivery left submitting by an attempt that ended with an error is now unknown; it is never sent again automatically, only by an explicit resend",
+    retry_reason: "the attempt ended with an error before sending, see the orchestrator's log",
+    retry_log: "delivery left in flight by an attempt that ended with an error; deferred under the retry policy",
+    counts_attempt: true,
+};
+
 /// Maximum sleep of the retry loop between two checks for due deferred deliveries and
 /// unlogged outcomes.
 const RETRY_POLL: Duration = Duration::from_secs(15);
@@ -53,45 +86,91 @@ impl Engine {
     }
 
     /// Takes over in-flight deliveries that no live replica works on (`all`: every one) and
-    /// settles them. `submitting` may have reached the mail server, so it becomes `unknown`
-    /// and is never sent again automatically; `pending` and `rendered` had sent nothing and
-    /// are retried at once.
+    /// settles them (see `settle_left`).
     pub(crate) async fn settle_abandoned(&self, all: bool) -> Result<(), OrchestratorError> {
-        for mut delivery in self.store.take_over_abandoned(all).await? {
-            if delivery.state == DeliveryState::Submitting {
-                delivery.state = DeliveryState::Unknown;
-                delivery.next_attempt_at = None;
-                delivery.retry_since = None;
-                delivery.reason = "the process stopped while submitting to the mail server; check the server's log before resending".to_owned();
-                self.store.save_delivery(&delivery).await?;
-                tracing::warn!(
-                    invoice = %delivery.invoice_number,
-                    delivery_id = %delivery.id,
-                    message_id = %delivery.message_id,
-                    attempt = delivery.attempts,
-                    "delivery left submitting by a stopped process is now unknown; it is never sent again automatically, only by an explicit resend"
-                );
-                self.write_log(&delivery, SendResult::Unknown, 0, Utc::now())
-                    .await;
-            } else {
-                let previous = delivery.state;
-                delivery.state = DeliveryState::Deferred;
-                delivery.next_attempt_at = Some(Utc::now());
-                delivery.reason = "the process stopped before sending; retrying".to_owned();
-                self.store.save_delivery(&delivery).await?;
-                tracing::warn!(
-                    invoice = %delivery.invoice_number,
-                    delivery_id = %delivery.id,
-                    previous_state = previous.as_str(),
-                    "delivery left in flight by a stopped process; retrying it now"
-                );
+        for delivery in self.store.take_over_abandoned(all).await? {
+            self.settle_left(delivery, &ABANDONED).await?;
+        }
+        Ok(())
+    }
+
+    /// Settles the deliveries leased to this replica that no task of this process works on:
+    /// a claim that a failed batch could not give back, or a delivery whose attempt ended
+    /// with an error before it stored its outcome. Their leases are renewed with the others,
+    /// so no other replica takes them over. Runs under `work_lock`, so no batch of this
+    /// process has claimed deliveries that it has not started yet. A delivery that cannot be
+    /// settled is logged and left to the next round.
+    pub(crate) async fn settle_stranded(&self) -> Result<(), OrchestratorError> {
+        // Writes still queued by a task that went away land first, so the states read below
+        // are the last ones stored.
+        self.store.flush_writes().await?;
+        let leased = self.store.leased_in_flight().await?;
+        // Checked after the read: a resend tracks its delivery before it inserts it, so one
+        // inserted before the read is in flight by now.
+        for delivery in leased.into_iter().filter(|d| !self.is_in_flight(&d.id)) {
+            let delivery_id = delivery.id.clone();
+            let state = delivery.state;
+            if let Err(error) = self.settle_left(delivery, &STRANDED).await {
+                tracing::error!(%delivery_id, state = state.as_str(), %error, "settling a delivery that no task works on failed; the next retry round tries again");
             }
         }
         Ok(())
     }
 
+    /// Settles one in-flight delivery that its worker left. `submitting` may have reached the
+    /// mail server, so it becomes `unknown` and is never sent again automatically. `pending`
+    /// and `rendered` had sent nothing, so they are deferred (see `LeftBehind::counts_attempt`).
+    async fn settle_left(
+        &self,
+        mut delivery: Delivery,
+        left_by: &LeftBehind,
+    ) -> Result<(), OrchestratorError> {
+        if delivery.state == DeliveryState::Submitting {
+            delivery.state = DeliveryState::Unknown;
+            delivery.next_attempt_at = None;
+            delivery.retry_since = None;
+            delivery.reason = left_by.submitting_reason.to_owned();
+            self.store.save_delivery(&delivery).await?;
+            tracing::warn!(
+                invoice = %delivery.invoice_number,
+                delivery_id = %delivery.id,
+                message_id = %delivery.message_id,
+                attempt = delivery.attempts,
+                "{}", left_by.submitting_log
+            );
+            self.write_log(&delivery, SendResult::Unknown, 0, Utc::now())
+                .await;
+        } else {
+            let previous = delivery.state;
+            delivery.reason = left_by.retry_reason.to_owned();
+            if left_by.counts_attempt {
+                // As an attempt that a failed call ends before sending: counted, in the email
+                // log, and retried under the policy, which fails it once its retries are over.
+                delivery.attempts += 1;
+                delivery.logged = false;
+                // The attempt got no reply, so the retry log does not show an older one.
+                delivery.server_reply.clear();
+                self.apply_send_result(&mut delivery, SendResult::Deferred);
+            } else {
+                delivery.state = DeliveryState::Deferred;
+                delivery.next_attempt_at = Some(Utc::now());
+            }
+            self.store.save_delivery(&delivery).await?;
+            tracing::warn!(
+                invoice = %delivery.invoice_number,
+                delivery_id = %delivery.id,
+                previous_state = previous.as_str(),
+                state = delivery.state.as_str(),
+                next_attempt_at = ?delivery.next_attempt_at,
+                "{}", left_by.retry_log
+            );
+        }
+        Ok(())
+    }
+
     /// Retries due deferred deliveries and appends outcomes the email log missed. On
-    /// PostgreSQL it first takes over the work of replicas whose leases expired.
+    /// PostgreSQL it first takes over the work of replicas whose leases expired, and on both
+    /// databases it settles the deliveries this replica's own tasks left in flight.
     async fn retry_due(&self) -> Result<(), OrchestratorError> {
         let Ok(_work) = self.work_lock.try_lock() else {
             // A batch is running; a later round retries what comes due meanwhile.
@@ -102,6 +181,7 @@ impl Engine {
             self.fail_abandoned_batches().await?;
             self.settle_abandoned(false).await?;
         }
+        self.settle_stranded().await?;
         self.append_unlogged().await?;
         if self.shutdown.is_triggered() {
             return Ok(());

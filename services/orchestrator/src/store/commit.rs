@@ -42,6 +42,9 @@ pub(super) enum Write {
     },
     /// `Store::mark_logged`: the delivery id and the attempt whose outcome was appended.
     Logged { id: String, attempt: u32 },
+    /// `Store::flush_writes`: writes nothing, and is done once every write queued before it
+    /// is committed or has failed.
+    Flush,
 }
 
 /// The result of a committed write.
@@ -146,7 +149,7 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>, counts: Arc<CommitCou
         group.retain(|job| {
             let abandoned = job.reply.is_closed() && job.write.stores_submitting();
             if abandoned {
-                tracing::warn!(delivery_id = job.write.delivery_id(), "caller stopped waiting before `submitting` was stored, so the delivery keeps its earlier state");
+                tracing::warn!(delivery_id = job.write.delivery_id().unwrap_or_default(), "caller stopped waiting before `submitting` was stored, so the delivery keeps its earlier state");
             }
             !abandoned
         });
@@ -168,7 +171,10 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>, counts: Arc<CommitCou
             }
             Err(error) => {
                 counts.retried_groups.fetch_add(1, Ordering::Relaxed);
-                let ids: Vec<&str> = group.iter().map(|job| job.write.delivery_id()).collect();
+                let ids: Vec<&str> = group
+                    .iter()
+                    .filter_map(|job| job.write.delivery_id())
+                    .collect();
                 tracing::warn!(%error, writes = group.len(), delivery_ids = ?ids, "group of delivery writes rolled back, writing each in a transaction of its own");
                 for job in group {
                     reply_alone(&store, job, &counts).await;
@@ -196,14 +202,15 @@ impl Write {
             Write::Delivery(delivery) | Write::Freeze { delivery, .. } => {
                 delivery.state == DeliveryState::Submitting
             }
-            Write::Logged { .. } => false,
+            Write::Logged { .. } | Write::Flush => false,
         }
     }
 
-    fn delivery_id(&self) -> &str {
+    fn delivery_id(&self) -> Option<&str> {
         match self {
-            Write::Delivery(delivery) | Write::Freeze { delivery, .. } => &delivery.id,
-            Write::Logged { id, .. } => id,
+            Write::Delivery(delivery) | Write::Freeze { delivery, .. } => Some(&delivery.id),
+            Write::Logged { id, .. } => Some(id),
+            Write::Flush => None,
         }
     }
 }
@@ -245,9 +252,13 @@ impl Store {
     /// Applies `write` in a transaction of its own and commits it. The email log mark is one
     /// statement, so it is committed by itself without `BEGIN` and `COMMIT` around it.
     async fn write_alone(&self, write: &Write) -> Result<Applied, StoreError> {
-        if let Write::Logged { id, attempt } = write {
-            super::mark_logged_in(&self.db, id, *attempt).await?;
-            return Ok(Applied::Done);
+        match write {
+            Write::Logged { id, attempt } => {
+                super::mark_logged_in(&self.db, id, *attempt).await?;
+                return Ok(Applied::Done);
+            }
+            Write::Flush => return Ok(Applied::Done),
+            Write::Delivery(_) | Write::Freeze { .. } => {}
         }
         let transaction = self.db.begin().await?;
         let mut items = ItemWrites::default();
@@ -291,6 +302,7 @@ impl Store {
                 super::mark_logged_in(transaction, id, *attempt).await?;
                 Ok(Applied::Done)
             }
+            Write::Flush => Ok(Applied::Done),
         }
     }
 }

@@ -167,6 +167,20 @@ impl Store {
         Ok(taken)
     }
 
+    /// Returns the in-flight deliveries leased to this replica, oldest first: those its tasks
+    /// work on, and those it claimed but no task finished, whose leases `renew_leases` keeps
+    /// renewing all the same.
+    pub(crate) async fn leased_in_flight(&self) -> Result<Vec<Delivery>, StoreError> {
+        let states: Vec<&str> = IN_FLIGHT.iter().map(|s| s.as_str()).collect();
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::State.is_in(states))
+            .filter(delivery::Column::LeaseOwner.eq(&self.owner))
+            .order_by_asc(delivery::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(delivery_from_row).collect()
+    }
+
     /// Ends this replica's leases on the deliveries `ids` that have not reached `submitting`,
     /// so other replicas take them over at once. Returns how many it released. A row locked
     /// by a transaction is left out, as in `renew_leases`. Its lease runs out instead.

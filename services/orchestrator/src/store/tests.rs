@@ -593,6 +593,59 @@ async fn chunk_queries_match_single_ones(database: TestDatabase) {
     database.remove().await.unwrap();
 }
 
+/// Each replica lists the in-flight deliveries leased to it and no other's, and a write whose
+/// caller stopped waiting is stored once `flush_writes` returns.
+async fn leased_in_flight_lists_own_deliveries(database: TestDatabase) {
+    let (a, b) = two_replicas(&database, Duration::from_secs(60)).await;
+    let new_delivery = |number: &str| {
+        Delivery::new(
+            Delivery::batch_key(number, 1),
+            number,
+            1,
+            "C-1",
+            Purpose::Batch,
+        )
+    };
+    let mut first = new_delivery("INV-A1");
+    let second = new_delivery("INV-A2");
+    let other = new_delivery("INV-B");
+    for (store, delivery) in [(&a, &first), (&a, &second), (&b, &other)] {
+        assert!(store.insert_delivery(delivery).await.unwrap());
+    }
+    let ids = |deliveries: Vec<Delivery>| -> Vec<String> {
+        deliveries.into_iter().map(|d| d.invoice_number).collect()
+    };
+    assert_eq!(
+        ids(a.leased_in_flight().await.unwrap()),
+        ["INV-A1", "INV-A2"]
+    );
+    assert_eq!(ids(b.leased_in_flight().await.unwrap()), ["INV-B"]);
+
+    // The caller of this write goes away once it is queued.
+    first.state = DeliveryState::Sent;
+    first.attempts = 1;
+    let mut save = Box::pin(a.save_delivery(&first));
+    assert!(futures::poll!(&mut save).is_pending());
+    drop(save);
+    a.flush_writes().await.unwrap();
+    let stored = a.get_delivery(&first.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, DeliveryState::Sent);
+    assert_eq!(ids(a.leased_in_flight().await.unwrap()), ["INV-A2"]);
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn leased_in_flight_lists_own_deliveries_on_sqlite() {
+    leased_in_flight_lists_own_deliveries(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn leased_in_flight_lists_own_deliveries_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_leased_in_flight").await {
+        leased_in_flight_lists_own_deliveries(database).await;
+    }
+}
+
 #[tokio::test]
 async fn chunk_queries_match_single_ones_on_sqlite() {
     chunk_queries_match_single_ones(TestDatabase::sqlite().unwrap()).await;
