@@ -23,7 +23,8 @@ on_both_databases!(
     chunked_batch_sends_each_once,
     failed_batch_finishes_deliveries_in_flight,
     failed_planning_defers_its_deliveries,
-    stranded_delivery_sent_without_restart
+    stranded_delivery_sent_without_restart,
+    unattempted_claim_sent_without_restart
 );
 
 fn three_invoices() -> String {
@@ -597,8 +598,7 @@ async fn reject_updates(
 }
 
 /// Fails a batch while it plans a chunk, after the chunk's new deliveries were inserted: they
-/// are deferred, due at once and with the reason, instead of staying claimed by this process
-/// until it restarts.
+/// are deferred, due at once and with the reason that the batch failed.
 async fn failed_planning_defers_its_deliveries(database: TestDatabase) -> Result<()> {
     use sea_orm::{ConnectionTrait, Statement};
 
@@ -714,6 +714,75 @@ async fn stranded_delivery_sent_without_restart(database: TestDatabase) -> Resul
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(stored, Some(("sent".to_owned(), 2)));
+    assert_eq!(sent_numbers(&system)?, ["INV-1", "INV-2", "INV-3"]);
+    db.close().await?;
+    system.stop().await
+}
+
+/// Fails a batch while it plans, and fails giving INV-1 back too, so INV-1 stays claimed by
+/// the running process with no attempt made. The retry loop sends it without a restart, and
+/// counts only that one attempt.
+async fn unattempted_claim_sent_without_restart(database: TestDatabase) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let smtp = TestSmtpServer::builder()
+        .reject_rcpt("full@buyer.example", 452, "4.2.2 mailbox full")
+        .start()
+        .await?;
+    let system = System::start(database, smtp).await?;
+    let customers = vec![
+        customer("C-1", vec![contact("Lee", "lee@buyer.example", "to")]),
+        customer("C-2", vec![contact("Kim", "full@buyer.example", "to")]),
+    ];
+    let waiting = vec![invoice("INV-W", "C-2", "10.00")];
+    system
+        .import_text("a.json", &export(customers.clone(), waiting))
+        .await?;
+    let first = system.run_batch("30d").await?;
+    assert_eq!(first.counts.unwrap_or_default().deferred, 1);
+
+    // Storing INV-W's batch item fails the planning of the next batch, and giving INV-1 back
+    // fails as well.
+    let db = orchestrator_database(&system).await?;
+    reject_writes(
+        &db,
+        "reject_item",
+        "BEFORE INSERT ON or_batch_items",
+        "NEW.invoice_number = 'INV-W'",
+    )
+    .await?;
+    reject_updates(&db, "INV-1", "NEW.reason LIKE 'not attempted%'").await?;
+    let new = vec![
+        invoice("INV-1", "C-1", "10.00"),
+        invoice("INV-2", "C-1", "20.00"),
+    ];
+    system
+        .import_text("b.json", &export(customers, new))
+        .await?;
+    let second = system.run_batch("30d").await?;
+    assert_eq!(second.status, i32::from(pb::BatchStatus::Failed));
+
+    system.wait_for_messages(2).await?;
+    assert_eq!(sent_numbers(&system)?, ["INV-1", "INV-2"]);
+    // The message arrives before the orchestrator stores its outcome.
+    let mut stored = None;
+    for _ in 0..100 {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT state, attempts FROM or_deliveries WHERE invoice_number = 'INV-1'",
+            ))
+            .await?;
+        assert_eq!(rows.len(), 1);
+        let state: String = rows[0].try_get("", "state")?;
+        let attempts: i32 = rows[0].try_get("", "attempts")?;
+        stored = Some((state, attempts));
+        if stored.as_ref().is_some_and(|(state, _)| state == "sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, Some(("sent".to_owned(), 1)));
     db.close().await?;
     system.stop().await
 }

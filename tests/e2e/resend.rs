@@ -187,7 +187,7 @@ async fn resend_ends_after_caller_leaves(database: TestDatabase) -> Result<()> {
     let smtp = TestSmtpServer::builder()
         .on_rcpt(
             "copy@elsewhere.example",
-            Action::delay(Duration::from_millis(1500)),
+            Action::delay(Duration::from_secs(3)),
         )
         .start()
         .await?;
@@ -206,7 +206,7 @@ async fn resend_ends_after_caller_leaves(database: TestDatabase) -> Result<()> {
     };
 
     let mut first = tonic::Request::new(resend.clone());
-    first.set_timeout(Duration::from_millis(300));
+    first.set_timeout(Duration::from_secs(1));
     let error = system
         .orchestrator()?
         .resend_invoice(first)

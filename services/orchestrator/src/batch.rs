@@ -81,6 +81,25 @@ fn running(batch: &Batch, counts: BatchCounts, total: u32, delivery: Option<Deli
     }
 }
 
+/// Lets go of `work_lock` when `run_batch` returns, by any path, and then wakes the retry loop
+/// if the batch failed. A failed batch can leave claimed deliveries in flight that no task
+/// works on, such as one whose own write failed, and the retry loop's next round settles them
+/// (`settle_stranded`) once it can take `work_lock`.
+struct EndOfRun<'a> {
+    work: Option<tokio::sync::MutexGuard<'a, ()>>,
+    retry_wakeup: &'a tokio::sync::Notify,
+    failed: bool,
+}
+
+impl Drop for EndOfRun<'_> {
+    fn drop(&mut self) {
+        drop(self.work.take());
+        if self.failed {
+            self.retry_wakeup.notify_one();
+        }
+    }
+}
+
 /// One chunk's plan, handed from planning to delivering.
 #[derive(Default)]
 struct PlannedChunk {
@@ -108,7 +127,11 @@ impl Engine {
         {
             return Err(error);
         }
-        let work = self.work_lock.lock().await;
+        let mut end = EndOfRun {
+            work: Some(self.work_lock.lock().await),
+            retry_wakeup: &self.retry_wakeup,
+            failed: false,
+        };
         // A draining host waits for the batch to give back what it did not attempt.
         let _draining = self.shutdown.begin_work();
         let batch = Batch {
@@ -163,6 +186,7 @@ impl Engine {
             Ok(()) => (BatchStatus::Completed, None),
             Err(error) => (BatchStatus::Failed, Some(error.to_string())),
         };
+        end.failed = outcome.is_err();
         self.store
             .finish_batch(&batch.id, status, error.clone())
             .await?;
@@ -182,13 +206,6 @@ impl Engine {
             delivery: None,
             total: counts.eligible,
         });
-        if error.is_some() {
-            // A failed batch can leave claimed deliveries in flight that no task works on, such
-            // as one whose own write failed. The retry loop's next round settles them
-            // (`settle_stranded`), and it can run once this batch lets go of `work_lock`.
-            drop(work);
-            self.retry_wakeup.notify_one();
-        }
         match &error {
             None => {
                 tracing::info!(batch_id = %report.batch.id, eligible = counts.eligible, sent = counts.sent, skipped = counts.skipped, failed = counts.failed, deferred = counts.deferred, unknown = counts.unknown, "batch completed")
@@ -338,8 +355,8 @@ impl Engine {
     }
 
     /// Plans a chunk of invoices with `plan_chunk_claiming`. When that fails, the deliveries it
-    /// inserted or claimed are deferred, due at once, instead of staying claimed by this
-    /// replica until it restarts.
+    /// inserted or claimed are deferred, due at once, instead of staying claimed until the
+    /// retry loop settles them.
     async fn plan_chunk(
         &self,
         batch_id: &str,
@@ -631,14 +648,14 @@ impl Engine {
     }
 
     /// Defers, due at once, deliveries this batch claimed and will not attempt because it
-    /// failed. Stops at the first write that fails and logs it, and those left stay claimed
-    /// until this process restarts.
+    /// failed. Stops at the first write that fails and logs it. The retry loop's next round
+    /// settles those left (`settle_stranded`).
     async fn give_back(&self, batch_id: &str, deliveries: impl IntoIterator<Item = Delivery>) {
         let mut given_back = 0u32;
         for delivery in deliveries {
             let delivery_id = delivery.id.clone();
             if let Err(error) = self.postpone(delivery, BATCH_FAILED_REASON).await {
-                tracing::error!(batch_id, %delivery_id, %error, given_back, "deferring the deliveries the failed batch did not attempt failed, so the rest stay claimed until this process restarts");
+                tracing::error!(batch_id, %delivery_id, %error, given_back, "deferring the deliveries the failed batch did not attempt failed; the retry loop settles the rest");
                 return;
             }
             given_back += 1;

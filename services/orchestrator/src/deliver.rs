@@ -86,10 +86,23 @@ impl Engine {
         );
         invoicer_telemetry::link_to_current(&span);
         let started = std::time::Instant::now();
-        let delivered = self
+        let delivery_id = delivery.id.clone();
+        let delivered = match self
             .deliver_in_span(delivery, planned)
             .instrument(span)
-            .await?;
+            .await
+        {
+            Ok(delivered) => delivered,
+            Err(error) => {
+                // The delivery stays in the state it last stored, leased to this replica, until
+                // the retry loop settles it (`settle_stranded`).
+                self.failed_attempts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(delivery_id);
+                return Err(error);
+            }
+        };
         invoicer_telemetry::metrics().record_delivery(started.elapsed(), delivered.state.as_str());
         Ok(delivered)
     }

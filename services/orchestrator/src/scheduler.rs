@@ -37,16 +37,25 @@ const ABANDONED: LeftBehind = LeftBehind {
     counts_attempt: false,
 };
 
-/// Deliveries left by a task of this process that ended with an error before it stored the
-/// delivery's last step. The same error may come back on every attempt (a template that fails
-/// on this invoice's data, say), so such an attempt counts, and the retries back off and end
-/// as `failed` under the retry policy.
-const STRANDED: LeftBehind = LeftBehind {
+/// Deliveries whose attempt in this process ended with an error before it stored the outcome,
+/// such as a write the database rejects. The same error may come back on every attempt, so the
+/// attempt counts, and the retries back off and end as `failed` under the retry policy.
+const FAILED_ATTEMPT: LeftBehind = LeftBehind {
     submitting_reason: "the attempt ended with an error while submitting to the mail server, before it stored its outcome; check the server's log before resending",
     submitting_log: "delivery left submitting by an attempt that ended with an error is now unknown; it is never sent again automatically, only by an explicit resend",
-    retry_reason: "the attempt ended with an error before sending, see the orchestrator's log",
+    retry_reason: "the attempt ended with an error before sending; the orchestrator's log has the error",
     retry_log: "delivery left in flight by an attempt that ended with an error; deferred under the retry policy",
     counts_attempt: true,
+};
+
+/// Deliveries this process claimed and left without an attempt that ended with an error: a
+/// claim that a failed batch could not give back, or a delivery whose task was aborted.
+const UNATTEMPTED_CLAIM: LeftBehind = LeftBehind {
+    submitting_reason: "the attempt stopped while submitting to the mail server, before it stored its outcome; check the server's log before resending",
+    submitting_log: "delivery left submitting by a stopped attempt is now unknown; it is never sent again automatically, only by an explicit resend",
+    retry_reason: "claimed but not attempted, and the claim was not given back; retrying",
+    retry_log: "delivery claimed but not attempted and not given back; retrying it now",
+    counts_attempt: false,
 };
 
 /// Maximum sleep of the retry loop between two checks for due deferred deliveries and
@@ -86,35 +95,72 @@ impl Engine {
     }
 
     /// Takes over in-flight deliveries that no live replica works on (`all`: every one) and
-    /// settles them (see `settle_left`).
+    /// settles them (see `settle_left`). One that cannot be settled is logged and stays leased
+    /// to this replica, and the next retry round settles it (`settle_stranded`).
     pub(crate) async fn settle_abandoned(&self, all: bool) -> Result<(), OrchestratorError> {
         for delivery in self.store.take_over_abandoned(all).await? {
-            self.settle_left(delivery, &ABANDONED).await?;
+            let delivery_id = delivery.id.clone();
+            if let Err(error) = self.settle_left(delivery, &ABANDONED).await {
+                tracing::error!(%delivery_id, %error, "settling a delivery a stopped process left in flight failed; the next retry round tries again");
+            }
         }
         Ok(())
     }
 
-    /// Settles the deliveries leased to this replica that no task of this process works on:
-    /// a claim that a failed batch could not give back, or a delivery whose attempt ended
-    /// with an error before it stored its outcome. Their leases are renewed with the others,
-    /// so no other replica takes them over. Runs under `work_lock`, so no batch of this
-    /// process has claimed deliveries that it has not started yet. A delivery that cannot be
-    /// settled is logged and left to the next round.
+    /// Settles the deliveries leased to this replica that no task of this process works on.
+    /// Lease renewal would otherwise keep their leases for as long as the process runs. Runs
+    /// under `work_lock`, so no batch of this process has a claimed delivery it has not
+    /// started yet. A delivery that cannot be settled is logged and left to the next round.
     pub(crate) async fn settle_stranded(&self) -> Result<(), OrchestratorError> {
-        // Writes still queued by a task that went away land first, so the states read below
-        // are the last ones stored.
+        // Writes still queued by a task that went away land first, so the list below shows
+        // the states they stored.
         self.store.flush_writes().await?;
-        let leased = self.store.leased_in_flight().await?;
-        // Checked after the read: a resend tracks its delivery before it inserts it, so one
-        // inserted before the read is in flight by now.
-        for delivery in leased.into_iter().filter(|d| !self.is_in_flight(&d.id)) {
-            let delivery_id = delivery.id.clone();
+        for listed in self.store.leased_in_flight().await? {
+            if self.is_in_flight(&listed.id) {
+                continue;
+            }
+            // Read again: a task that ended after the list was read stored its last state
+            // before it let go of the delivery. No task takes the delivery up again, because
+            // batches wait for `work_lock` and a resend tracks only the delivery it inserts.
+            let delivery_id = listed.id;
+            let delivery = match self.store.leased_in_flight_delivery(&delivery_id).await {
+                Ok(Some(delivery)) => delivery,
+                Ok(None) => {
+                    self.forget_failed_attempt(&delivery_id);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(%delivery_id, %error, "reading a delivery that no task works on failed; the next retry round tries again");
+                    continue;
+                }
+            };
+            let failed = self.forget_failed_attempt(&delivery_id);
+            let left_by = if failed {
+                &FAILED_ATTEMPT
+            } else {
+                &UNATTEMPTED_CLAIM
+            };
             let state = delivery.state;
-            if let Err(error) = self.settle_left(delivery, &STRANDED).await {
+            if let Err(error) = self.settle_left(delivery, left_by).await {
                 tracing::error!(%delivery_id, state = state.as_str(), %error, "settling a delivery that no task works on failed; the next retry round tries again");
+                if failed {
+                    self.failed_attempts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(delivery_id);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Removes `id` from the deliveries whose attempt ended with an error, and returns whether
+    /// it was there.
+    fn forget_failed_attempt(&self, id: &str) -> bool {
+        self.failed_attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
     }
 
     /// Settles one in-flight delivery that its worker left. `submitting` may have reached the

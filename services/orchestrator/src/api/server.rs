@@ -379,7 +379,8 @@ impl OrchestratorService for OrchestratorApi {
         };
         // The resend runs in a task of its own, as a batch does: a client that stops waiting
         // drops this handler, and a resend dropped while it submits would end `unknown`
-        // although it may have gone out. The same request id returns its result later.
+        // although it may have gone out. A caller that set a request id gets the result by
+        // sending the request again.
         let engine = Arc::clone(&self.engine);
         let task = tokio::spawn(async move { engine.resend(resend).await }.in_current_span());
         let result = match task.await {

@@ -43,7 +43,7 @@ pub(super) enum Write {
     /// `Store::mark_logged`: the delivery id and the attempt whose outcome was appended.
     Logged { id: String, attempt: u32 },
     /// `Store::flush_writes`: writes nothing, and is done once every write queued before it
-    /// is committed or has failed.
+    /// is committed, has failed or was dropped (see `Write::stores_submitting`).
     Flush,
 }
 
@@ -187,7 +187,7 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>, counts: Arc<CommitCou
 /// Commits `job` in a transaction of its own and sends the result to its caller.
 async fn reply_alone(store: &Store, job: Job, counts: &CommitCounts) {
     let applied = store.write_alone(&job.write).await;
-    if applied.is_ok() {
+    if applied.is_ok() && !matches!(job.write, Write::Flush) {
         counts.commits.fetch_add(1, Ordering::Relaxed);
     }
     let _ = job.reply.send(finish(job.write, applied));
@@ -195,7 +195,7 @@ async fn reply_alone(store: &Store, job: Job, counts: &CommitCounts) {
 
 impl Write {
     /// Returns whether the write stores `submitting`. Such a write is dropped when its caller has
-    /// stopped waiting, as a cancelled resend does: nothing would send the message, and a
+    /// stopped waiting, as a task that is aborted does: nothing would send the message, and a
     /// stored `submitting` becomes `unknown`, which is never retried.
     fn stores_submitting(&self) -> bool {
         match self {

@@ -181,6 +181,20 @@ impl Store {
         rows.into_iter().map(delivery_from_row).collect()
     }
 
+    /// Returns delivery `id` if it is in flight and leased to this replica, read now.
+    pub(crate) async fn leased_in_flight_delivery(
+        &self,
+        id: &str,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let states: Vec<&str> = IN_FLIGHT.iter().map(|s| s.as_str()).collect();
+        let row = delivery::Entity::find_by_id(id.to_owned())
+            .filter(delivery::Column::State.is_in(states))
+            .filter(delivery::Column::LeaseOwner.eq(&self.owner))
+            .one(&self.db)
+            .await?;
+        row.map(delivery_from_row).transpose()
+    }
+
     /// Ends this replica's leases on the deliveries `ids` that have not reached `submitting`,
     /// so other replicas take them over at once. Returns how many it released. A row locked
     /// by a transaction is left out, as in `renew_leases`. Its lease runs out instead.

@@ -692,9 +692,9 @@ impl Store {
         .map(drop)
     }
 
-    /// Returns once every delivery write queued before this call is committed or has failed,
-    /// including writes whose callers stopped waiting. What the caller reads next then shows
-    /// them.
+    /// Returns once every delivery write queued before this call is committed, has failed or
+    /// was dropped (a `submitting` write whose caller stopped waiting). What the caller reads
+    /// next then shows them.
     pub(crate) async fn flush_writes(&self) -> Result<(), StoreError> {
         self.write(commit::Write::Flush).await.map(drop)
     }

@@ -612,14 +612,14 @@ async fn leased_in_flight_lists_own_deliveries(database: TestDatabase) {
     for (store, delivery) in [(&a, &first), (&a, &second), (&b, &other)] {
         assert!(store.insert_delivery(delivery).await.unwrap());
     }
-    let ids = |deliveries: Vec<Delivery>| -> Vec<String> {
+    let numbers = |deliveries: Vec<Delivery>| -> Vec<String> {
         deliveries.into_iter().map(|d| d.invoice_number).collect()
     };
     assert_eq!(
-        ids(a.leased_in_flight().await.unwrap()),
+        numbers(a.leased_in_flight().await.unwrap()),
         ["INV-A1", "INV-A2"]
     );
-    assert_eq!(ids(b.leased_in_flight().await.unwrap()), ["INV-B"]);
+    assert_eq!(numbers(b.leased_in_flight().await.unwrap()), ["INV-B"]);
 
     // The caller of this write goes away once it is queued.
     first.state = DeliveryState::Sent;
@@ -630,7 +630,7 @@ async fn leased_in_flight_lists_own_deliveries(database: TestDatabase) {
     a.flush_writes().await.unwrap();
     let stored = a.get_delivery(&first.id).await.unwrap().unwrap();
     assert_eq!(stored.state, DeliveryState::Sent);
-    assert_eq!(ids(a.leased_in_flight().await.unwrap()), ["INV-A2"]);
+    assert_eq!(numbers(a.leased_in_flight().await.unwrap()), ["INV-A2"]);
     database.remove().await.unwrap();
 }
 
