@@ -697,7 +697,7 @@ async fn stranded_delivery_sent_without_restart(database: TestDatabase) -> Resul
 
     // The message arrives before the orchestrator stores its outcome.
     let mut stored = None;
-    for _ in 0..100 {
+    for _ in 0..600 {
         let rows = db
             .query_all_raw(Statement::from_string(
                 db.get_database_backend(),
@@ -766,7 +766,7 @@ async fn unattempted_claim_sent_without_restart(database: TestDatabase) -> Resul
     assert_eq!(sent_numbers(&system)?, ["INV-1", "INV-2"]);
     // The message arrives before the orchestrator stores its outcome.
     let mut stored = None;
-    for _ in 0..100 {
+    for _ in 0..600 {
         let rows = db
             .query_all_raw(Statement::from_string(
                 db.get_database_backend(),

@@ -81,7 +81,7 @@ fn running(batch: &Batch, counts: BatchCounts, total: u32, delivery: Option<Deli
     }
 }
 
-/// Lets go of `work_lock` when `run_batch` returns, by any path, and then wakes the retry loop
+/// Releases `work_lock` when `run_batch` returns, by any path, and then wakes the retry loop
 /// if the batch failed. A failed batch can leave claimed deliveries in flight that no task
 /// works on, such as one whose own write failed, and the retry loop's next round settles them
 /// (`settle_stranded`) once it can take `work_lock`.

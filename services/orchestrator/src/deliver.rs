@@ -87,19 +87,22 @@ impl Engine {
         invoicer_telemetry::link_to_current(&span);
         let started = std::time::Instant::now();
         let delivery_id = delivery.id.clone();
+        self.forget_failed_attempt(&delivery_id);
         let delivered = match self
             .deliver_in_span(delivery, planned)
             .instrument(span)
             .await
         {
             Ok(delivered) => delivered,
+            // Another replica took the delivery over, so this one has nothing to settle.
+            Err(error) if error.is_lease_lost() => return Err(error),
             Err(error) => {
                 // The delivery stays in the state it last stored, leased to this replica, until
                 // the retry loop settles it (`settle_stranded`).
                 self.failed_attempts
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(delivery_id);
+                    .insert(delivery_id, error.to_string());
                 return Err(error);
             }
         };

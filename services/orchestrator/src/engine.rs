@@ -1,7 +1,7 @@
 //! The orchestrator's state shared by the batch, the resends, the retry loop and the gRPC
 //! server.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -134,9 +134,9 @@ pub(crate) struct Engine {
     /// (`track`) that hold it. Read for the log of what a shutdown left unfinished, and by the
     /// retry loop, which settles the deliveries leased to this replica that are not in it.
     pub in_flight: Mutex<BTreeMap<String, usize>>,
-    /// Ids of the deliveries whose attempt in this process ended with an error before it
-    /// stored the outcome. The retry loop counts that attempt when it settles them.
-    pub failed_attempts: Mutex<HashSet<String>>,
+    /// The deliveries whose attempt in this process ended with an error before it stored the
+    /// outcome, by id, with the error. The retry loop counts that attempt when it settles them.
+    pub failed_attempts: Mutex<HashMap<String, String>>,
     /// Wakes the retry loop when a delivery is deferred, so its retry is not late by the
     /// loop's sleep.
     pub retry_wakeup: tokio::sync::Notify,
@@ -187,7 +187,7 @@ impl Engine {
             work_lock: tokio::sync::Mutex::new(()),
             watchers: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(BTreeMap::new()),
-            failed_attempts: Mutex::new(HashSet::new()),
+            failed_attempts: Mutex::new(HashMap::new()),
             retry_wakeup: tokio::sync::Notify::new(),
         })
     }

@@ -43,18 +43,19 @@ const ABANDONED: LeftBehind = LeftBehind {
 const FAILED_ATTEMPT: LeftBehind = LeftBehind {
     submitting_reason: "the attempt ended with an error while submitting to the mail server, before it stored its outcome; check the server's log before resending",
     submitting_log: "delivery left submitting by an attempt that ended with an error is now unknown; it is never sent again automatically, only by an explicit resend",
-    retry_reason: "the attempt ended with an error before sending; the orchestrator's log has the error",
+    retry_reason: "the attempt ended with an error before sending",
     retry_log: "delivery left in flight by an attempt that ended with an error; deferred under the retry policy",
     counts_attempt: true,
 };
 
-/// Deliveries this process claimed and left without an attempt that ended with an error: a
-/// claim that a failed batch could not give back, or a delivery whose task was aborted.
+/// Deliveries leased to this process and left without an attempt that ended with an error: a
+/// claim that a failed batch could not give back, or one taken over from a stopped process
+/// that could not be settled then.
 const UNATTEMPTED_CLAIM: LeftBehind = LeftBehind {
     submitting_reason: "the attempt stopped while submitting to the mail server, before it stored its outcome; check the server's log before resending",
     submitting_log: "delivery left submitting by a stopped attempt is now unknown; it is never sent again automatically, only by an explicit resend",
-    retry_reason: "claimed but not attempted, and the claim was not given back; retrying",
-    retry_log: "delivery claimed but not attempted and not given back; retrying it now",
+    retry_reason: "the claim ended without an attempt; retrying",
+    retry_log: "delivery claimed but not attempted; retrying it now",
     counts_attempt: false,
 };
 
@@ -96,11 +97,12 @@ impl Engine {
 
     /// Takes over in-flight deliveries that no live replica works on (`all`: every one) and
     /// settles them (see `settle_left`). One that cannot be settled is logged and stays leased
-    /// to this replica, and the next retry round settles it (`settle_stranded`).
+    /// to this replica, and a later retry round settles it as a claim that was not attempted
+    /// (`settle_stranded`).
     pub(crate) async fn settle_abandoned(&self, all: bool) -> Result<(), OrchestratorError> {
         for delivery in self.store.take_over_abandoned(all).await? {
             let delivery_id = delivery.id.clone();
-            if let Err(error) = self.settle_left(delivery, &ABANDONED).await {
+            if let Err(error) = self.settle_left(delivery, &ABANDONED, None).await {
                 tracing::error!(%delivery_id, %error, "settling a delivery a stopped process left in flight failed; the next retry round tries again");
             }
         }
@@ -134,29 +136,32 @@ impl Engine {
                     continue;
                 }
             };
-            let failed = self.forget_failed_attempt(&delivery_id);
-            let left_by = if failed {
-                &FAILED_ATTEMPT
-            } else {
-                &UNATTEMPTED_CLAIM
+            let failure = self.forget_failed_attempt(&delivery_id);
+            let left_by = match &failure {
+                Some(_) => &FAILED_ATTEMPT,
+                None => &UNATTEMPTED_CLAIM,
             };
             let state = delivery.state;
-            if let Err(error) = self.settle_left(delivery, left_by).await {
+            let settled = self
+                .settle_left(delivery, left_by, failure.as_deref())
+                .await;
+            if let Err(error) = settled {
                 tracing::error!(%delivery_id, state = state.as_str(), %error, "settling a delivery that no task works on failed; the next retry round tries again");
-                if failed {
+                // Kept for the next round, unless another replica has the delivery's lease now.
+                if let Some(failure) = failure.filter(|_| !error.is_lease_lost()) {
                     self.failed_attempts
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(delivery_id);
+                        .insert(delivery_id, failure);
                 }
             }
         }
         Ok(())
     }
 
-    /// Removes `id` from the deliveries whose attempt ended with an error, and returns whether
-    /// it was there.
-    fn forget_failed_attempt(&self, id: &str) -> bool {
+    /// Removes `id` from the deliveries whose attempt ended with an error, and returns the
+    /// error if it was there.
+    pub(crate) fn forget_failed_attempt(&self, id: &str) -> Option<String> {
         self.failed_attempts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -166,16 +171,23 @@ impl Engine {
     /// Settles one in-flight delivery that its worker left. `submitting` may have reached the
     /// mail server, so it becomes `unknown` and is never sent again automatically. `pending`
     /// and `rendered` had sent nothing, so they are deferred (see `LeftBehind::counts_attempt`).
+    /// `error` is the error that ended the attempt, when there was one, and goes into the
+    /// stored reason.
     async fn settle_left(
         &self,
         mut delivery: Delivery,
         left_by: &LeftBehind,
+        error: Option<&str>,
     ) -> Result<(), OrchestratorError> {
+        let with_error = |reason: &str| match error {
+            Some(error) => format!("{reason} ({error})"),
+            None => reason.to_owned(),
+        };
         if delivery.state == DeliveryState::Submitting {
             delivery.state = DeliveryState::Unknown;
             delivery.next_attempt_at = None;
             delivery.retry_since = None;
-            delivery.reason = left_by.submitting_reason.to_owned();
+            delivery.reason = with_error(left_by.submitting_reason);
             self.store.save_delivery(&delivery).await?;
             tracing::warn!(
                 invoice = %delivery.invoice_number,
@@ -188,7 +200,7 @@ impl Engine {
                 .await;
         } else {
             let previous = delivery.state;
-            delivery.reason = left_by.retry_reason.to_owned();
+            delivery.reason = with_error(left_by.retry_reason);
             if left_by.counts_attempt {
                 // As an attempt that a failed call ends before sending: counted, in the email
                 // log, and retried under the policy, which fails it once its retries are over.
@@ -227,7 +239,11 @@ impl Engine {
             self.fail_abandoned_batches().await?;
             self.settle_abandoned(false).await?;
         }
-        self.settle_stranded().await?;
+        // A failure here leaves the stranded deliveries to the next round, and this round
+        // goes on with the email log and the due retries.
+        if let Err(error) = self.settle_stranded().await {
+            tracing::error!(%error, "settling the deliveries that no task works on failed; the next retry round tries again");
+        }
         self.append_unlogged().await?;
         if self.shutdown.is_triggered() {
             return Ok(());

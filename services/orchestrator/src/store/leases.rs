@@ -176,6 +176,7 @@ impl Store {
             .filter(delivery::Column::State.is_in(states))
             .filter(delivery::Column::LeaseOwner.eq(&self.owner))
             .order_by_asc(delivery::Column::CreatedAt)
+            .order_by_asc(delivery::Column::Id)
             .all(&self.db)
             .await?;
         rows.into_iter().map(delivery_from_row).collect()
