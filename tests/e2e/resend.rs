@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use invoicer_e2e::System;
 use invoicer_proto::orchestrator::v1 as pb;
 use invoicer_test_db::TestDatabase;
@@ -17,7 +17,8 @@ on_both_databases!(
     resend_unknown_invoice_not_found,
     resend_request_id_reused_for_other_invoice_rejected,
     resend_does_not_mark_batch_delivery,
-    resend_ends_after_caller_leaves
+    resend_ends_after_caller_leaves,
+    resend_cli_timeout_names_request_id
 );
 
 use crate::data::{contact, customer, export, invoice};
@@ -187,7 +188,7 @@ async fn resend_ends_after_caller_leaves(database: TestDatabase) -> Result<()> {
     let smtp = TestSmtpServer::builder()
         .on_rcpt(
             "copy@elsewhere.example",
-            Action::delay(Duration::from_secs(3)),
+            Action::delay(Duration::from_secs(5)),
         )
         .start()
         .await?;
@@ -206,7 +207,7 @@ async fn resend_ends_after_caller_leaves(database: TestDatabase) -> Result<()> {
     };
 
     let mut first = tonic::Request::new(resend.clone());
-    first.set_timeout(Duration::from_secs(1));
+    first.set_timeout(Duration::from_secs(2));
     let error = system
         .orchestrator()?
         .resend_invoice(first)
@@ -219,7 +220,7 @@ async fn resend_ends_after_caller_leaves(database: TestDatabase) -> Result<()> {
     system.wait_for_messages(1).await?;
 
     let mut state = None;
-    for _ in 0..100 {
+    for _ in 0..600 {
         let repeated = system
             .orchestrator()?
             .resend_invoice(resend.clone())
@@ -233,6 +234,67 @@ async fn resend_ends_after_caller_leaves(database: TestDatabase) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(state, Some(pb::DeliveryState::Sent));
+    assert_eq!(system.smtp.messages().len(), 1);
+    system.stop().await
+}
+
+/// Checks that `invoicer resend` without `--request-id`, timed out while the mail server is
+/// slow, names the id it sent, and that the same command with that id returns the result
+/// without a second message.
+async fn resend_cli_timeout_names_request_id(database: TestDatabase) -> Result<()> {
+    let smtp = TestSmtpServer::builder()
+        .on_rcpt(
+            "copy@elsewhere.example",
+            Action::delay(Duration::from_secs(5)),
+        )
+        .start()
+        .await?;
+    let system = System::start(database, smtp).await?;
+    let document = export(
+        vec![customer(
+            "C-1",
+            vec![contact("Lee", "lee@buyer.example", "to")],
+        )],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    system.import_text("a.json", &document).await?;
+    let config = system.file("client.toml");
+    std::fs::write(&config, "[client]\ntimeout_secs = 2\n")?;
+    let config = config.to_str().context("non-UTF-8 path")?;
+    let resend = [
+        "--config",
+        config,
+        "resend",
+        "INV-1",
+        "--to",
+        "copy@elsewhere.example",
+        "--reason",
+        "copy",
+    ];
+
+    let Err(error) = system.cli(&resend).await else {
+        anyhow::bail!("the resend did not time out");
+    };
+    let message = format!("{error:#}");
+    let request_id = message
+        .split("--request-id ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .with_context(|| format!("no request id in {message:?}"))?
+        .to_owned();
+    system.wait_for_messages(1).await?;
+
+    let mut again = resend.to_vec();
+    again.extend(["--request-id", &request_id]);
+    let mut sent = false;
+    for _ in 0..600 {
+        if system.cli(&again).await?.code == std::process::ExitCode::SUCCESS {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent, "the resend with id {request_id} did not end sent");
     assert_eq!(system.smtp.messages().len(), 1);
     system.stop().await
 }

@@ -167,7 +167,7 @@ pub struct ResendArgs {
     #[arg(long)]
     pub reason: String,
     /// Your id for this request; repeating it returns the first result and sends nothing
-    /// [default: a new id].
+    /// [default: a new id, printed by an error after which the resend may still go out].
     #[arg(long)]
     pub request_id: Option<String>,
     /// Revision whose frozen PDF to send; 0 means the latest.

@@ -21,6 +21,11 @@ pub(crate) async fn run(
         .actor
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "cli".to_owned());
+    // An id of the CLI's own when none is given: the server goes on with a resend whose
+    // caller timed out, so the error names the id that gets its result without a second send.
+    let request_id = args
+        .request_id
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let request = pb::ResendInvoiceRequest {
         invoice_number: args.number,
         revision: args.revision,
@@ -28,14 +33,14 @@ pub(crate) async fn run(
         cc: args.cc,
         bcc: args.bcc,
         reason: args.reason,
-        request_id: args.request_id.unwrap_or_default(),
+        request_id: request_id.clone(),
         actor,
     };
     let response = clients
         .orchestrator
         .resend_invoice(request)
         .await
-        .map_err(|s| describe(endpoint, s))?
+        .map_err(|status| resend_error(endpoint, status, &request_id))?
         .into_inner();
     let delivery = response.delivery.unwrap_or_default();
     output::resend(out, &delivery, response.replayed, args.json)?;
@@ -45,4 +50,27 @@ pub(crate) async fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Describes a failed resend. Unless the server rejected the request, the resend may still go
+/// out, so the message names the command that gets its result without sending it twice.
+fn resend_error(endpoint: &str, status: tonic::Status, request_id: &str) -> anyhow::Error {
+    use tonic::Code;
+
+    let rejected = matches!(
+        status.code(),
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::FailedPrecondition
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+    );
+    let error = describe(endpoint, status);
+    if rejected {
+        return error;
+    }
+    anyhow::anyhow!(
+        "{error:#}; the resend may still go out, so run the command again with --request-id {request_id} to get its result without sending it twice"
+    )
 }
