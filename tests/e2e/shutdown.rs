@@ -1,5 +1,6 @@
 //! Graceful stop: a delivery in flight when the host stops is finished within the grace
-//! period, while the server still serves the calls it makes.
+//! period, while the server still serves the calls it makes, and a delivery that no task
+//! works on is released for the next replica.
 
 use std::time::Duration;
 
@@ -10,8 +11,12 @@ use invoicer_test_db::TestDatabase;
 use invoicer_test_smtp::{Stage, TestSmtpServer};
 
 use crate::data::{contact, customer, export, invoice};
+use crate::triggers::{drop_trigger, orchestrator_database, reject_writes};
 
-on_both_databases!(stop_finishes_delivery_in_flight);
+on_both_databases!(
+    stop_finishes_delivery_in_flight,
+    stop_releases_stranded_delivery
+);
 
 async fn stop_finishes_delivery_in_flight(database: TestDatabase) -> Result<()> {
     // The mail server answers the end of DATA after 2 s, so the stop begins mid-send.
@@ -70,5 +75,42 @@ async fn stop_finishes_delivery_in_flight(database: TestDatabase) -> Result<()> 
         stored.deliveries[0].state,
         i32::from(pb::DeliveryState::Sent)
     );
+    system.stop().await
+}
+
+/// Strands INV-1 (its `submitting` write and every later state change are rejected, so it stays
+/// `pending` and leased), then restarts with 10-minute leases. The stop releases the lease, so
+/// the new replica takes INV-1 over at once and, once writes go through again, sends it. On
+/// PostgreSQL the lease would otherwise keep the new replica away for the full 10 minutes.
+async fn stop_releases_stranded_delivery(database: TestDatabase) -> Result<()> {
+    let long_lease = |config: &mut invoicer_kit::Config| {
+        config.batch.lease_duration = "10m".to_owned();
+    };
+    let smtp = TestSmtpServer::builder().start().await?;
+    let mut system = System::start_with(database, smtp, long_lease).await?;
+    let document = export(
+        vec![customer(
+            "C-1",
+            vec![contact("Lee", "lee@buyer.example", "to")],
+        )],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    system.import_text("a.json", &document).await?;
+    let db = orchestrator_database(&system).await?;
+    reject_writes(
+        &db,
+        "reject_inv_1",
+        "BEFORE UPDATE ON or_deliveries",
+        "NEW.invoice_number = 'INV-1' AND NEW.state <> 'pending'",
+    )
+    .await?;
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(batch.status, i32::from(pb::BatchStatus::Failed));
+
+    system.restart_with(long_lease).await?;
+    drop_trigger(&db, "reject_inv_1", "or_deliveries").await?;
+    system.wait_for_messages(1).await?;
+    assert_eq!(system.smtp.messages().len(), 1);
+    db.close().await?;
     system.stop().await
 }

@@ -159,6 +159,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Returns the ids of the in-flight deliveries leased to this replica that no task of this
+    /// process works on.
+    pub(crate) async fn stranded_ids(&self) -> Result<Vec<String>, OrchestratorError> {
+        let listed = self.store.leased_in_flight().await?;
+        Ok(listed
+            .into_iter()
+            .map(|delivery| delivery.id)
+            .filter(|id| !self.is_in_flight(id))
+            .collect())
+    }
+
     /// Removes `id` from the deliveries whose attempt ended with an error, and returns the
     /// error if it was there.
     pub(crate) fn forget_failed_attempt(&self, id: &str) -> Option<String> {
@@ -355,11 +366,16 @@ impl Engine {
 }
 
 /// Waits for the host's shutdown, then for the deliveries in flight to end, until shortly
-/// before the host's grace period ends. What is still in flight then is logged by id, and
-/// the leases of those that have not reached `submitting` are ended so another replica (or
-/// the next start) takes them over at once.
+/// before the host's grace period ends. What is still in flight then is logged by id. The
+/// leases of those deliveries, and of the ones leased here that no task works on, are ended
+/// if they have not reached `submitting`, so another replica (or the next start) takes them
+/// over at once.
 pub(crate) fn spawn_drain_report(engine: Arc<Engine>, grace: Duration, mut shutdown: Shutdown) {
+    // Held until the report ends, so the host stops serving only after the leases below are
+    // released.
+    let work = shutdown.begin_work();
     tokio::spawn(async move {
+        let _work = work;
         shutdown.triggered().await;
         let deadline = grace.saturating_sub(Duration::from_secs(1));
         let drained = tokio::time::timeout(deadline, async {
@@ -368,20 +384,39 @@ pub(crate) fn spawn_drain_report(engine: Arc<Engine>, grace: Duration, mut shutd
             }
         })
         .await;
-        if drained.is_ok() {
+        // Deliveries leased here that no task works on (see `Engine::settle_stranded`) would
+        // otherwise keep their leases until they run out.
+        let stranded = match engine.stranded_ids().await {
+            Ok(stranded) => stranded,
+            Err(error) => {
+                tracing::error!(%error, "cannot list the deliveries that no task works on; their leases expire on their own");
+                Vec::new()
+            }
+        };
+        if drained.is_ok() && stranded.is_empty() {
             tracing::info!("orchestrator drained: no delivery left in flight");
             return;
         }
         let left = engine.in_flight_ids();
-        let released = match engine.store.release_leases(&left).await {
+        let ids: Vec<String> = left.iter().chain(&stranded).cloned().collect();
+        let released = match engine.store.release_leases(&ids).await {
             Ok(released) => released,
             Err(error) => {
                 tracing::error!(%error, "cannot release the leases of unfinished deliveries; they expire on their own");
                 0
             }
         };
+        if drained.is_ok() {
+            tracing::info!(
+                delivery_ids = %stranded.join(","),
+                released,
+                "orchestrator drained: no delivery left in flight; the leases of those no task worked on were released for retry"
+            );
+            return;
+        }
         tracing::warn!(
             delivery_ids = %left.join(","),
+            stranded_ids = %stranded.join(","),
             released,
             "deliveries still in flight at the end of the grace period; those not yet submitting were released for retry, a submitting one becomes unknown unless it ends first"
         );
