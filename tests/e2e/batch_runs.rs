@@ -10,7 +10,7 @@ use invoicer_test_db::TestDatabase;
 use invoicer_test_smtp::{Action, Stage, TestSmtpServer};
 
 use crate::data::{contact, customer, export, invoice};
-use crate::triggers::{orchestrator_database, reject_writes};
+use crate::triggers::{create_trigger, orchestrator_database, reject_writes};
 
 on_both_databases!(
     concurrent_triggers_send_once,
@@ -24,7 +24,8 @@ on_both_databases!(
     failed_batch_finishes_deliveries_in_flight,
     failed_planning_defers_its_deliveries,
     stranded_delivery_sent_without_restart,
-    unattempted_claim_sent_without_restart
+    unattempted_claim_sent_without_restart,
+    outcome_write_tried_again
 );
 
 fn three_invoices() -> String {
@@ -783,6 +784,52 @@ async fn unattempted_claim_sent_without_restart(database: TestDatabase) -> Resul
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(stored, Some(("sent".to_owned(), 1)));
+    db.close().await?;
+    system.stop().await
+}
+
+/// Rejects the first two writes of INV-1's `sent` outcome, after its message went out. The
+/// attempt writes it again, and the batch completes with INV-1 `sent` instead of failing with
+/// it `submitting`. Runs on PostgreSQL only: there a sequence counts the rejected writes,
+/// because a rejected write does not roll its `nextval` back, and SQLite has no such counter.
+async fn outcome_write_tried_again(database: TestDatabase) -> Result<()> {
+    use sea_orm::ConnectionTrait;
+
+    if !database.is_postgres() {
+        return Ok(());
+    }
+    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    let document = export(
+        vec![customer(
+            "C-1",
+            vec![contact("Lee", "lee@buyer.example", "to")],
+        )],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    system.import_text("a.json", &document).await?;
+    let db = orchestrator_database(&system).await?;
+    db.execute_unprepared("CREATE SEQUENCE rejected_outcomes")
+        .await?;
+    create_trigger(
+        &db,
+        "reject_outcome_twice",
+        "BEFORE UPDATE ON or_deliveries",
+        "NEW.state = 'sent'",
+        "IF nextval('rejected_outcomes') <= 2 THEN \
+         RAISE EXCEPTION 'rejected by the test'; END IF; RETURN NEW",
+        "SELECT 1",
+    )
+    .await?;
+
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(
+        batch.status,
+        i32::from(pb::BatchStatus::Completed),
+        "{}",
+        batch.error
+    );
+    assert_eq!(batch.counts.unwrap_or_default().sent, 1);
+    assert_eq!(sent_numbers(&system)?, ["INV-1"]);
     db.close().await?;
     system.stop().await
 }

@@ -2,6 +2,7 @@
 //! submit it to mail-delivery, record the outcome and write the email log.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use tracing::Instrument;
@@ -14,7 +15,17 @@ use crate::model::{Delivery, DeliveryState, Document, Purpose};
 use crate::notifier::EffectiveNotifier;
 use crate::outgoing::Outgoing;
 use crate::retry::{RetryDecision, random_jitter};
+use crate::store::StoreError;
 use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
+
+/// Waits before each new try of a failed outcome write after a send, about 4 s in all: enough
+/// for the pool to replace a dropped connection. A longer outage still ends the attempt with
+/// the delivery `submitting`.
+const OUTCOME_WRITE_RETRIES: [Duration; 3] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
 
 /// The PDF a delivery attaches.
 #[derive(Debug)]
@@ -323,7 +334,7 @@ impl Engine {
         } else if !left_out.is_empty() {
             delivery.reason = format!("{}; {left_out}", delivery.reason);
         }
-        self.store.save_delivery(&delivery).await?;
+        self.save_outcome(&delivery).await?;
         self.wake_retry_loop(&delivery);
         tracing::info!(
             invoice = %delivery.invoice_number,
@@ -408,6 +419,32 @@ impl Engine {
                 );
                 DeliveryState::Failed
             }
+        }
+    }
+
+    /// Stores the outcome of an attempt that went to the mail server. A failed write is tried
+    /// again after each of `OUTCOME_WRITE_RETRIES`, because once the attempt gives up, the
+    /// delivery stays `submitting` and is settled as `unknown` although its outcome was known.
+    async fn save_outcome(&self, delivery: &Delivery) -> Result<(), OrchestratorError> {
+        let mut waits = OUTCOME_WRITE_RETRIES.iter();
+        loop {
+            let error = match self.store.save_delivery(delivery).await {
+                Ok(()) => return Ok(()),
+                Err(error @ StoreError::LeaseLost { .. }) => return Err(error.into()),
+                Err(error) => error,
+            };
+            let Some(wait) = waits.next() else {
+                return Err(error.into());
+            };
+            tracing::warn!(
+                invoice = %delivery.invoice_number,
+                delivery_id = %delivery.id,
+                state = delivery.state.as_str(),
+                %error,
+                retry_in = ?wait,
+                "storing the outcome of an attempt failed; trying again"
+            );
+            tokio::time::sleep(*wait).await;
         }
     }
 
