@@ -81,25 +81,6 @@ fn running(batch: &Batch, counts: BatchCounts, total: u32, delivery: Option<Deli
     }
 }
 
-/// Releases `work_lock` when `run_batch` returns, by any path, and then wakes the retry loop
-/// if the batch failed. A failed batch can leave claimed deliveries in flight that no task
-/// works on, such as one whose own write failed, and the retry loop's next round settles them
-/// (`settle_stranded`) once it can take `work_lock`.
-struct EndOfRun<'a> {
-    work: Option<tokio::sync::MutexGuard<'a, ()>>,
-    retry_wakeup: &'a tokio::sync::Notify,
-    failed: bool,
-}
-
-impl Drop for EndOfRun<'_> {
-    fn drop(&mut self) {
-        drop(self.work.take());
-        if self.failed {
-            self.retry_wakeup.notify_one();
-        }
-    }
-}
-
 /// One chunk's plan, handed from planning to delivering.
 #[derive(Default)]
 struct PlannedChunk {
@@ -127,11 +108,7 @@ impl Engine {
         {
             return Err(error);
         }
-        let mut end = EndOfRun {
-            work: Some(self.work_lock.lock().await),
-            retry_wakeup: &self.retry_wakeup,
-            failed: false,
-        };
+        let _work = self.work_lock.lock().await;
         // A draining host waits for the batch to give back what it did not attempt.
         let _draining = self.shutdown.begin_work();
         let batch = Batch {
@@ -186,7 +163,6 @@ impl Engine {
             Ok(()) => (BatchStatus::Completed, None),
             Err(error) => (BatchStatus::Failed, Some(error.to_string())),
         };
-        end.failed = outcome.is_err();
         self.store
             .finish_batch(&batch.id, status, error.clone())
             .await?;
