@@ -670,8 +670,6 @@ async fn failed_planning_defers_its_deliveries(database: TestDatabase) -> Result
 /// failed attempt, and sends it with the next one, without a restart and once. The trigger
 /// rejects only the first attempt, whose delivery has no retry time yet.
 async fn stranded_delivery_sent_without_restart(database: TestDatabase) -> Result<()> {
-    use sea_orm::{ConnectionTrait, Statement};
-
     let smtp = TestSmtpServer::builder().start().await?;
     let system = System::start_with(database, smtp, |config| {
         config.batch.retry_first_delay = "1s".to_owned();
@@ -697,24 +695,8 @@ async fn stranded_delivery_sent_without_restart(database: TestDatabase) -> Resul
     assert_eq!(sent_numbers(&system)?, ["INV-1", "INV-2", "INV-3"]);
 
     // The message arrives before the orchestrator stores its outcome.
-    let mut stored = None;
-    for _ in 0..600 {
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT state, attempts FROM or_deliveries WHERE invoice_number = 'INV-2'",
-            ))
-            .await?;
-        assert_eq!(rows.len(), 1);
-        let state: String = rows[0].try_get("", "state")?;
-        let attempts: i32 = rows[0].try_get("", "attempts")?;
-        stored = Some((state, attempts));
-        if stored.as_ref().is_some_and(|(state, _)| state == "sent") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stored, Some(("sent".to_owned(), 2)));
+    let stored = wait_for_sent(&db, "INV-2").await?;
+    assert_eq!(stored, ("sent".to_owned(), 2));
     assert_eq!(sent_numbers(&system)?, ["INV-1", "INV-2", "INV-3"]);
     db.close().await?;
     system.stop().await
@@ -724,8 +706,6 @@ async fn stranded_delivery_sent_without_restart(database: TestDatabase) -> Resul
 /// the running process with no attempt made. The retry loop sends it without a restart, and
 /// counts only that one attempt.
 async fn unattempted_claim_sent_without_restart(database: TestDatabase) -> Result<()> {
-    use sea_orm::{ConnectionTrait, Statement};
-
     let smtp = TestSmtpServer::builder()
         .reject_rcpt("full@buyer.example", 452, "4.2.2 mailbox full")
         .start()
@@ -766,24 +746,8 @@ async fn unattempted_claim_sent_without_restart(database: TestDatabase) -> Resul
     system.wait_for_messages(2).await?;
     assert_eq!(sent_numbers(&system)?, ["INV-1", "INV-2"]);
     // The message arrives before the orchestrator stores its outcome.
-    let mut stored = None;
-    for _ in 0..600 {
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT state, attempts FROM or_deliveries WHERE invoice_number = 'INV-1'",
-            ))
-            .await?;
-        assert_eq!(rows.len(), 1);
-        let state: String = rows[0].try_get("", "state")?;
-        let attempts: i32 = rows[0].try_get("", "attempts")?;
-        stored = Some((state, attempts));
-        if stored.as_ref().is_some_and(|(state, _)| state == "sent") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stored, Some(("sent".to_owned(), 1)));
+    let stored = wait_for_sent(&db, "INV-1").await?;
+    assert_eq!(stored, ("sent".to_owned(), 1));
     db.close().await?;
     system.stop().await
 }
@@ -835,4 +799,29 @@ async fn outcome_write_tried_again(database: TestDatabase) -> Result<()> {
     assert_eq!(sent_numbers(&system)?, ["INV-1"]);
     db.close().await?;
     system.stop().await
+}
+
+/// Waits up to 30 s for invoice `number`'s only delivery to be stored as `sent`, and returns
+/// its last stored state and attempt count.
+async fn wait_for_sent(db: &sea_orm::DatabaseConnection, number: &str) -> Result<(String, i32)> {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let query =
+        format!("SELECT state, attempts FROM or_deliveries WHERE invoice_number = '{number}'");
+    let mut stored = (String::new(), 0);
+    for _ in 0..600 {
+        let rows = db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), &query))
+            .await?;
+        assert_eq!(rows.len(), 1, "deliveries of {number}");
+        stored = (
+            rows[0].try_get("", "state")?,
+            rows[0].try_get("", "attempts")?,
+        );
+        if stored.0 == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(stored)
 }

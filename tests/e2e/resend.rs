@@ -24,7 +24,15 @@ on_both_databases!(
 use crate::data::{contact, customer, export, invoice};
 
 async fn system_with_invoice(database: TestDatabase) -> Result<System> {
-    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    system_with_invoice_and_smtp(database, TestSmtpServer::builder().start().await?).await
+}
+
+/// Starts the system with `smtp` as its mail server and imports INV-1 for customer C-1.
+async fn system_with_invoice_and_smtp(
+    database: TestDatabase,
+    smtp: TestSmtpServer,
+) -> Result<System> {
+    let system = System::start(database, smtp).await?;
     let document = export(
         vec![customer(
             "C-1",
@@ -192,15 +200,7 @@ async fn resend_ends_after_caller_leaves(database: TestDatabase) -> Result<()> {
         )
         .start()
         .await?;
-    let system = System::start(database, smtp).await?;
-    let document = export(
-        vec![customer(
-            "C-1",
-            vec![contact("Lee", "lee@buyer.example", "to")],
-        )],
-        vec![invoice("INV-1", "C-1", "10.00")],
-    );
-    system.import_text("a.json", &document).await?;
+    let system = system_with_invoice_and_smtp(database, smtp).await?;
     let resend = pb::ResendInvoiceRequest {
         request_id: "caller-leaves".to_owned(),
         ..request(&["copy@elsewhere.example"], "copy")
@@ -249,15 +249,7 @@ async fn resend_cli_timeout_names_request_id(database: TestDatabase) -> Result<(
         )
         .start()
         .await?;
-    let system = System::start(database, smtp).await?;
-    let document = export(
-        vec![customer(
-            "C-1",
-            vec![contact("Lee", "lee@buyer.example", "to")],
-        )],
-        vec![invoice("INV-1", "C-1", "10.00")],
-    );
-    system.import_text("a.json", &document).await?;
+    let system = system_with_invoice_and_smtp(database, smtp).await?;
     let config = system.file("client.toml");
     std::fs::write(&config, "[client]\ntimeout_secs = 2\n")?;
     let config = config.to_str().context("non-UTF-8 path")?;

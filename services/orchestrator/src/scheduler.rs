@@ -117,14 +117,10 @@ impl Engine {
         // Writes still queued by a task that went away land first, so the list below shows
         // the states they stored.
         self.store.flush_writes().await?;
-        for listed in self.store.leased_in_flight().await? {
-            if self.is_in_flight(&listed.id) {
-                continue;
-            }
+        for delivery_id in self.stranded_ids().await? {
             // Read again: a task that ended after the list was read stored its last state
             // before it let go of the delivery. No task takes the delivery up again, because
             // batches wait for `work_lock` and a resend tracks only the delivery it inserts.
-            let delivery_id = listed.id;
             let delivery = match self.store.leased_in_flight_delivery(&delivery_id).await {
                 Ok(Some(delivery)) => delivery,
                 Ok(None) => {
