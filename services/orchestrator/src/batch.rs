@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::deliver::{FrozenPdf, Planned};
 use crate::engine::{Engine, Progress, RunningBatch};
-use crate::error::OrchestratorError;
+use crate::error::{OrchestratorError, catch_panic};
 use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Purpose,
 };
@@ -152,10 +152,13 @@ impl Engine {
         self.catch_up_email_log(&batch.id)
             .instrument(span.clone())
             .await;
-        let outcome = self
-            .execute(&batch, &progress)
-            .instrument(span.clone())
-            .await;
+        // A panic fails the batch instead of leaving it `running`; the deliveries it did not
+        // end are settled by the retry round.
+        let outcome = catch_panic(
+            "batch",
+            self.execute(&batch, &progress).instrument(span.clone()),
+        )
+        .await;
         self.catch_up_email_log(&batch.id).instrument(span).await;
         self.unregister_running(&batch.id);
 

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tracing::Instrument;
 
 use crate::engine::Engine;
-use crate::error::OrchestratorError;
+use crate::error::{OrchestratorError, catch_panic};
 use crate::log::LogRecord;
 use crate::message::ComposedMessage;
 use crate::model::{Delivery, DeliveryState, Document, Purpose};
@@ -99,15 +99,17 @@ impl Engine {
         let started = std::time::Instant::now();
         let delivery_id = delivery.id.clone();
         self.forget_failed_attempt(&delivery_id);
-        let delivered = match self
-            .deliver_in_span(delivery, planned)
-            .instrument(span)
-            .await
-        {
+        // A panic ends this attempt as a storage error does: the caller gets the error, and the
+        // next retry round settles the delivery.
+        let attempt = self.deliver_in_span(delivery, planned).instrument(span);
+        let delivered = match catch_panic("delivery attempt", attempt).await {
             Ok(delivered) => delivered,
             // Another replica took the delivery over, so this one has nothing to settle.
             Err(error) if error.is_lease_lost() => return Err(error),
             Err(error) => {
+                if let OrchestratorError::Panicked { message, .. } = &error {
+                    tracing::error!(%delivery_id, panic = %message, "delivery attempt panicked, so the next retry round settles the delivery");
+                }
                 // The delivery stays in the state it last stored, leased to this replica, until
                 // the retry loop settles it (`settle_stranded`).
                 self.failed_attempts

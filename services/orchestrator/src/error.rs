@@ -1,5 +1,11 @@
 //! The orchestrator's errors; `api::server` maps each to a gRPC status in one match.
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+
 use crate::schedule::ScheduleError;
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
@@ -33,6 +39,9 @@ pub(crate) enum OrchestratorError {
     Schedule(#[from] ScheduleError),
     #[error("email message: {0}")]
     Message(#[from] crate::message::MessageError),
+    /// A panic in the orchestrator's code, which is a bug. The task that ran the code goes on.
+    #[error("{work} panicked: {message}")]
+    Panicked { work: &'static str, message: String },
 }
 
 impl OrchestratorError {
@@ -47,5 +56,94 @@ impl OrchestratorError {
             field,
             message: message.into(),
         }
+    }
+}
+
+/// Awaits `future` and returns a panic inside it as `OrchestratorError::Panicked`, named by
+/// `work`. So a bug met by one delivery or one round ends that work with an error, as a
+/// storage error would, and the task that runs batches, retries or the schedule goes on. The
+/// caller logs the error.
+pub(crate) async fn catch_panic<T>(
+    work: &'static str,
+    future: impl Future<Output = Result<T, OrchestratorError>>,
+) -> Result<T, OrchestratorError> {
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => Err(OrchestratorError::Panicked {
+            work,
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+/// Returns the text a panic was raised with.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn panic_becomes_error_with_text() {
+        let error = catch_panic("delivery attempt", async {
+            tokio::task::yield_now().await;
+            let invoice = "INV-7";
+            if !invoice.is_empty() {
+                panic!("no recipients for {invoice}");
+            }
+            Ok::<(), OrchestratorError>(())
+        })
+        .await
+        .unwrap_err();
+
+        let OrchestratorError::Panicked { work, message } = &error else {
+            panic!("expected Panicked, got {error:?}");
+        };
+        assert_eq!(*work, "delivery attempt");
+        assert_eq!(message, "no recipients for INV-7");
+        assert_eq!(
+            error.to_string(),
+            "delivery attempt panicked: no recipients for INV-7"
+        );
+    }
+
+    #[tokio::test]
+    async fn static_text_panic_keeps_its_text() {
+        let error = catch_panic("retry round", async {
+            if std::hint::black_box(true) {
+                panic!("out of range");
+            }
+            Ok::<u32, OrchestratorError>(1)
+        })
+        .await
+        .unwrap_err();
+
+        assert_eq!(error.to_string(), "retry round panicked: out of range");
+    }
+
+    #[tokio::test]
+    async fn result_without_panic_passes_through() {
+        let ok = catch_panic("retry round", async { Ok::<u32, OrchestratorError>(7) }).await;
+        assert_eq!(ok.unwrap(), 7);
+
+        let error = catch_panic("retry round", async {
+            Err::<u32, OrchestratorError>(OrchestratorError::NotFound("delivery d-1".to_owned()))
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(error, OrchestratorError::NotFound(_)), "{error:?}");
+    }
+
+    #[test]
+    fn payload_without_text_is_named() {
+        assert_eq!(panic_message(&42_u32), "a panic without a message");
     }
 }

@@ -10,7 +10,7 @@ use invoicer_kit::Shutdown;
 
 use crate::batch::BatchRequest;
 use crate::engine::Engine;
-use crate::error::OrchestratorError;
+use crate::error::{OrchestratorError, catch_panic};
 use crate::model::{BatchTrigger, Delivery, DeliveryState};
 use crate::schedule::{FireInstant, Schedule};
 use crate::store::LeaderLock;
@@ -445,7 +445,8 @@ pub(crate) fn spawn_lease_renewal(engine: Arc<Engine>, mut shutdown: Shutdown) {
 pub(crate) fn spawn_retry_loop(engine: Arc<Engine>, mut shutdown: Shutdown) {
     tokio::spawn(async move {
         loop {
-            if let Err(error) = engine.retry_due().await {
+            // A panic ends only this round; the next one runs as usual.
+            if let Err(error) = catch_panic("retry round", engine.retry_due()).await {
                 tracing::error!(%error, "retrying deferred deliveries failed");
             }
             let wait = match engine.store.next_retry_at().await {
@@ -588,7 +589,8 @@ async fn run_scheduled(engine: &Engine, fire: FireInstant) {
         trigger: BatchTrigger::Schedule,
         business_date: fire.business_date,
     };
-    if let Err(error) = engine.run_batch(request).await {
+    // A panic fails only this night's batch; the scheduler goes on to the next one.
+    if let Err(error) = catch_panic("scheduled batch", engine.run_batch(request)).await {
         tracing::error!(business_date = %fire.business_date, %error, "scheduled batch failed");
     }
 }

@@ -75,6 +75,10 @@ pub(super) fn to_status(error: OrchestratorError) -> Status {
             tracing::error!(%error, "email template failed");
             internal("rendering the email template")
         }
+        OrchestratorError::Panicked { work, message } => {
+            tracing::error!(work, panic = %message, "orchestrator code panicked");
+            internal(work)
+        }
     }
 }
 
