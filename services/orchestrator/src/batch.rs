@@ -149,17 +149,19 @@ impl Engine {
         // Back-to-back batches keep the retry loop from its rounds. So a batch itself appends
         // the outcomes the email log missed, such as while audit-log was down, before its
         // attempts (whose outcomes would replace them) and again before it returns.
-        self.catch_up_email_log(&batch.id)
-            .instrument(span.clone())
-            .await;
-        // A panic fails the batch instead of leaving it `running`; the deliveries it did not
-        // end are settled by the retry round.
+        // A panic fails the batch instead of leaving it `running`, and the retry round settles
+        // the deliveries it did not end.
         let outcome = catch_panic(
             "batch",
-            self.execute(&batch, &progress).instrument(span.clone()),
+            async {
+                self.catch_up_email_log(&batch.id).await;
+                let outcome = self.execute(&batch, &progress).await;
+                self.catch_up_email_log(&batch.id).await;
+                outcome
+            }
+            .instrument(span),
         )
         .await;
-        self.catch_up_email_log(&batch.id).instrument(span).await;
         self.unregister_running(&batch.id);
 
         let (status, error) = match &outcome {
@@ -271,8 +273,12 @@ impl Engine {
         // One planned chunk waits while the one before it is delivered, so at most three are
         // in memory: the one delivering, the one waiting and the one being planned.
         let (chunks, planned) = mpsc::channel(1);
+        // A panic in planning ends only planning, so the deliveries in flight still end.
         let (planning, delivering) = futures::join!(
-            self.plan_chunks(batch, &summaries, chunks),
+            catch_panic(
+                "batch planning",
+                self.plan_chunks(batch, &summaries, chunks)
+            ),
             self.deliver_planned(batch, planned, progress),
         );
         // A delivering error also ends planning, because the next hand-over fails, so it is

@@ -71,7 +71,11 @@ impl RetryPolicy {
         jitter: f64,
     ) -> RetryDecision {
         let lifetime = chrono_duration(self.lifetime);
-        let deadline = since + lifetime;
+        // Checked, because a date past chrono's range would panic. The configured durations
+        // are capped at 3650 days, but a stored `since` is not.
+        let deadline = since
+            .checked_add_signed(lifetime)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         if now >= deadline {
             return RetryDecision::GiveUp(format!(
                 "gave up after {attempts} attempts in {}",
@@ -85,7 +89,10 @@ impl RetryPolicy {
         }
         let backoff = self.backoff(attempts);
         let delay = backoff.mul_f64(1.0 + MAX_JITTER * jitter.clamp(0.0, 1.0));
-        RetryDecision::RetryAt((now + chrono_duration(delay)).min(deadline))
+        let retry_at = now
+            .checked_add_signed(chrono_duration(delay))
+            .unwrap_or(deadline);
+        RetryDecision::RetryAt(retry_at.min(deadline))
     }
 }
 
@@ -99,6 +106,10 @@ fn chrono_duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
+/// The maximum retry delay or lifetime of the configuration, 3650 days: far beyond a mail
+/// server's usual queue lifetime, and short enough that no retry time leaves chrono's range.
+const MAX_RETRY_DURATION: Duration = Duration::from_secs(3650 * 86400);
+
 fn positive_duration(field: &'static str, value: &str) -> Result<Duration, OrchestratorError> {
     let duration = humantime::parse_duration(value.trim()).map_err(|e| {
         OrchestratorError::invalid(
@@ -106,6 +117,15 @@ fn positive_duration(field: &'static str, value: &str) -> Result<Duration, Orche
             format!("invalid duration {value:?} ({e}); use a form such as `2s`, `30m` or `5d`"),
         )
     })?;
+    if duration > MAX_RETRY_DURATION {
+        return Err(OrchestratorError::invalid(
+            field,
+            format!(
+                "duration {value:?} is longer than the maximum of {} days; use a shorter one",
+                MAX_RETRY_DURATION.as_secs() / 86400
+            ),
+        ));
+    }
     if duration.is_zero() {
         return Err(OrchestratorError::invalid(
             field,
@@ -193,6 +213,36 @@ mod tests {
             policy.after_deferral(3, at(0), at(60), 0.0),
             RetryDecision::GiveUp(reason) if reason.contains("3 attempts")
         ));
+    }
+
+    #[test]
+    fn lifetime_over_3650_days_rejected() {
+        let batch = BatchConfig {
+            retry_lifetime: "300000y".to_owned(),
+            ..BatchConfig::default()
+        };
+        let error = RetryPolicy::from_config(&batch).unwrap_err().to_string();
+        assert!(error.contains("batch.retry_lifetime"), "{error}");
+        assert!(error.contains("\"300000y\""), "{error}");
+        assert!(
+            error.contains("longer than the maximum of 3650 days"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn retry_near_date_limit_does_not_panic() {
+        let long = RetryPolicy {
+            lifetime: MAX_RETRY_DURATION,
+            max_delay: MAX_RETRY_DURATION,
+            first_delay: MAX_RETRY_DURATION,
+            max_attempts: 0,
+        };
+        let since = DateTime::<Utc>::MAX_UTC - chrono::Duration::days(1);
+
+        let decision = long.after_deferral(1, since, since, 0.5);
+
+        assert_eq!(decision, RetryDecision::RetryAt(DateTime::<Utc>::MAX_UTC));
     }
 
     #[test]

@@ -138,9 +138,11 @@ impl Engine {
                 None => &UNATTEMPTED_CLAIM,
             };
             let state = delivery.state;
-            let settled = self
-                .settle_left(delivery, left_by, failure.as_deref())
-                .await;
+            let settled = catch_panic(
+                "settling a delivery",
+                self.settle_left(delivery, left_by, failure.as_deref()),
+            )
+            .await;
             if let Err(error) = settled {
                 tracing::error!(%delivery_id, state = state.as_str(), %error, "settling a delivery that no task works on failed; the next retry round tries again");
                 // Kept for the next round, unless another replica has the delivery's lease now.
@@ -429,7 +431,8 @@ pub(crate) fn spawn_lease_renewal(engine: Arc<Engine>, mut shutdown: Shutdown) {
                 _ = shutdown.triggered() => break,
                 _ = tokio::time::sleep(every) => {}
             }
-            if let Err(error) = engine.store.renew_leases().await {
+            let renewal = async { Ok(engine.store.renew_leases().await?) };
+            if let Err(error) = catch_panic("lease renewal", renewal).await {
                 tracing::error!(%error, "renewing delivery leases failed; they expire unless the next renewal succeeds");
             }
         }
@@ -500,10 +503,20 @@ pub(crate) fn spawn_scheduler(
                 }
             };
             tracing::info!(replica_id = %engine.store.owner(), "this replica leads the scheduler");
-            match lead(&engine, &schedule, catch_up, lock, &mut shutdown).await {
-                Leadership::Stopping => break,
-                Leadership::Lost => {
+            // A panic gives up the lead, and the loop tries to take it again after a pause.
+            let leading =
+                async { Ok(lead(&engine, &schedule, catch_up, lock, &mut shutdown).await) };
+            match catch_panic("scheduler", leading).await {
+                Ok(Leadership::Stopping) => break,
+                Ok(Leadership::Lost) => {
                     tracing::warn!(replica_id = %engine.store.owner(), "scheduler lock lost (its database connection closed); trying to take it again");
+                }
+                Err(error) => {
+                    tracing::error!(replica_id = %engine.store.owner(), %error, "scheduler failed; trying to lead again");
+                    tokio::select! {
+                        _ = shutdown.triggered() => break,
+                        _ = tokio::time::sleep(LEADER_RETRY) => {}
+                    }
                 }
             }
         }
@@ -589,7 +602,7 @@ async fn run_scheduled(engine: &Engine, fire: FireInstant) {
         trigger: BatchTrigger::Schedule,
         business_date: fire.business_date,
     };
-    // A panic fails only this night's batch; the scheduler goes on to the next one.
+    // A panic ends only this night's batch, and the scheduler goes on to the next one.
     if let Err(error) = catch_panic("scheduled batch", engine.run_batch(request)).await {
         tracing::error!(business_date = %fire.business_date, %error, "scheduled batch failed");
     }
