@@ -59,21 +59,24 @@ impl OrchestratorError {
     }
 }
 
-/// Awaits `future` and returns a panic inside it as `OrchestratorError::Panicked`, named by
+/// Returns `future` with a panic inside it turned into `OrchestratorError::Panicked`, named by
 /// `work`. So a bug met by one delivery or one round ends that work with an error, as a
 /// storage error would, and the task that runs batches, retries or the schedule goes on. The
-/// caller logs the error.
-pub(crate) async fn catch_panic<T>(
+/// caller logs the error. The future is boxed: guards nested in one another would otherwise
+/// each hold a copy of the inner future's size, and a debug build's worker stack overflowed.
+pub(crate) fn catch_panic<'a, T: 'a>(
     work: &'static str,
-    future: impl Future<Output = Result<T, OrchestratorError>>,
-) -> Result<T, OrchestratorError> {
-    match AssertUnwindSafe(future).catch_unwind().await {
-        Ok(result) => result,
-        Err(payload) => Err(OrchestratorError::Panicked {
-            work,
-            message: panic_message(payload.as_ref()),
-        }),
-    }
+    future: impl Future<Output = Result<T, OrchestratorError>> + 'a,
+) -> impl Future<Output = Result<T, OrchestratorError>> + 'a {
+    AssertUnwindSafe(Box::pin(future))
+        .catch_unwind()
+        .map(move |caught| match caught {
+            Ok(result) => result,
+            Err(payload) => Err(OrchestratorError::Panicked {
+                work,
+                message: panic_message(payload.as_ref()),
+            }),
+        })
 }
 
 /// Returns the text a panic was raised with.
