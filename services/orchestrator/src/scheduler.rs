@@ -18,6 +18,24 @@ use crate::upstream::SendResult;
 
 /// The stored reasons and the log messages of deliveries settled because their worker left
 /// them in flight.
+/// The result of `append_missed` for one delivery.
+enum Appended {
+    Yes,
+    /// In flight in this process, gone, or logged by now.
+    Skipped,
+    /// The append or the mark after it failed; `write_log` logged why.
+    Failed,
+}
+
+/// When `settle_left` appends the email log entry of a delivery it settles as `unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogAppend {
+    /// Right after storing the state.
+    Now,
+    /// In the next retry round's `append_unlogged`, because audit-log cannot be reached yet.
+    Later,
+}
+
 struct LeftBehind {
     submitting_reason: &'static str,
     submitting_log: &'static str,
@@ -78,7 +96,10 @@ impl Engine {
     /// PostgreSQL only what has no live lease was.
     pub(crate) async fn recover(&self) -> Result<(), OrchestratorError> {
         self.fail_abandoned_batches().await?;
-        self.settle_abandoned(self.store.is_sqlite()).await
+        // The host serves only after this returns, so audit-log, maybe hosted by this process,
+        // cannot take the email log entries yet. The first retry round appends them.
+        self.settle_abandoned(self.store.is_sqlite(), LogAppend::Later)
+            .await
     }
 
     async fn fail_abandoned_batches(&self) -> Result<(), OrchestratorError> {
@@ -99,10 +120,14 @@ impl Engine {
     /// settles them (see `settle_left`). One that cannot be settled is logged and stays leased
     /// to this replica, and a later retry round settles it as a claim that was not attempted
     /// (`settle_stranded`).
-    pub(crate) async fn settle_abandoned(&self, all: bool) -> Result<(), OrchestratorError> {
+    pub(crate) async fn settle_abandoned(
+        &self,
+        all: bool,
+        append: LogAppend,
+    ) -> Result<(), OrchestratorError> {
         for delivery in self.store.take_over_abandoned(all).await? {
             let delivery_id = delivery.id.clone();
-            if let Err(error) = self.settle_left(delivery, &ABANDONED, None).await {
+            if let Err(error) = self.settle_left(delivery, &ABANDONED, None, append).await {
                 tracing::error!(%delivery_id, %error, "settling a delivery a stopped process left in flight failed; the next retry round tries again");
             }
         }
@@ -140,7 +165,7 @@ impl Engine {
             let state = delivery.state;
             let settled = catch_panic(
                 "settling a delivery",
-                self.settle_left(delivery, left_by, failure.as_deref()),
+                self.settle_left(delivery, left_by, failure.as_deref(), LogAppend::Now),
             )
             .await;
             if let Err(error) = settled {
@@ -187,6 +212,7 @@ impl Engine {
         mut delivery: Delivery,
         left_by: &LeftBehind,
         error: Option<&str>,
+        append: LogAppend,
     ) -> Result<(), OrchestratorError> {
         let with_error = |reason: &str| match error {
             Some(error) => format!("{reason} ({error})"),
@@ -205,8 +231,10 @@ impl Engine {
                 attempt = delivery.attempts,
                 "{}", left_by.submitting_log
             );
-            self.write_log(&delivery, SendResult::Unknown, 0, Utc::now())
-                .await;
+            if append == LogAppend::Now {
+                self.write_log(&delivery, SendResult::Unknown, 0, Utc::now())
+                    .await;
+            }
         } else {
             let previous = delivery.state;
             delivery.reason = with_error(left_by.retry_reason);
@@ -246,7 +274,7 @@ impl Engine {
         let _draining = self.shutdown.begin_work();
         if !self.store.is_sqlite() {
             self.fail_abandoned_batches().await?;
-            self.settle_abandoned(false).await?;
+            self.settle_abandoned(false, LogAppend::Now).await?;
         }
         // A failure here leaves the stranded deliveries to the next round, and this round
         // goes on with the email log and the due retries.
@@ -296,8 +324,12 @@ impl Engine {
             let found = unlogged.len();
             let mut appended = 0;
             for delivery in unlogged {
-                if self.append_missed(&delivery.id).await? {
-                    appended += 1;
+                match self.append_missed(&delivery.id).await? {
+                    Appended::Yes => appended += 1,
+                    Appended::Skipped => {}
+                    // audit-log is failing, and each further append would wait for its own
+                    // timeout, so the next retry round goes on with the rest.
+                    Appended::Failed => return Ok(()),
                 }
             }
             // Each further round starts with fewer unlogged outcomes, because every append
@@ -309,19 +341,19 @@ impl Engine {
         }
     }
 
-    /// Appends the stored outcome of delivery `id` and returns whether it did, skipping a
-    /// delivery that is in flight in this process or logged by now.
-    async fn append_missed(&self, id: &str) -> Result<bool, OrchestratorError> {
+    /// Appends the stored outcome of delivery `id`, skipping a delivery that is in flight in
+    /// this process or logged by now.
+    async fn append_missed(&self, id: &str) -> Result<Appended, OrchestratorError> {
         if self.is_in_flight(id) {
-            return Ok(false);
+            return Ok(Appended::Skipped);
         }
         // Read again after the check: a resend that ended since the list was read has
         // appended its outcome itself.
         let Some(delivery) = self.store.get_delivery(id).await? else {
-            return Ok(false);
+            return Ok(Appended::Skipped);
         };
         if delivery.logged {
-            return Ok(false);
+            return Ok(Appended::Skipped);
         }
         let result = match delivery.state {
             DeliveryState::Sent if delivery.recipients.iter().any(|r| !r.accepted) => {
@@ -338,9 +370,14 @@ impl Engine {
             .await?
             .map_or(0, |d| d.content.len() as u64);
         // `updated_at` is when the outcome was stored, right after the attempt.
-        Ok(self
+        let appended = self
             .write_log(&delivery, result, size, delivery.updated_at)
-            .await)
+            .await;
+        Ok(if appended {
+            Appended::Yes
+        } else {
+            Appended::Failed
+        })
     }
 
     /// Attempts one claimed deferred delivery again, or gives it back when the process is
