@@ -330,7 +330,26 @@ pub(crate) fn excerpt(text: &str) -> String {
 
 /// Rejects control characters other than tab, and line breaks unless `lines` allows them.
 /// U+2028 and U+2029 count as line breaks although Unicode does not class them as controls.
+/// The maximum sizes pdf-render accepts for one line of text (a name, an address line) and for
+/// text with line breaks (notes, a line description). A longer value could be imported but
+/// never rendered, so the import rejects it. NOTE: pdf-render's 64-byte maximum of short
+/// values such as the unit is not checked here, so such a value fails at render time.
+const MAX_LINE_BYTES: usize = 512;
+const MAX_MULTILINE_BYTES: usize = 8 << 10;
+
 pub(crate) fn check_text(text: &str, lines: Lines) -> Result<(), String> {
+    let max = match lines {
+        Lines::Single => MAX_LINE_BYTES,
+        Lines::Multiple => MAX_MULTILINE_BYTES,
+    };
+    if text.len() > max {
+        return Err(format!(
+            "value {} is {} bytes long, more than the {max} bytes an invoice PDF can print; \
+             shorten it in the ERP",
+            excerpt(text),
+            text.len()
+        ));
+    }
     for (index, c) in text.chars().enumerate() {
         let line_break = matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}');
         if line_break && lines == Lines::Multiple {

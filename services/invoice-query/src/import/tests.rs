@@ -474,6 +474,46 @@ fn contact_email_control_character() {
 }
 
 #[test]
+fn notes_over_8_kib_rejected() {
+    let problem = invoice_problem(|i| i["notes"] = json!("n".repeat(8193)));
+    assert_eq!(problem.field, "invoices[0].notes");
+    assert!(
+        problem
+            .message
+            .contains("is 8193 bytes long, more than the 8192 bytes"),
+        "{}",
+        problem.message
+    );
+    assert!(
+        problem.message.contains("shorten it in the ERP"),
+        "{}",
+        problem.message
+    );
+
+    let notes = "n".repeat(8192);
+    let valid = valid_invoice(&{
+        let mut value = invoice_json();
+        value["notes"] = json!(notes);
+        value
+    });
+    assert_eq!(valid.invoice.notes.as_deref(), Some(notes.as_str()));
+}
+
+#[test]
+fn customer_name_over_512_bytes_rejected() {
+    // 171 three-byte characters: 513 bytes in 171 characters.
+    let problem = customer_problem(|c| c["name"] = json!("€".repeat(171)));
+    assert_eq!(problem.field, "customers[0].name");
+    assert!(
+        problem
+            .message
+            .contains("is 513 bytes long, more than the 512 bytes"),
+        "{}",
+        problem.message
+    );
+}
+
+#[test]
 fn contact_email_line_break() {
     let problem =
         customer_problem(|c| c["contacts"][1]["email"] = json!("a@x.example,\nb@x.example"));
