@@ -255,5 +255,23 @@ async fn resend_and_preview(system: &System, entries: &[audit::Entry]) -> Result
         first.attachment_sha256,
         "preview differs from the frozen PDF"
     );
+
+    // A revision after the latest does not exist, which the error says, as resend's does.
+    let missing = system
+        .orchestrator()?
+        .preview_invoice(invoicer_proto::orchestrator::v1::PreviewInvoiceRequest {
+            invoice_number: "CH-2021-0001".to_owned(),
+            revision: 5,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::InvalidArgument);
+    assert!(
+        missing
+            .message()
+            .contains("invoice CH-2021-0001 has no revision 5; the latest is 1"),
+        "{}",
+        missing.message()
+    );
     Ok(())
 }

@@ -365,6 +365,15 @@ impl Engine {
         } else {
             revision
         };
+        if revision > invoice.revision {
+            return Err(OrchestratorError::invalid(
+                "revision",
+                format!(
+                    "invoice {invoice_number} has no revision {revision}; the latest is {}",
+                    invoice.revision
+                ),
+            ));
+        }
         let document = match self.store.document(&invoice.number, revision).await? {
             Some(frozen) => frozen,
             None if revision == invoice.revision => {
