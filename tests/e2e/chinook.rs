@@ -256,7 +256,7 @@ async fn resend_and_preview(system: &System, entries: &[audit::Entry]) -> Result
         "preview differs from the frozen PDF"
     );
 
-    // A revision after the latest does not exist, which the error says, as resend's does.
+    // A revision after the latest does not exist, and the error names it, as resend's does.
     let missing = system
         .orchestrator()?
         .preview_invoice(invoicer_proto::orchestrator::v1::PreviewInvoiceRequest {

@@ -27,6 +27,18 @@ const OUTCOME_WRITE_RETRIES: [Duration; 3] = [
     Duration::from_secs(3),
 ];
 
+/// The result of `Engine::write_log` for one outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogWrite {
+    /// Appended, and the delivery marked as logged.
+    Done,
+    /// audit-log was unavailable or timed out, so an append right after this one would most
+    /// likely fail too.
+    Unreachable,
+    /// audit-log rejected the append, or marking the delivery failed.
+    Failed,
+}
+
 /// The PDF a delivery attaches.
 #[derive(Debug)]
 enum Pdf {
@@ -458,16 +470,15 @@ impl Engine {
         }
     }
 
-    /// Appends the attempt's outcome to the email log and returns whether the delivery is
-    /// now marked as logged. A failure leaves `logged` false, and the retry loop or the next
-    /// batch appends it later.
+    /// Appends the attempt's outcome to the email log and marks the delivery as logged. A
+    /// failure leaves `logged` false, and the retry loop or the next batch appends it later.
     pub(crate) async fn write_log(
         &self,
         delivery: &Delivery,
         result: SendResult,
         attachment_size: u64,
         attempted_at: chrono::DateTime<Utc>,
-    ) -> bool {
+    ) -> LogWrite {
         let record = LogRecord {
             delivery,
             from: &self.settings.from,
@@ -481,15 +492,20 @@ impl Engine {
                 .mark_logged(&delivery.id, delivery.attempts)
                 .await
             {
-                Ok(()) => true,
+                Ok(()) => LogWrite::Done,
                 Err(error) => {
                     tracing::error!(delivery_id = %delivery.id, %error, "cannot mark delivery as logged");
-                    false
+                    LogWrite::Failed
                 }
             },
             Err(error) => {
                 tracing::warn!(invoice = %delivery.invoice_number, delivery_id = %delivery.id, %error, "email log append failed; retrying later");
-                false
+                match error.code {
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                        LogWrite::Unreachable
+                    }
+                    _ => LogWrite::Failed,
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use invoicer_kit::Shutdown;
 
 use crate::batch::BatchRequest;
+use crate::deliver::LogWrite;
 use crate::engine::Engine;
 use crate::error::{OrchestratorError, catch_panic};
 use crate::model::{BatchTrigger, Delivery, DeliveryState};
@@ -16,26 +17,17 @@ use crate::schedule::{FireInstant, Schedule};
 use crate::store::LeaderLock;
 use crate::upstream::SendResult;
 
-/// The stored reasons and the log messages of deliveries settled because their worker left
-/// them in flight.
-/// The result of `append_missed` for one delivery.
-enum Appended {
-    Yes,
-    /// In flight in this process, gone, or logged by now.
-    Skipped,
-    /// The append or the mark after it failed; `write_log` logged why.
-    Failed,
-}
-
 /// When `settle_left` appends the email log entry of a delivery it settles as `unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LogAppend {
     /// Right after storing the state.
     Now,
-    /// In the next retry round's `append_unlogged`, because audit-log cannot be reached yet.
+    /// In the next retry round's `append_unlogged`, because audit-log may not serve yet.
     Later,
 }
 
+/// The stored reasons and the log messages of deliveries settled because their worker left
+/// them in flight.
 struct LeftBehind {
     submitting_reason: &'static str,
     submitting_log: &'static str,
@@ -325,11 +317,11 @@ impl Engine {
             let mut appended = 0;
             for delivery in unlogged {
                 match self.append_missed(&delivery.id).await? {
-                    Appended::Yes => appended += 1,
-                    Appended::Skipped => {}
-                    // audit-log is failing, and each further append would wait for its own
-                    // timeout, so the next retry round goes on with the rest.
-                    Appended::Failed => return Ok(()),
+                    Some(LogWrite::Done) => appended += 1,
+                    // Each further append would wait for its own timeout, so the next retry
+                    // round goes on with the rest.
+                    Some(LogWrite::Unreachable) => return Ok(()),
+                    Some(LogWrite::Failed) | None => {}
                 }
             }
             // Each further round starts with fewer unlogged outcomes, because every append
@@ -341,19 +333,19 @@ impl Engine {
         }
     }
 
-    /// Appends the stored outcome of delivery `id`, skipping a delivery that is in flight in
-    /// this process or logged by now.
-    async fn append_missed(&self, id: &str) -> Result<Appended, OrchestratorError> {
+    /// Appends the stored outcome of delivery `id`, and returns `None` for a delivery that is
+    /// in flight in this process, gone or logged by now.
+    async fn append_missed(&self, id: &str) -> Result<Option<LogWrite>, OrchestratorError> {
         if self.is_in_flight(id) {
-            return Ok(Appended::Skipped);
+            return Ok(None);
         }
         // Read again after the check: a resend that ended since the list was read has
         // appended its outcome itself.
         let Some(delivery) = self.store.get_delivery(id).await? else {
-            return Ok(Appended::Skipped);
+            return Ok(None);
         };
         if delivery.logged {
-            return Ok(Appended::Skipped);
+            return Ok(None);
         }
         let result = match delivery.state {
             DeliveryState::Sent if delivery.recipients.iter().any(|r| !r.accepted) => {
@@ -370,14 +362,10 @@ impl Engine {
             .await?
             .map_or(0, |d| d.content.len() as u64);
         // `updated_at` is when the outcome was stored, right after the attempt.
-        let appended = self
-            .write_log(&delivery, result, size, delivery.updated_at)
-            .await;
-        Ok(if appended {
-            Appended::Yes
-        } else {
-            Appended::Failed
-        })
+        Ok(Some(
+            self.write_log(&delivery, result, size, delivery.updated_at)
+                .await,
+        ))
     }
 
     /// Attempts one claimed deferred delivery again, or gives it back when the process is
