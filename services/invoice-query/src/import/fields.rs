@@ -328,8 +328,6 @@ pub(crate) fn excerpt(text: &str) -> String {
     format!("{head:?}…")
 }
 
-/// Rejects control characters other than tab, and line breaks unless `lines` allows them.
-/// U+2028 and U+2029 count as line breaks although Unicode does not class them as controls.
 /// The maximum sizes pdf-render accepts for one line of text (a name, an address line) and for
 /// text with line breaks (notes, a line description). A longer value could be imported but
 /// never rendered, so the import rejects it. NOTE: pdf-render's 64-byte maximum of short
@@ -337,6 +335,9 @@ pub(crate) fn excerpt(text: &str) -> String {
 const MAX_LINE_BYTES: usize = 512;
 const MAX_MULTILINE_BYTES: usize = 8 << 10;
 
+/// Rejects text longer than pdf-render prints, control characters other than tab, and line
+/// breaks unless `lines` allows them. U+2028 and U+2029 count as line breaks although Unicode
+/// does not class them as controls.
 pub(crate) fn check_text(text: &str, lines: Lines) -> Result<(), String> {
     let max = match lines {
         Lines::Single => MAX_LINE_BYTES,
