@@ -45,9 +45,12 @@ pub async fn start(
     let listen = config.server.listen;
     let security = Security::from_config(&config)?;
     security.check_listen_address(listen)?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {listen}: {e}; stop what uses that address, or set another in \
+                 server.listen or INVOICER_LISTEN"
+        )
+    })?;
     let local_addr = listener.local_addr()?;
     let (stop, shutdown) = Shutdown::new();
     let context = ServiceContext {

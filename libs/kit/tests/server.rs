@@ -301,6 +301,23 @@ async fn non_loopback_plaintext_when_configured() {
 }
 
 #[tokio::test]
+async fn port_in_use_names_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+
+    let error = start_error(|config| config.server.listen = address).await;
+
+    assert!(
+        error.contains(&format!("cannot listen on {address}")),
+        "{error}"
+    );
+    assert!(
+        error.contains("set another in server.listen or INVOICER_LISTEN"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn drain_stops_at_grace_period() {
     let server = start_draining(std::time::Duration::from_secs(30), 1).await;
     let started = std::time::Instant::now();
