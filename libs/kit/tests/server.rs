@@ -302,8 +302,8 @@ async fn non_loopback_plaintext_when_configured() {
 
 #[tokio::test]
 async fn port_in_use_names_setting() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = taken.local_addr().unwrap();
+    let other_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = other_listener.local_addr().unwrap();
 
     let error = start_error(|config| config.server.listen = address).await;
 

@@ -10,6 +10,7 @@ use crate::engine::Engine;
 use crate::error::OrchestratorError;
 use crate::model::{Delivery, Document, Purpose};
 use crate::recipients::{self, Recipients};
+use crate::upstream::Invoice;
 
 pub(crate) struct ResendRequest {
     pub invoice_number: String,
@@ -37,6 +38,25 @@ pub(crate) struct Preview {
     pub document: Document,
     pub subject: String,
     pub recipients: Recipients,
+}
+
+/// Returns the revision a resend or preview requests: `requested`, or the latest when it is 0.
+/// A revision after the latest is invalid.
+fn requested_revision(invoice: &Invoice, requested: u32) -> Result<u32, OrchestratorError> {
+    if requested > invoice.revision {
+        return Err(OrchestratorError::invalid(
+            "revision",
+            format!(
+                "invoice {} has no revision {requested}; the latest is {}",
+                invoice.number, invoice.revision
+            ),
+        ));
+    }
+    Ok(if requested == 0 {
+        invoice.revision
+    } else {
+        requested
+    })
 }
 
 /// `<invoice number>.pdf` with characters that file systems reject replaced by `_`; the same
@@ -213,20 +233,7 @@ impl Engine {
             }
             other => other?,
         };
-        let revision = if request.revision == 0 {
-            invoice.revision
-        } else {
-            request.revision
-        };
-        if revision > invoice.revision {
-            return Err(OrchestratorError::invalid(
-                "revision",
-                format!(
-                    "invoice {} has no revision {revision}; the latest is {}",
-                    invoice.number, invoice.revision
-                ),
-            ));
-        }
+        let revision = requested_revision(&invoice, request.revision)?;
         if revision != invoice.revision
             && self
                 .store
@@ -360,20 +367,7 @@ impl Engine {
             }
             other => other?,
         };
-        let revision = if revision == 0 {
-            invoice.revision
-        } else {
-            revision
-        };
-        if revision > invoice.revision {
-            return Err(OrchestratorError::invalid(
-                "revision",
-                format!(
-                    "invoice {invoice_number} has no revision {revision}; the latest is {}",
-                    invoice.revision
-                ),
-            ));
-        }
+        let revision = requested_revision(&invoice, revision)?;
         let document = match self.store.document(&invoice.number, revision).await? {
             Some(frozen) => frozen,
             None if revision == invoice.revision => {
