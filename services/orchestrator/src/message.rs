@@ -1,9 +1,12 @@
 //! The subject and body of an invoice email, rendered with minijinja from invoice fields.
 //! A notifier's templates come first; the built-in ones exist in English and German, and an
-//! unknown language falls back to English.
+//! unknown language falls back to English. Dates and the total are formatted for the language
+//! of the template that renders them, as the PDF formats them (`invoicer_domain::Locale`).
 
 use std::collections::HashSet;
 
+use chrono::NaiveDate;
+use invoicer_domain::Locale;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
@@ -106,28 +109,34 @@ impl MessageTemplates {
         company_email: &str,
         templates: &Templates,
     ) -> Result<ComposedMessage, MessageError> {
-        let context = MessageContext {
-            number: &invoice.number,
-            credit_note: invoice.kind == InvoiceKind::CreditNote,
-            customer: &invoice.customer.name,
-            issued_date: invoice.issued_at.date_naive().to_string(),
-            due_date: &invoice.due_date,
-            total: &invoice.total,
-            currency: &invoice.currency,
-            po_number: &invoice.po_number,
-            company,
-            company_email,
+        let context = |language: &str| {
+            let locale = Locale::from_language_tag(language).unwrap_or(Locale::English);
+            MessageContext {
+                number: &invoice.number,
+                credit_note: invoice.kind == InvoiceKind::CreditNote,
+                customer: &invoice.customer.name,
+                issued_date: locale.format_date(invoice.issued_at.date_naive()),
+                due_date: format_date_text(locale, &invoice.due_date),
+                total: locale.format_decimal(&invoice.total),
+                currency: &invoice.currency,
+                po_number: &invoice.po_number,
+                company,
+                company_email,
+            }
         };
         let languages = template_languages(&invoice.customer.language);
         let builtin_language = pick_language(&invoice.customer.language);
         let render = |part: Part| {
             let custom = languages.iter().find_map(|language| {
                 let source = templates.get(language).and_then(|t| part.source(t))?;
-                Some((format!("templates.{language}.{}", part.field()), source))
+                Some((language, source))
             });
             let (name, result) = match custom {
-                Some((name, source)) => {
-                    let result = self.environment.render_named_str(&name, source, &context);
+                Some((language, source)) => {
+                    let name = format!("templates.{language}.{}", part.field());
+                    let result =
+                        self.environment
+                            .render_named_str(&name, source, context(language));
                     (name, result)
                 }
                 None => {
@@ -135,7 +144,7 @@ impl MessageTemplates {
                     let result = self
                         .environment
                         .get_template(&name)
-                        .and_then(|template| template.render(&context));
+                        .and_then(|template| template.render(context(builtin_language)));
                     (name, result)
                 }
             };
@@ -196,8 +205,8 @@ struct MessageContext<'a> {
     credit_note: bool,
     customer: &'a str,
     issued_date: String,
-    due_date: &'a str,
-    total: &'a str,
+    due_date: String,
+    total: String,
     currency: &'a str,
     po_number: &'a str,
     company: &'a str,
@@ -216,6 +225,15 @@ pub(crate) const VARIABLES: &[&str] = &[
     "company",
     "company_email",
 ];
+
+/// Formats an ISO date (`2026-12-31`) for `locale`. Anything else, such as the empty due date
+/// of an invoice without one, is returned as it is.
+fn format_date_text(locale: Locale, date: &str) -> String {
+    match NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d") {
+        Ok(date) => locale.format_date(date),
+        Err(_) => date.to_owned(),
+    }
+}
 
 /// `.html` templates are escaped automatically; plain text and subjects are not.
 fn set_escaping(environment: &mut Environment<'_>) {
@@ -260,9 +278,9 @@ pub(crate) fn check_template(name: &str, source: &str) -> Result<(), String> {
             number: "INV-1",
             credit_note,
             customer: "Sample Customer",
-            issued_date: "2026-12-01".to_owned(),
-            due_date: "2026-12-31",
-            total: "100.00",
+            issued_date: "1 December 2026".to_owned(),
+            due_date: "31 December 2026".to_owned(),
+            total: "1,234.50".to_owned(),
             currency: "EUR",
             po_number: "PO-1",
             company: "Sample Company",
@@ -402,6 +420,75 @@ mod tests {
     }
 
     #[test]
+    fn german_body_formats_like_pdf() {
+        let mut invoice = sample_invoice("de-AT", InvoiceKind::Invoice);
+        invoice.total = "1234.50".to_owned();
+        let message = compose(&invoice, &Templates::new());
+        let expected = "vom 01.12.2026 über 1.234,50 EUR. Sie ist fällig am 31.12.2026.";
+        assert!(
+            message.text_body.contains(expected),
+            "{}",
+            message.text_body
+        );
+        assert!(
+            message.html_body.contains(expected),
+            "{}",
+            message.html_body
+        );
+    }
+
+    #[test]
+    fn english_body_formats_like_pdf() {
+        let mut invoice = sample_invoice("en-GB", InvoiceKind::Invoice);
+        invoice.total = "-1234.50".to_owned();
+        let message = compose(&invoice, &Templates::new());
+        let expected = "of 1 December 2026 for -1,234.50 EUR. It is due on 31 December 2026.";
+        assert!(
+            message.text_body.contains(expected),
+            "{}",
+            message.text_body
+        );
+    }
+
+    /// A French customer without French templates reads the English built-in body, so its
+    /// numbers are English too; a French notifier template gets French ones.
+    #[test]
+    fn formats_follow_template_language() {
+        let mut invoice = sample_invoice("fr", InvoiceKind::Invoice);
+        invoice.total = "1234.50".to_owned();
+        let builtin = compose(&invoice, &Templates::new());
+        assert!(
+            builtin.text_body.contains("for 1,234.50 EUR"),
+            "{}",
+            builtin.text_body
+        );
+
+        let french = templates(
+            "fr",
+            MessageTemplate {
+                text: Some("Facture du {{ issued_date }} : {{ total }} {{ currency }}".to_owned()),
+                ..MessageTemplate::default()
+            },
+        );
+        assert_eq!(
+            compose(&invoice, &french).text_body,
+            "Facture du 1 décembre 2026 : 1\u{202f}234,50 EUR"
+        );
+    }
+
+    #[test]
+    fn due_date_text_kept() {
+        let mut invoice = sample_invoice("de", InvoiceKind::Invoice);
+        invoice.due_date = "on receipt".to_owned();
+        let body = compose(&invoice, &Templates::new()).text_body;
+        assert!(body.contains("fällig am on receipt."), "{body}");
+
+        invoice.due_date = String::new();
+        let body = compose(&invoice, &Templates::new()).text_body;
+        assert!(!body.contains("fällig"), "{body}");
+    }
+
+    #[test]
     fn notifier_html_template_escapes_values() {
         let invoice = sample_invoice("en", InvoiceKind::Invoice);
         let html = MessageTemplate {
@@ -457,8 +544,8 @@ mod tests {
             credit_note: false,
             customer: "",
             issued_date: String::new(),
-            due_date: "",
-            total: "",
+            due_date: String::new(),
+            total: String::new(),
             currency: "",
             po_number: "",
             company: "",

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::input::{Customer, Invoice, InvoiceKind, InvoiceLine, RenderInput, Seller, Tax};
 use crate::labels::Labels;
-use crate::locale::Locale;
 use crate::settings::PaymentDetails;
+use invoicer_domain::Locale;
 
 #[derive(Debug, Serialize)]
 pub(crate) struct InvoiceDocument {

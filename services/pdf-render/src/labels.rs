@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::input::InvoiceKind;
-use crate::locale::Locale;
+use invoicer_domain::Locale;
 
 /// Every label a template prints, already chosen for the locale and the document kind.
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -20,11 +20,11 @@ use crate::facturx;
 use crate::file_name::pdf_file_name;
 use crate::glyphs;
 use crate::input::{Invoice, RenderInput};
-use crate::locale::Locale;
 use crate::sample;
 use crate::settings::{PaymentDetails, RenderSettings};
 use crate::templates::{CUSTOM_TEMPLATE, DEFAULT_TEMPLATE, Template, project_file};
 use crate::world::{ASSETS, Assets, ExtraFile, RenderWorld};
+use invoicer_domain::Locale;
 
 /// Renders between two evictions of Typst's global memoization cache. A debug build of the
 /// benchmark retained about 1 MB of memoized results per distinct one-page invoice, so the

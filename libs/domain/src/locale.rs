@@ -1,5 +1,7 @@
-//! Number, money, percent and date formatting per customer language. The formats follow the
-//! Unicode CLDR conventions of each language (CLDR 45); the label wording is in `labels.rs`.
+//! Number, money, percent and date formatting per customer language, for the invoice PDF
+//! (pdf-render) and the email that carries it (the orchestrator), so both print a value alike.
+//! The formats follow the Unicode CLDR conventions of each language (CLDR 45); the PDF's label
+//! wording is in pdf-render's `labels.rs`.
 //!
 //! Every amount stays the decimal string the ERP sent: formatting only inserts the locale's
 //! separators and never parses the value into a number, so nothing is rounded.
