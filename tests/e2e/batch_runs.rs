@@ -108,6 +108,7 @@ async fn repeated_scheduled_trigger_sends_nothing(database: TestDatabase) -> Res
         .await?;
     let first_summary = first.json_lines()?.pop().context("no output")?;
     assert_eq!(first_summary["sent"], 3, "{}", first.stdout);
+    assert_eq!(first.code, std::process::ExitCode::SUCCESS);
     assert_eq!(first_summary["business_date"], date.as_str());
 
     let second = system

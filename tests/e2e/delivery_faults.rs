@@ -1,5 +1,7 @@
 //! What the batch does with SMTP replies other than 250: each ends in its own state.
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use invoicer_e2e::System;
 use invoicer_proto::audit_log::v1 as audit;
@@ -67,6 +69,8 @@ async fn transient_reply_defers_and_waits(database: TestDatabase) -> Result<()> 
     let counts = first.counts.unwrap_or_default();
     assert_eq!((counts.eligible, counts.deferred, counts.sent), (1, 1, 0));
     assert!(!first.deliveries[0].next_attempt_at.is_empty());
+    // A deferred invoice is tried again by itself: the second batch below, run by the CLI,
+    // exits 0.
     let entries = system
         .log_entries(audit::ListEntriesRequest::default())
         .await?;
@@ -85,8 +89,13 @@ async fn transient_reply_defers_and_waits(database: TestDatabase) -> Result<()> 
     assert_eq!(received[0].rcpt_to, ["gone@buyer.example"]);
 
     // The retry time is an hour away: a second batch counts it as deferred and sends nothing.
-    let second = system.run_batch("30d").await?;
-    assert_eq!(second.counts.unwrap_or_default().deferred, 1);
+    let second = system.cli(&["batch", "run", "--lookback", "30d"]).await?;
+    assert_eq!(second.code, ExitCode::SUCCESS, "{}", second.stdout);
+    assert!(
+        second.stdout.contains("failed 0  deferred 1  unknown 0"),
+        "{}",
+        second.stdout
+    );
     assert_eq!(
         system.smtp.messages().len(),
         1,
@@ -102,8 +111,16 @@ async fn transient_reply_defers_and_waits(database: TestDatabase) -> Result<()> 
 async fn lost_reply_after_data_is_unknown_never_resent(database: TestDatabase) -> Result<()> {
     let smtp = TestSmtpServer::builder().close_after_data().start().await?;
     let system = system_with(database, smtp).await?;
-    let first = system.run_batch("30d").await?;
-    assert_eq!(first.counts.unwrap_or_default().unknown, 1);
+    let first = system.cli(&["batch", "run", "--lookback", "30d"]).await?;
+    assert_eq!(first.code, ExitCode::from(1), "{}", first.stdout);
+    assert!(first.stdout.contains("unknown 1"), "{}", first.stdout);
+    assert!(
+        first
+            .stdout
+            .contains("1 invoice may have reached the mail server before the connection broke"),
+        "{}",
+        first.stdout
+    );
     let second = system.run_batch("30d").await?;
     assert_eq!(
         second.counts.unwrap_or_default().eligible,
@@ -127,8 +144,19 @@ async fn permanent_data_reply_fails(database: TestDatabase) -> Result<()> {
         .start()
         .await?;
     let system = system_with(database, smtp).await?;
-    let batch = system.run_batch("30d").await?;
-    assert_eq!(batch.counts.unwrap_or_default().failed, 1);
+    // The CLI lists the failed invoice with the reply and exits 1, so a cron job notices.
+    let run = system
+        .cli(&["batch", "run", "--lookback", "30d", "--json"])
+        .await?;
+    assert_eq!(run.code, ExitCode::from(1), "{}", run.stdout);
+    let lines = run.json_lines()?;
+    let [delivery, totals] = lines.as_slice() else {
+        panic!("expected one delivery and the totals: {}", run.stdout);
+    };
+    assert_eq!(delivery["outcome"], "failed", "{}", run.stdout);
+    assert_eq!(totals["failed"], 1, "{}", run.stdout);
+    let batch_id = totals["batch"].as_str().unwrap_or_default();
+    let batch = system.get_batch(batch_id).await?;
     assert!(
         batch.deliveries[0].reason.contains("554")
             || batch.deliveries[0].server_reply.contains("554"),

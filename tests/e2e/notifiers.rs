@@ -533,6 +533,25 @@ async fn history_shows_who_when_old_new(database: TestDatabase) -> Result<()> {
         ],
     )
     .await?;
+    // Settings that are in place already, or none at all, record no change.
+    let same = set_notifier(
+        &system,
+        &["C-1", "--enabled", "false", "--reason", "pause again"],
+    )
+    .await?;
+    assert!(
+        same.stdout.contains("no change was recorded"),
+        "{}",
+        same.stdout
+    );
+    let error = system
+        .cli(&["notifier", "set", "C-1", "--reason", "nothing"])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("nothing to change for customer C-1"),
+        "{error:#}"
+    );
 
     let text = system.cli(&["notifier", "history", "C-1"]).await?.stdout;
     let bob = text.find("C-1  by bob: copy AP").context(text.clone())?;

@@ -112,9 +112,18 @@ async fn new_revision_gets_new_pdf(database: TestDatabase) -> Result<()> {
     system.run_batch("30d").await?;
 
     first["notes"] = serde_json::json!("Corrected delivery address.");
-    system
-        .import_text("b.json", &export(vec![customer("C-1", lee())], vec![first]))
+    let changed = system.file("b.json");
+    std::fs::write(&changed, export(vec![customer("C-1", lee())], vec![first]))?;
+    let imported = system
+        .cli(&["import", changed.to_str().context("non-UTF-8 path")?])
         .await?;
+    assert!(
+        imported.stdout.contains(
+            "1 invoice changed: each is a new revision, which the next batch emails again"
+        ),
+        "{}",
+        imported.stdout
+    );
     let batch = system.run_batch("30d").await?;
     assert_eq!(batch.counts.unwrap_or_default().sent, 1, "{batch:?}");
 

@@ -36,6 +36,7 @@ pub struct System {
 }
 
 /// What one CLI run printed and how it ended.
+#[derive(Debug)]
 pub struct CliOutput {
     pub code: ExitCode,
     pub stdout: String,

@@ -94,6 +94,15 @@ pub(crate) fn import_result(
             c.created, c.updated, c.unchanged, c.rejected
         )?;
     }
+    let updated = response.invoices.unwrap_or_default().updated;
+    if updated > 0 {
+        writeln!(
+            out,
+            "{} changed: each is a new revision, which the next batch emails again, also where \
+             an earlier revision went out already",
+            invoices(updated)
+        )?;
+    }
     for rejection in &response.rejections {
         writeln!(
             out,
@@ -183,7 +192,37 @@ pub(crate) fn batch_run_end(
             batch.id
         )?;
     }
+    attention_hints(out, &counts)
+}
+
+/// Prints what to do about the invoices that no retry will send.
+fn attention_hints(out: Out<'_>, counts: &pb::BatchCounts) -> io::Result<()> {
+    if counts.failed > 0 {
+        writeln!(
+            out,
+            "{} failed and will not be tried again: remove the cause given above, \
+             then send each with `invoicer resend NUMBER`",
+            invoices(counts.failed)
+        )?;
+    }
+    if counts.unknown > 0 {
+        writeln!(
+            out,
+            "{} may have reached the mail server before the connection broke and will not be \
+             sent again by itself: look for its Message-ID (`invoicer log --invoice NUMBER`) \
+             in the mail server's log before `invoicer resend NUMBER`",
+            invoices(counts.unknown)
+        )?;
+    }
     Ok(())
+}
+
+fn invoices(count: u32) -> String {
+    if count == 1 {
+        "1 invoice".to_owned()
+    } else {
+        format!("{count} invoices")
+    }
 }
 
 /// Prints a whole batch: its deliveries, then its totals.
@@ -677,6 +716,20 @@ pub(crate) fn notifier_updated(
     notifier_block(out, &own)?;
     writeln!(out, "effective notifier of customer {}", own.customer_code)?;
     notifier_block(out, &effective)
+}
+
+/// Prints that `notifier set` found every given setting in place already and recorded nothing.
+pub(crate) fn notifier_unchanged(out: Out<'_>, customer: &str, as_json: bool) -> io::Result<()> {
+    if as_json {
+        return json_line(
+            out,
+            &json!({ "customer": customer, "change_id": null, "unchanged": true }),
+        );
+    }
+    writeln!(
+        out,
+        "the notifier of customer {customer} has these settings already; no change was recorded"
+    )
 }
 
 pub(crate) fn notifier_history(

@@ -135,9 +135,14 @@ impl Drop for ClearOnDrop {
     }
 }
 
-/// Non-zero when the batch itself failed; invoices that were not sent are listed, not errors.
+/// Returns 1 when the batch failed or left an invoice that needs a person, so that a script or
+/// a cron job running the batch notices. Such an invoice is `failed` (no retry comes) or
+/// `unknown` (maybe delivered, never sent again by itself). Skipped and deferred invoices are
+/// listed with their reasons but give 0, because a skip is the notifier's choice and a deferred
+/// invoice is tried again by itself.
 fn batch_exit_code(batch: &pb::Batch) -> ExitCode {
-    if batch.status == i32::from(pb::BatchStatus::Failed) {
+    let counts = batch.counts.unwrap_or_default();
+    if batch.status == i32::from(pb::BatchStatus::Failed) || counts.failed + counts.unknown > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -56,6 +56,12 @@ async fn set(
     args: NotifierSetArgs,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
+    if !sets_anything(&args) {
+        bail!(
+            "nothing to change for customer {}: give a setting such as `--enabled false` or `--cc ADDR` (`invoicer notifier set --help` lists them)",
+            args.customer
+        );
+    }
     let current = clients
         .orchestrator
         .get_notifier(pb::GetNotifierRequest {
@@ -64,12 +70,14 @@ async fn set(
         .await
         .map_err(|s| describe(&clients.endpoint, s))?
         .into_inner();
-    let notifier = apply_flags(current.own.unwrap_or_default(), &args)?;
-    let actor = args
-        .actor
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "cli".to_owned());
+    let own = current.own.unwrap_or_default();
+    let notifier = apply_flags(own.clone(), &args)?;
+    if notifier == own {
+        // A change history entry that changes nothing would only hide the real ones.
+        output::notifier_unchanged(out, &args.customer, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let actor = super::actor(args.actor.clone());
     let request = pb::UpdateNotifierRequest {
         customer_code: args.customer.clone(),
         notifier: Some(notifier),
@@ -126,6 +134,20 @@ fn apply_flags(mut notifier: pb::Notifier, args: &NotifierSetArgs) -> anyhow::Re
     }
     apply_templates(&mut notifier, args)?;
     Ok(notifier)
+}
+
+/// Returns whether the command line sets anything.
+fn sets_anything(args: &NotifierSetArgs) -> bool {
+    args.enabled.is_some()
+        || args.kinds.is_some()
+        || !args.to.is_empty()
+        || !args.cc.is_empty()
+        || !args.bcc.is_empty()
+        || args.split.is_some()
+        || !args.subject_template.is_empty()
+        || !args.text_template.is_empty()
+        || !args.html_template.is_empty()
+        || !args.inherit.is_empty()
 }
 
 /// `--inherit FIELD` together with a flag that sets FIELD is a contradiction.
