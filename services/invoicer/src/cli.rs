@@ -173,7 +173,8 @@ pub struct ResendArgs {
     /// Revision whose frozen PDF to send; 0 means the latest.
     #[arg(long, default_value_t = 0)]
     pub revision: u32,
-    /// Name of the requester, kept in the email log [default: $USER].
+    /// Name of the requester, kept in the email log [default: $USER, $LOGNAME or the login
+    /// name of the user id].
     #[arg(long)]
     pub actor: Option<String>,
     #[arg(long)]
@@ -227,9 +228,9 @@ pub enum ScheduleCommand {
 
 #[derive(Debug, Args)]
 pub struct ScheduleNextArgs {
-    /// Number of instants.
-    #[arg(long, default_value_t = 5)]
-    pub count: usize,
+    /// Number of instants, 1 to 1000.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub count: u16,
     /// Start after this RFC 3339 instant [default: now].
     #[arg(long)]
     pub after: Option<String>,
@@ -307,7 +308,8 @@ pub struct NotifierSetArgs {
     /// Reason for the change, kept in the change history.
     #[arg(long)]
     pub reason: String,
-    /// Name of the person making the change, kept in the change history [default: $USER].
+    /// Name of the person making the change, kept in the change history [default: $USER,
+    /// $LOGNAME or the login name of the user id].
     #[arg(long)]
     pub actor: Option<String>,
     #[arg(long)]

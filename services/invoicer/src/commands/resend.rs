@@ -17,10 +17,7 @@ pub(crate) async fn run(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     let mut clients = Clients::new(config, endpoint)?;
-    let actor = args
-        .actor
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "cli".to_owned());
+    let actor = super::actor(args.actor);
     // An id of the CLI's own when none is given: the server goes on with a resend whose
     // caller timed out, so the error names the id that gets its result without a second send.
     let request_id = args
