@@ -65,3 +65,28 @@ async fn schedule_next_rejects_unknown_timezone() -> Result<()> {
     assert!(error.to_string().contains("Mars/Olympus"), "{error}");
     Ok(())
 }
+
+/// `--count 0` would print nothing, as if the schedule never fired; clap rejects it with the
+/// usage error's exit code.
+#[tokio::test]
+async fn schedule_next_rejects_count_zero() -> Result<()> {
+    for count in ["0", "1001"] {
+        let argv = ["invoicer", "schedule", "next", "--count", count]
+            .map(str::to_owned)
+            .to_vec();
+        let mut stdout = Vec::new();
+        let code = invoicer::run(argv, &mut stdout).await?;
+        assert_eq!(code, std::process::ExitCode::from(2), "--count {count}");
+        assert!(stdout.is_empty());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn schedule_next_rejects_six_fields() -> Result<()> {
+    let error = schedule_next(&["--cron", "0 2 * * * *", "--timezone", "UTC"])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("Use five fields"), "{error}");
+    Ok(())
+}

@@ -1,11 +1,10 @@
 //! The batch schedule: a cron expression read in an IANA timezone, and the business date of
 //! each fire instant.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
@@ -38,7 +37,14 @@ pub struct FireInstant {
 impl Schedule {
     pub fn new(expression: &str, timezone: &str) -> Result<Schedule, ScheduleError> {
         let timezone = parse_timezone(timezone)?;
-        let cron = Cron::from_str(expression).map_err(|e| ScheduleError::Cron {
+        // Five fields only: croner would also take six or seven, reading the first as seconds
+        // and the last as a year, so `0 2 * * * *`, one `*` too many, would fire at minute 2 of
+        // every hour.
+        let parser = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build();
+        let cron = parser.parse(expression).map_err(|e| ScheduleError::Cron {
             expression: expression.to_owned(),
             message: e.to_string(),
         })?;
@@ -228,6 +234,22 @@ mod tests {
     fn invalid_expression_names_it() {
         let error = Schedule::new("61 2 * * *", "UTC").unwrap_err();
         assert!(error.to_string().contains("\"61 2 * * *\""), "{error}");
+    }
+
+    /// A sixth field would be read as seconds first or a year last, which moves the batch to
+    /// another time than the operator meant, so only five fields (or a nickname) are taken.
+    #[test]
+    fn six_or_seven_fields_rejected() {
+        for expression in ["0 2 * * * *", "0 0 2 * * *", "0 0 2 * * * 2027"] {
+            let error = Schedule::new(expression, "UTC").unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains(&format!("{expression:?}")), "{message}");
+            assert!(message.contains("Use five fields"), "{message}");
+        }
+        assert_eq!(
+            fires("@daily", "UTC", "2026-12-04T12:00:00Z", 1),
+            vec![pair("2026-12-05T00:00:00Z", "2026-12-05")]
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub(crate) fn next(
             .with_timezone(&Utc),
         None => Utc::now(),
     };
-    let instants = schedule.upcoming(after, args.count)?;
+    let instants = schedule.upcoming(after, usize::from(args.count))?;
     output::schedule(out, cron, timezone, &instants, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
