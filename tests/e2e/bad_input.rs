@@ -8,7 +8,11 @@ use invoicer_test_db::TestDatabase;
 use invoicer_test_smtp::TestSmtpServer;
 use tonic::Code;
 
-on_both_databases!(resend_names_every_bad_field, oversized_request_rejected);
+on_both_databases!(
+    resend_names_every_bad_field,
+    oversized_request_rejected,
+    malformed_export_names_file
+);
 
 fn bad_fields(status: &tonic::Status) -> Vec<String> {
     invoicer_kit::validate::bad_request_fields(status)
@@ -49,5 +53,19 @@ async fn oversized_request_rejected(database: TestDatabase) -> Result<()> {
         .unwrap_err();
     assert_eq!(error.code(), Code::OutOfRange, "{error:?}");
     assert!(error.message().contains("too large"), "{}", error.message());
+    system.stop().await
+}
+
+/// An export that is not JSON is rejected whole, and the CLI's error names the file.
+async fn malformed_export_names_file(database: TestDatabase) -> Result<()> {
+    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    let error = system
+        .import_text("broken-export.json", "{\"customers\": [")
+        .await
+        .unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.starts_with("cannot import "), "{message}");
+    assert!(message.contains("broken-export.json"), "{message}");
+    assert!(message.contains("malformed export document"), "{message}");
     system.stop().await
 }

@@ -33,6 +33,7 @@ mod chinook;
 mod data;
 mod delivery_faults;
 mod email_log;
+mod endpoints;
 mod grpc_tools;
 mod notifiers;
 mod pdf_documents;

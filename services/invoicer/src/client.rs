@@ -58,17 +58,34 @@ fn client_token(config: &Config) -> anyhow::Result<Option<Secret>> {
     }
 }
 
-/// Turns a gRPC error into a message for the operator, naming the endpoint when it is down.
+/// Turns a gRPC error into a message for the operator, naming the endpoint when it is down
+/// or when the server there is not an invoicer server.
 pub(crate) fn describe(endpoint: &str, status: tonic::Status) -> anyhow::Error {
+    let message = status.message();
+    // rustls' words for a reply that is not TLS, as from a plaintext server.
+    if endpoint.starts_with("https://") && message.contains("InvalidContentType") {
+        return anyhow::anyhow!(
+            "the server at {endpoint} did not respond with TLS ({message}); if it serves plaintext, dial http:// instead"
+        );
+    }
+    // hyper's words for a peer that does not speak HTTP/2, such as a database or an HTTP/1
+    // server, and tonic's for a connection that closed before any response (a PostgreSQL server
+    // gave either of the last two).
+    let not_grpc = message.contains("h2 protocol error")
+        || status.code() == tonic::Code::Cancelled
+        || (status.code() == tonic::Code::Unknown && message == "transport error");
+    if not_grpc {
+        return anyhow::anyhow!(
+            "the server at {endpoint} is not an invoicer gRPC server ({message}); check the address and port in --endpoint or INVOICER_ENDPOINT (the server's default is http://127.0.0.1:50051)"
+        );
+    }
     match status.code() {
         tonic::Code::Unavailable => anyhow::anyhow!(
-            "cannot reach invoicer at {endpoint}: {}; start it with `invoicer serve` or set INVOICER_ENDPOINT",
-            status.message()
+            "cannot reach invoicer at {endpoint}: {message}; start it with `invoicer serve` or set INVOICER_ENDPOINT"
         ),
         tonic::Code::Unauthenticated => anyhow::anyhow!(
-            "{} (Unauthenticated); set INVOICER_TOKEN to a token the server accepts",
-            status.message()
+            "{message} (Unauthenticated); set INVOICER_TOKEN to a token the server accepts"
         ),
-        code => anyhow::anyhow!("{} ({code:?})", status.message()),
+        code => anyhow::anyhow!("{message} ({code:?})"),
     }
 }

@@ -21,7 +21,9 @@ pub(crate) async fn run(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     let document = read_document(&args.file)?;
-    let response = upsert(config, endpoint, document).await?;
+    let response = upsert(config, endpoint, document)
+        .await
+        .with_context(|| format!("cannot import {}", source_name(&args.file)))?;
     output::import_result(out, &response, args.json)?;
     let rejected = response.customers.as_ref().map_or(0, |c| c.rejected)
         + response.invoices.as_ref().map_or(0, |c| c.rejected);
@@ -30,6 +32,15 @@ pub(crate) async fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Names the export in messages: its path, or standard input for `-`.
+fn source_name(path: &std::path::Path) -> String {
+    if path.as_os_str() == "-" {
+        "standard input".to_owned()
+    } else {
+        path.display().to_string()
+    }
 }
 
 fn read_document(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {

@@ -1,0 +1,88 @@
+//! The CLI's errors when `--endpoint` names something other than a running invoicer server:
+//! each names the endpoint and what to change.
+
+use anyhow::Result;
+use invoicer_e2e::System;
+use invoicer_test_db::TestDatabase;
+use invoicer_test_smtp::TestSmtpServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+async fn cli_error(args: &[&str]) -> Result<String> {
+    let argv = std::iter::once("invoicer")
+        .chain(args.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    let mut stdout = Vec::new();
+    match invoicer::run(argv, &mut stdout).await {
+        Ok(code) => anyhow::bail!("invoicer {args:?} ended with {code:?} and no error"),
+        Err(error) => Ok(format!("{error:#}")),
+    }
+}
+
+/// A server on loopback that responds to every connection with an HTTP/1.1 error,
+/// as a web server or a proxy on the wrong port would.
+async fn http1_server() -> Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    Ok(format!("http://{address}"))
+}
+
+#[tokio::test]
+async fn non_grpc_endpoint_named() -> Result<()> {
+    let endpoint = http1_server().await?;
+    let message = cli_error(&["--endpoint", &endpoint, "batch", "list"]).await?;
+    assert!(
+        message.contains(&format!(
+            "the server at {endpoint} is not an invoicer gRPC server"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("INVOICER_ENDPOINT"), "{message}");
+    Ok(())
+}
+
+/// A server that reads the request and closes without a word, as a database does when it
+/// gets bytes it cannot parse.
+#[tokio::test]
+async fn closing_endpoint_named() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer).await;
+        }
+    });
+    let message = cli_error(&["--endpoint", &endpoint, "batch", "list"]).await?;
+    assert!(
+        message.contains(&format!(
+            "the server at {endpoint} is not an invoicer gRPC server"
+        )),
+        "{message}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn https_to_plaintext_suggests_http() -> Result<()> {
+    let database = TestDatabase::sqlite()?;
+    let system = System::start(database, TestSmtpServer::builder().start().await?).await?;
+    let endpoint = system.endpoint.replace("http://", "https://");
+    let message = cli_error(&["--endpoint", &endpoint, "batch", "list"]).await?;
+    assert!(
+        message.contains(&format!("the server at {endpoint} did not respond with TLS")),
+        "{message}"
+    );
+    assert!(message.contains("dial http:// instead"), "{message}");
+    system.stop().await
+}
