@@ -15,6 +15,7 @@ use crate::triggers::{create_trigger, orchestrator_database, reject_writes};
 on_both_databases!(
     concurrent_triggers_send_once,
     repeated_scheduled_trigger_sends_nothing,
+    replayed_batch_exits_zero,
     missed_batch_caught_up_at_start,
     watch_batch_streams_progress,
     future_business_date_rejected,
@@ -126,6 +127,45 @@ async fn repeated_scheduled_trigger_sends_nothing(database: TestDatabase) -> Res
 
     let listed = system.cli(&["batch", "list", "--json"]).await?;
     assert_eq!(listed.json_lines()?.len(), 1, "{}", listed.stdout);
+    system.stop().await
+}
+
+/// The first run of a scheduled batch whose invoices failed exits 1 with the resend hint. A
+/// replay of it exits 0 without the hint, because a resend may have sent them since.
+async fn replayed_batch_exits_zero(database: TestDatabase) -> Result<()> {
+    let smtp = TestSmtpServer::builder()
+        .reply_at_data_end(554, "5.7.1 rejected by policy")
+        .start()
+        .await?;
+    let system = System::start(database, smtp).await?;
+    system
+        .import_text("a.json", &three_older_invoices())
+        .await?;
+    let date = yesterday();
+    let hint = "3 invoices failed and will not be tried again";
+
+    let first = system
+        .cli(&["batch", "run", "--business-date", &date])
+        .await?;
+    assert_eq!(
+        first.code,
+        std::process::ExitCode::from(1),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains(hint), "{}", first.stdout);
+
+    let replay = system
+        .cli(&["batch", "run", "--business-date", &date])
+        .await?;
+    assert!(replay.stdout.contains("failed 3"), "{}", replay.stdout);
+    assert_eq!(
+        replay.code,
+        std::process::ExitCode::SUCCESS,
+        "{}",
+        replay.stdout
+    );
+    assert!(!replay.stdout.contains(hint), "{}", replay.stdout);
     system.stop().await
 }
 

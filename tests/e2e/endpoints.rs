@@ -66,10 +66,11 @@ async fn closing_endpoint_named() -> Result<()> {
     let message = cli_error(&["--endpoint", &endpoint, "batch", "list"]).await?;
     assert!(
         message.contains(&format!(
-            "the server at {endpoint} is not an invoicer gRPC server"
+            "the connection to {endpoint} closed without a gRPC response"
         )),
         "{message}"
     );
+    assert!(message.contains("INVOICER_ENDPOINT"), "{message}");
     Ok(())
 }
 
@@ -80,7 +81,9 @@ async fn https_to_plaintext_suggests_http() -> Result<()> {
     let endpoint = system.endpoint.replace("http://", "https://");
     let message = cli_error(&["--endpoint", &endpoint, "batch", "list"]).await?;
     assert!(
-        message.contains(&format!("the server at {endpoint} did not respond with TLS")),
+        message.contains(&format!(
+            "the server at {endpoint} did not respond with TLS"
+        )),
         "{message}"
     );
     assert!(message.contains("dial http:// instead"), "{message}");

@@ -268,6 +268,7 @@ async fn resend_cli_timeout_names_request_id(database: TestDatabase) -> Result<(
         anyhow::bail!("the resend did not time out");
     };
     let message = format!("{error:#}");
+    assert!(message.contains("within client.timeout_secs"), "{message}");
     let request_id = message
         .split("--request-id ")
         .nth(1)

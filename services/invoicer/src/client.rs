@@ -58,8 +58,8 @@ fn client_token(config: &Config) -> anyhow::Result<Option<Secret>> {
     }
 }
 
-/// Turns a gRPC error into a message for the operator, naming the endpoint when it is down
-/// or when the server there is not an invoicer server.
+/// Turns a gRPC error into a message for the operator, naming the endpoint when it is down,
+/// when the server there is not an invoicer server, or when the call timed out.
 pub(crate) fn describe(endpoint: &str, status: tonic::Status) -> anyhow::Error {
     let message = status.message();
     // rustls' words for a reply that is not TLS, as from a plaintext server.
@@ -68,15 +68,25 @@ pub(crate) fn describe(endpoint: &str, status: tonic::Status) -> anyhow::Error {
             "the server at {endpoint} did not respond with TLS ({message}); if it serves plaintext, dial http:// instead"
         );
     }
-    // hyper's words for a peer that does not speak HTTP/2, such as a database or an HTTP/1
-    // server, and tonic's for a connection that closed before any response (a PostgreSQL server
-    // gave either of the last two).
-    let not_grpc = message.contains("h2 protocol error")
-        || status.code() == tonic::Code::Cancelled
-        || (status.code() == tonic::Code::Unknown && message == "transport error");
-    if not_grpc {
+    // tonic's words for a client deadline that passed, here `client.timeout_secs`.
+    if status.code() == tonic::Code::Cancelled && message == "Timeout expired" {
+        return anyhow::anyhow!(
+            "no response from {endpoint} within client.timeout_secs; the server may still finish the request, so check its result before repeating it, or raise client.timeout_secs"
+        );
+    }
+    // tonic's words for a peer that does not speak HTTP/2, such as a Redis or HTTP/1 server.
+    if message.contains("h2 protocol error") {
         return anyhow::anyhow!(
             "the server at {endpoint} is not an invoicer gRPC server ({message}); check the address and port in --endpoint or INVOICER_ENDPOINT (the server's default is http://127.0.0.1:50051)"
+        );
+    }
+    // A connection closed before any response: a PostgreSQL server gave either, and so does
+    // an invoicer server that stops in the middle of a call.
+    let closed = status.code() == tonic::Code::Cancelled
+        || (status.code() == tonic::Code::Unknown && message == "transport error");
+    if closed {
+        return anyhow::anyhow!(
+            "the connection to {endpoint} closed without a gRPC response ({message}): either the address is not an invoicer server (check --endpoint or INVOICER_ENDPOINT) or the server stopped during the call (check its log)"
         );
     }
     match status.code() {

@@ -99,7 +99,8 @@ pub(crate) fn import_result(
         writeln!(
             out,
             "{} changed: each is a new revision, which the next batch emails again, also where \
-             an earlier revision went out already",
+             an earlier revision went out already, if it is posted, inside the batch's lookback \
+             and not skipped by its notifier",
             invoices(updated)
         )?;
     }
@@ -191,6 +192,10 @@ pub(crate) fn batch_run_end(
             "invoices sent without a remark are not listed; `invoicer batch status {}` lists them all",
             batch.id
         )?;
+    }
+    if replayed {
+        // A resend may have sent a listed invoice since, and the hints would invite a second.
+        return Ok(());
     }
     attention_hints(out, &counts)
 }
@@ -703,33 +708,28 @@ pub(crate) fn notifier_updated(
             &json!({
                 "customer": own.customer_code,
                 "change_id": response.change.as_ref().map(|c| c.id),
+                "unchanged": response.change.is_none(),
                 "own": notifier_json(&own),
                 "effective": notifier_json(&effective),
             }),
         );
     }
-    writeln!(
-        out,
-        "notifier of customer {} changed by {}",
-        own.customer_code, own.updated_by
-    )?;
+    if response.change.is_some() {
+        writeln!(
+            out,
+            "notifier of customer {} changed by {}",
+            own.customer_code, own.updated_by
+        )?;
+    } else {
+        writeln!(
+            out,
+            "notifier of customer {} has these settings already; no change was recorded",
+            own.customer_code
+        )?;
+    }
     notifier_block(out, &own)?;
     writeln!(out, "effective notifier of customer {}", own.customer_code)?;
     notifier_block(out, &effective)
-}
-
-/// Prints that `notifier set` found every given setting in place already and recorded nothing.
-pub(crate) fn notifier_unchanged(out: Out<'_>, customer: &str, as_json: bool) -> io::Result<()> {
-    if as_json {
-        return json_line(
-            out,
-            &json!({ "customer": customer, "change_id": null, "unchanged": true }),
-        );
-    }
-    writeln!(
-        out,
-        "the notifier of customer {customer} has these settings already; no change was recorded"
-    )
 }
 
 pub(crate) fn notifier_history(

@@ -115,7 +115,7 @@ impl MessageTemplates {
                 number: &invoice.number,
                 credit_note: invoice.kind == InvoiceKind::CreditNote,
                 customer: &invoice.customer.name,
-                issued_date: locale.format_date(invoice.issued_at.date_naive()),
+                issued_date: locale.format_date(invoice.issued_date),
                 due_date: format_date_text(locale, &invoice.due_date),
                 total: locale.format_decimal(&invoice.total),
                 currency: &invoice.currency,
@@ -337,9 +337,7 @@ mod tests {
             number: "INV-7".to_owned(),
             revision: 1,
             kind,
-            issued_at: chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
-                .unwrap()
-                .with_timezone(&chrono::Utc),
+            issued_date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
             due_date: "2026-12-31".to_owned(),
             currency: "EUR".to_owned(),
             total: "12.50".to_owned(),

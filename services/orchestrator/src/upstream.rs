@@ -1,7 +1,7 @@
 //! The orchestrator's own types for what it reads from and sends to the other services. `api::upstream`
 //! implements the calls.
 
-use chrono::{DateTime, Utc};
+use chrono::NaiveDate;
 use invoicer_domain::email::Mailbox;
 use invoicer_kit::ServiceName;
 
@@ -89,7 +89,9 @@ pub(crate) struct Invoice {
     pub number: String,
     pub revision: u32,
     pub kind: InvoiceKind,
-    pub issued_at: DateTime<Utc>,
+    /// The issue date in the offset the ERP sent, which is the date the PDF prints. The UTC
+    /// date of the same instant can be a day earlier or later.
+    pub issued_date: NaiveDate,
     pub due_date: String,
     pub currency: String,
     pub total: String,

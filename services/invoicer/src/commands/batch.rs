@@ -66,7 +66,7 @@ async fn run_batch(
         page_token = next;
     }
     output::batch_run_end(out, &batch, response.replayed, args.json)?;
-    Ok(batch_exit_code(&batch))
+    Ok(batch_exit_code(&batch, response.replayed))
 }
 
 /// Reads one page of a batch's deliveries and returns it with the next page's token.
@@ -139,10 +139,12 @@ impl Drop for ClearOnDrop {
 /// a cron job running the batch notices. Such an invoice is `failed` (no retry comes) or
 /// `unknown` (maybe delivered, never sent again by itself). Skipped and deferred invoices are
 /// listed with their reasons but give 0, because a skip is the notifier's choice and a deferred
-/// invoice is tried again by itself.
-fn batch_exit_code(batch: &pb::Batch) -> ExitCode {
+/// invoice is tried again by itself. A replay of a scheduled batch that ran before gives 1 only
+/// when that batch failed, because a resend may have sent its failed invoices since.
+fn batch_exit_code(batch: &pb::Batch, replayed: bool) -> ExitCode {
     let counts = batch.counts.unwrap_or_default();
-    if batch.status == i32::from(pb::BatchStatus::Failed) || counts.failed + counts.unknown > 0 {
+    let needs_person = !replayed && counts.failed + counts.unknown > 0;
+    if batch.status == i32::from(pb::BatchStatus::Failed) || needs_person {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -13,7 +13,8 @@ pub(crate) mod token;
 
 /// Names who runs a command that records its actor (`resend`, `notifier set`): `--actor`,
 /// else `$USER` or `$LOGNAME`, else the account of the process's user id in `/etc/passwd`
-/// (a container shell often sets neither variable), else `uid N`.
+/// (a container shell often sets neither variable), else `uid N`. Without `/proc` it is empty,
+/// so that the server records the authenticated caller alone or asks for `--actor`.
 pub(crate) fn actor(explicit: Option<String>) -> String {
     let from_env = |name: &str| std::env::var(name).ok();
     let uid = std::fs::metadata("/proc/self")
@@ -38,7 +39,7 @@ fn pick_actor(
         return actor;
     }
     let Some(uid) = uid else {
-        return "unknown user".to_owned();
+        return String::new();
     };
     let account = passwd().and_then(|passwd| {
         passwd.lines().find_map(|line| {
@@ -78,6 +79,6 @@ mod tests {
         assert_eq!(pick_actor(None, env, Some(1000), passwd), "ann");
         assert_eq!(pick_actor(None, env, Some(0), passwd), "root");
         assert_eq!(pick_actor(None, env, Some(4242), passwd), "uid 4242");
-        assert_eq!(pick_actor(None, env, None, passwd), "unknown user");
+        assert_eq!(pick_actor(None, env, None, passwd), "");
     }
 }

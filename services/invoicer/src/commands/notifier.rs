@@ -70,13 +70,7 @@ async fn set(
         .await
         .map_err(|s| describe(&clients.endpoint, s))?
         .into_inner();
-    let own = current.own.unwrap_or_default();
-    let notifier = apply_flags(own.clone(), &args)?;
-    if notifier == own {
-        // A change history entry that changes nothing would only hide the real ones.
-        output::notifier_unchanged(out, &args.customer, args.json)?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    let notifier = apply_flags(current.own.unwrap_or_default(), &args)?;
     let actor = super::actor(args.actor.clone());
     let request = pb::UpdateNotifierRequest {
         customer_code: args.customer.clone(),

@@ -50,7 +50,7 @@ pub(super) async fn update(
     Ok(pb::UpdateNotifierResponse {
         own: Some(own_to_proto(&updated.own)),
         effective: Some(effective_to_proto(&updated.effective)),
-        change: Some(change_to_proto(&updated.change)),
+        change: updated.change.as_ref().map(change_to_proto),
     })
 }
 

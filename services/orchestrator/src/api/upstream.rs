@@ -251,17 +251,15 @@ fn invoice_from_proto(
     invoice: types::Invoice,
     customer: types::Customer,
 ) -> Result<Invoice, UpstreamError> {
-    let issued_at = DateTime::parse_from_rfc3339(&invoice.issued_at)
-        .map_err(|_| UpstreamError {
-            service: ServiceName::InvoiceQuery,
-            operation: "GetInvoice",
-            code: tonic::Code::Internal,
-            message: format!(
-                "invoice {} has an invalid issued_at {:?}",
-                invoice.number, invoice.issued_at
-            ),
-        })?
-        .with_timezone(&Utc);
+    let issued = DateTime::parse_from_rfc3339(&invoice.issued_at).map_err(|_| UpstreamError {
+        service: ServiceName::InvoiceQuery,
+        operation: "GetInvoice",
+        code: tonic::Code::Internal,
+        message: format!(
+            "invoice {} has an invalid issued_at {:?}",
+            invoice.number, invoice.issued_at
+        ),
+    })?;
     let kind = match types::InvoiceKind::try_from(invoice.kind) {
         Ok(types::InvoiceKind::CreditNote) => InvoiceKind::CreditNote,
         _ => InvoiceKind::Invoice,
@@ -285,7 +283,7 @@ fn invoice_from_proto(
         number: invoice.number.clone(),
         revision: invoice.revision,
         kind,
-        issued_at,
+        issued_date: issued.date_naive(),
         due_date: invoice.due_date.clone(),
         currency: invoice.currency.clone(),
         total: invoice.total.clone(),
@@ -299,4 +297,27 @@ fn invoice_from_proto(
         },
         raw: RawInvoice { invoice, customer },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+
+    /// The email prints the issue date of the PDF, which keeps the ERP's offset, not the UTC
+    /// date, which is a day earlier here.
+    #[test]
+    fn issued_date_keeps_erp_offset() {
+        let invoice = types::Invoice {
+            number: "INV-1".to_owned(),
+            issued_at: "2026-12-01T00:30:00+01:00".to_owned(),
+            ..Default::default()
+        };
+        let invoice = invoice_from_proto(invoice, types::Customer::default()).unwrap();
+        assert_eq!(
+            invoice.issued_date,
+            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+        );
+    }
 }

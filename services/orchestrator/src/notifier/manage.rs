@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 
-use super::{EffectiveNotifier, Notifier, NotifierChange, NotifierUpdate};
+use super::{EffectiveNotifier, Notifier, NotifierChange, NotifierUpdate, NotifierWrite};
 use crate::engine::Engine;
 use crate::error::OrchestratorError;
 
@@ -17,7 +17,8 @@ pub(crate) struct NotifierUpdateRequest {
 pub(crate) struct UpdatedNotifier {
     pub own: Notifier,
     pub effective: EffectiveNotifier,
-    pub change: NotifierChange,
+    /// `None` when the stored notifier had these settings already and nothing was recorded.
+    pub change: Option<NotifierChange>,
 }
 
 /// Returns the trimmed customer code of a notifier that may be changed over gRPC: any
@@ -53,6 +54,7 @@ impl Engine {
     }
 
     /// Replaces the customer's own notifier and records the change, both in one transaction.
+    /// Settings equal to the stored ones record nothing, so the history lists real changes only.
     pub(crate) async fn update_notifier(
         &self,
         request: NotifierUpdateRequest,
@@ -74,14 +76,23 @@ impl Engine {
         let notifier = request.notifier.into_notifier(code, actor, Utc::now())?;
         self.check_customer(code).await?;
 
-        let change = self
+        let write = self
             .store
             .update_notifier(&notifier, request.reason.trim())
             .await?;
-        tracing::info!(customer = %code, actor = %actor, change_id = change.id, "notifier changed");
-        let effective = EffectiveNotifier::merged(&self.default_notifier, code, Some(&notifier));
+        let (own, change) = match write {
+            NotifierWrite::Changed(change) => {
+                tracing::info!(customer = %code, actor = %actor, change_id = change.id, "notifier changed");
+                (notifier, Some(*change))
+            }
+            NotifierWrite::Unchanged(stored) => {
+                tracing::info!(customer = %code, actor = %actor, "notifier update has the stored settings; nothing recorded");
+                (stored, None)
+            }
+        };
+        let effective = EffectiveNotifier::merged(&self.default_notifier, code, Some(&own));
         Ok(UpdatedNotifier {
-            own: notifier,
+            own,
             effective,
             change,
         })

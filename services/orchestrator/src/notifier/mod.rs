@@ -111,6 +111,27 @@ pub(crate) struct EffectiveNotifier {
     pub kinds_origin: Origin,
 }
 
+impl Notifier {
+    /// Returns whether `other` has the same settings, ignoring who set them and when.
+    pub(crate) fn same_settings(&self, other: &Notifier) -> bool {
+        let comparable = Notifier {
+            updated_at: other.updated_at,
+            updated_by: other.updated_by.clone(),
+            ..self.clone()
+        };
+        comparable == *other
+    }
+}
+
+/// The result of an update of a customer's notifier.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum NotifierWrite {
+    /// The settings differed from the stored ones: they replaced them and the change is recorded.
+    Changed(Box<NotifierChange>),
+    /// The stored notifier has these settings already, so nothing was written or recorded.
+    Unchanged(Notifier),
+}
+
 /// One recorded change of a customer's notifier.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NotifierChange {

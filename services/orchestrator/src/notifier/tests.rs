@@ -41,7 +41,7 @@ fn invoice(kind: InvoiceKind) -> Invoice {
         number: "INV-1".to_owned(),
         revision: 1,
         kind,
-        issued_at: Utc::now(),
+        issued_date: Utc::now().date_naive(),
         due_date: String::new(),
         currency: "EUR".to_owned(),
         total: "1.00".to_owned(),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::entities::{notifier, notifier_change};
 use super::{Store, StoreError, StoredMailbox, corrupt};
-use crate::notifier::{MessageTemplate, Notifier, NotifierChange, Split};
+use crate::notifier::{MessageTemplate, Notifier, NotifierChange, NotifierWrite, Split};
 use crate::upstream::InvoiceKind;
 
 /// A notifier as the change history stores it, before and after each change.
@@ -78,12 +78,12 @@ impl Store {
 
     /// Replaces the customer's notifier and records the change with the notifier before it,
     /// in one transaction. The change's actor and time are the notifier's `updated_by` and
-    /// `updated_at`.
+    /// `updated_at`. A notifier whose settings equal the stored one's writes nothing.
     pub(crate) async fn update_notifier(
         &self,
         notifier: &Notifier,
         reason: &str,
-    ) -> Result<NotifierChange, StoreError> {
+    ) -> Result<NotifierWrite, StoreError> {
         let transaction = self.db.begin().await?;
         // On PostgreSQL this locks the row until the commit, so a concurrent update waits and
         // then records this change as its old value; SQLite has a single connection here.
@@ -93,6 +93,11 @@ impl Store {
             .await?
             .map(notifier_from_row)
             .transpose()?;
+        if let Some(stored) = old.as_ref().filter(|old| old.same_settings(notifier)) {
+            let stored = stored.clone();
+            transaction.rollback().await?;
+            return Ok(NotifierWrite::Unchanged(stored));
+        }
         let row = notifier_to_row(notifier)?;
         if old.is_some() {
             notifier::Entity::update(row).exec(&transaction).await?;
@@ -114,7 +119,7 @@ impl Store {
             .exec(&transaction)
             .await?;
         transaction.commit().await?;
-        Ok(NotifierChange {
+        Ok(NotifierWrite::Changed(Box::new(NotifierChange {
             id: inserted.last_insert_id as u64,
             customer_code: notifier.customer_code.clone(),
             actor: notifier.updated_by.clone(),
@@ -122,7 +127,7 @@ impl Store {
             at: notifier.updated_at,
             old,
             new: notifier.clone(),
-        })
+        })))
     }
 
     /// Recorded changes newest first, of one customer or of all, starting after `offset`.
