@@ -570,15 +570,52 @@ impl Engine {
     }
 }
 
-/// Classifies a failed SendEmail call by whether it may have sent the message. Only a failure to connect
-/// proves that mail-delivery never got the request; any other error might have come after
-/// the message went out.
+/// Classifies a failed SendEmail call by whether it may have sent the message. A rejected
+/// request and a failure to connect prove that nothing was sent. Any other error might have
+/// come after the message went out.
 fn send_error_result(error: &UpstreamError) -> SendResult {
+    // mail-delivery checks the request before it opens any SMTP connection, and the same
+    // request fails the same way on every retry.
+    if error.code == tonic::Code::InvalidArgument {
+        return SendResult::Failed;
+    }
     let never_reached =
         error.is_unavailable() && error.message.to_ascii_lowercase().contains("connect");
     if never_reached {
         SendResult::Deferred
     } else {
         SendResult::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use invoicer_kit::ServiceName;
+
+    use super::*;
+
+    fn send_error(code: tonic::Code, message: &str) -> UpstreamError {
+        UpstreamError {
+            service: ServiceName::MailDelivery,
+            operation: "SendEmail",
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn rejected_send_request_fails() {
+        let error = send_error(tonic::Code::InvalidArgument, "subject: is 1000 bytes long");
+        assert_eq!(send_error_result(&error), SendResult::Failed);
+    }
+
+    #[test]
+    fn connect_error_defers_other_errors_unknown() {
+        let connect = send_error(tonic::Code::Unavailable, "tcp connect error");
+        assert_eq!(send_error_result(&connect), SendResult::Deferred);
+        let reset = send_error(tonic::Code::Unavailable, "stream closed: broken pipe");
+        assert_eq!(send_error_result(&reset), SendResult::Unknown);
+        let internal = send_error(tonic::Code::Internal, "building the email");
+        assert_eq!(send_error_result(&internal), SendResult::Unknown);
     }
 }

@@ -13,11 +13,21 @@ use serde::Serialize;
 use crate::notifier::{MessageTemplate, Templates};
 use crate::upstream::{Invoice, InvoiceKind};
 
+/// The maximum subject length, in bytes, that mail-delivery and audit-log take: RFC 5322's
+/// limit of a header line.
+const MAX_SUBJECT_BYTES: usize = 998;
+
 #[derive(Debug, thiserror::Error)]
-#[error("email template {template} failed: {source}")]
-pub(crate) struct MessageError {
-    template: String,
-    source: minijinja::Error,
+pub(crate) enum MessageError {
+    #[error("email template {template} failed: {source}")]
+    Render {
+        template: String,
+        source: minijinja::Error,
+    },
+    #[error(
+        "email template {template} gave a subject of {bytes} bytes, more than the {MAX_SUBJECT_BYTES} an email takes; shorten the template or the values it prints"
+    )]
+    SubjectTooLong { template: String, bytes: usize },
 }
 
 pub(crate) struct ComposedMessage {
@@ -148,17 +158,29 @@ impl MessageTemplates {
                     (name, result)
                 }
             };
-            result.map_err(|source| MessageError {
-                template: name,
-                source,
-            })
+            match result {
+                Ok(text) => Ok((name, text)),
+                Err(source) => Err(MessageError::Render {
+                    template: name,
+                    source,
+                }),
+            }
         };
-        let subject = render(Part::Subject)?;
+        let (subject_template, subject) = render(Part::Subject)?;
+        // A header value must stay on one line whatever the data holds.
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        // mail-delivery would reject a longer one before any SMTP, as would audit-log the
+        // email log entry, so the delivery ends here with the template named.
+        if subject.len() > MAX_SUBJECT_BYTES {
+            return Err(MessageError::SubjectTooLong {
+                template: subject_template,
+                bytes: subject.len(),
+            });
+        }
         Ok(ComposedMessage {
-            // A header value must stay on one line whatever the data holds.
-            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-            text_body: render(Part::Text)?,
-            html_body: render(Part::Html)?,
+            subject,
+            text_body: render(Part::Text)?.1,
+            html_body: render(Part::Html)?.1,
         })
     }
 }
@@ -286,9 +308,15 @@ pub(crate) fn check_template(name: &str, source: &str) -> Result<(), String> {
             company: "Sample Company",
             company_email: "billing@company.example",
         };
-        template
+        let rendered = template
             .render(&sample)
             .map_err(|error| format!("template {name} failed on a sample invoice: {error}"))?;
+        if name.ends_with(".subject") && rendered.len() > MAX_SUBJECT_BYTES {
+            return Err(format!(
+                "template {name} gives a subject of {} bytes for a sample invoice, more than the {MAX_SUBJECT_BYTES} an email takes; shorten it",
+                rendered.len()
+            ));
+        }
     }
     Ok(())
 }
@@ -484,6 +512,28 @@ mod tests {
         invoice.due_date = String::new();
         let body = compose(&invoice, &Templates::new()).text_body;
         assert!(!body.contains("fällig"), "{body}");
+    }
+
+    #[test]
+    fn subject_over_998_bytes_rejected() {
+        let mut invoice = sample_invoice("fr", InvoiceKind::Invoice);
+        invoice.customer.name = "N".repeat(500);
+        let set = templates("fr", subject_only("{{ customer }} {{ customer }}"));
+        let error = MessageTemplates::new()
+            .compose(&invoice, "Seller", "billing@seller.example", &set)
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("templates.fr.subject"), "{error}");
+        assert!(error.contains("subject of 1001 bytes"), "{error}");
+    }
+
+    #[test]
+    fn check_template_rejects_long_subject() {
+        let source = "{% for i in range(1000) %}x{% endfor %}";
+        let error = check_template("templates.fr.subject", source).unwrap_err();
+        assert!(error.contains("subject of 1000 bytes"), "{error}");
+        assert_eq!(check_template("templates.fr.text", source), Ok(()));
     }
 
     #[test]

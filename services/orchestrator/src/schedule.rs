@@ -16,7 +16,19 @@ pub enum ScheduleError {
     Timezone(String),
     #[error("cron expression {0:?} never fires")]
     NeverFires(String),
+    #[error(
+        "cron expression {expression:?} fires more than once on {date} (at {first} and {second}), but a batch runs once per business date and the later fires would do nothing; use one fire a day, such as `0 2 * * *`"
+    )]
+    SeveralADay {
+        expression: String,
+        date: NaiveDate,
+        first: String,
+        second: String,
+    },
 }
+
+/// Fires checked for a second fire on one business date: a year of a daily schedule.
+const FIRES_CHECKED: usize = 400;
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -48,11 +60,44 @@ impl Schedule {
             expression: expression.to_owned(),
             message: e.to_string(),
         })?;
-        Ok(Schedule {
+        let schedule = Schedule {
             cron,
             expression: expression.to_owned(),
             timezone,
-        })
+        };
+        schedule.check_once_a_day()?;
+        Ok(schedule)
+    }
+
+    /// Rejects an expression that fires twice on one local date within `FIRES_CHECKED` fires
+    /// from the start of 2026, because only the first fire of a date opens its batch.
+    fn check_once_a_day(&self) -> Result<(), ScheduleError> {
+        let start = NaiveDate::from_ymd_opt(2026, 1, 1)
+            .and_then(|date| date.and_hms_opt(0, 0, 0))
+            .map(|start| start.and_utc())
+            .unwrap_or_default();
+        let mut last: Option<FireInstant> = None;
+        let mut cursor = start;
+        for _ in 0..FIRES_CHECKED {
+            // An expression that stops firing, such as one for a past year, has nothing more
+            // to check.
+            let Ok(fire) = self.next_after(cursor) else {
+                return Ok(());
+            };
+            if let Some(previous) = last
+                && previous.business_date == fire.business_date
+            {
+                return Err(ScheduleError::SeveralADay {
+                    expression: self.expression.clone(),
+                    date: fire.business_date,
+                    first: previous.local.format("%H:%M").to_string(),
+                    second: fire.local.format("%H:%M").to_string(),
+                });
+            }
+            cursor = fire.at;
+            last = Some(fire);
+        }
+        Ok(())
     }
 
     pub fn timezone(&self) -> Tz {
@@ -250,6 +295,22 @@ mod tests {
             fires("@daily", "UTC", "2026-12-04T12:00:00Z", 1),
             vec![pair("2026-12-05T00:00:00Z", "2026-12-05")]
         );
+    }
+
+    #[test]
+    fn several_fires_a_day_rejected() {
+        for expression in ["* * * * *", "@hourly", "*/30 2 * * *", "0 2,14 * * *"] {
+            let error = Schedule::new(expression, "Europe/Berlin").unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("fires more than once on"), "{message}");
+            assert!(message.contains(&format!("{expression:?}")), "{message}");
+        }
+        for expression in ["0 2 * * *", "@daily", "30 2 * * MON-FRI", "0 0 1 * *"] {
+            assert!(
+                Schedule::new(expression, "Europe/Berlin").is_ok(),
+                "{expression}"
+            );
+        }
     }
 
     #[test]
