@@ -74,6 +74,21 @@ async fn closing_endpoint_named() -> Result<()> {
     Ok(())
 }
 
+/// A port nothing listens on: the message adds the system's reason to tonic's words.
+#[tokio::test]
+async fn closed_port_gives_reason() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    drop(listener);
+    let message = cli_error(&["--endpoint", &endpoint, "batch", "list"]).await?;
+    assert!(
+        message.contains(&format!("cannot reach invoicer at {endpoint}")),
+        "{message}"
+    );
+    assert!(message.contains("Connection refused"), "{message}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn https_to_plaintext_suggests_http() -> Result<()> {
     let database = TestDatabase::sqlite()?;

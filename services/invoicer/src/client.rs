@@ -90,12 +90,29 @@ pub(crate) fn describe(endpoint: &str, status: tonic::Status) -> anyhow::Error {
         );
     }
     match status.code() {
-        tonic::Code::Unavailable => anyhow::anyhow!(
-            "cannot reach invoicer at {endpoint}: {message}; start it with `invoicer serve` or set INVOICER_ENDPOINT"
-        ),
+        tonic::Code::Unavailable => {
+            // "tcp connect error" alone hides why; the innermost error has the system's reason.
+            let cause = innermost_cause(&status)
+                .filter(|cause| cause != message)
+                .map(|cause| format!(" ({cause})"))
+                .unwrap_or_default();
+            anyhow::anyhow!(
+                "cannot reach invoicer at {endpoint}: {message}{cause}; start it with `invoicer serve` or set INVOICER_ENDPOINT"
+            )
+        }
         tonic::Code::Unauthenticated => anyhow::anyhow!(
             "{message} (Unauthenticated); set INVOICER_TOKEN to a token the server accepts"
         ),
         code => anyhow::anyhow!("{message} ({code:?})"),
     }
+}
+
+/// Returns the text of the last error in `status`'s source chain, such as "Connection refused
+/// (os error 111)".
+fn innermost_cause(status: &tonic::Status) -> Option<String> {
+    let mut cause = std::error::Error::source(status)?;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    Some(cause.to_string())
 }

@@ -378,6 +378,13 @@ async fn every_recipient_rejected_fails() -> Result<()> {
         "{}",
         report.error
     );
+    assert!(
+        report
+            .error
+            .contains("archive@company.example (553 5.7.1 relaying denied)"),
+        "{}",
+        report.error
+    );
     assert_eq!(
         recipient(&report, "archive@company.example").reply_code,
         553

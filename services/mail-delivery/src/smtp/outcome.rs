@@ -200,7 +200,20 @@ impl<'e> Attempt<'e> {
             });
         }
         if !any_accepted {
-            let error = format!("{destination}: every recipient was rejected");
+            // Each recipient with its reply, or its local reason, so that the batch report
+            // shows why without the email log.
+            let replies: Vec<String> = self
+                .recipients
+                .iter()
+                .map(|r| match r.reply_code {
+                    0 => format!("{} ({})", r.address, r.reply_text),
+                    code => format!("{} ({code} {})", r.address, r.reply_text),
+                })
+                .collect();
+            let error = format!(
+                "{destination}: every recipient was rejected: {}",
+                replies.join(", ")
+            );
             return Some(Stop {
                 reply: self.last_reply.clone(),
                 ..Stop::by_client(Outcome::Failed, SmtpStage::RcptTo, error)
