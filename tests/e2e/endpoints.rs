@@ -20,18 +20,16 @@ async fn cli_error(args: &[&str]) -> Result<String> {
     }
 }
 
-/// A server on loopback that responds to every connection with an HTTP/1.1 error,
-/// as a web server or a proxy on the wrong port would.
-async fn http1_server() -> Result<String> {
+/// Starts a server on loopback that reads the start of each request, writes `reply` (which may
+/// be empty) and closes the connection. Returns its `http://` endpoint.
+async fn raw_server(reply: &'static [u8]) -> Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let mut buffer = [0u8; 1024];
             let _ = stream.read(&mut buffer).await;
-            let _ = stream
-                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-                .await;
+            let _ = stream.write_all(reply).await;
         }
     });
     Ok(format!("http://{address}"))
@@ -39,7 +37,8 @@ async fn http1_server() -> Result<String> {
 
 #[tokio::test]
 async fn non_grpc_endpoint_named() -> Result<()> {
-    let endpoint = http1_server().await?;
+    // An HTTP/1.1 error, as a web server or a proxy on the wrong port gives.
+    let endpoint = raw_server(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await?;
     let message = cli_error(&["--endpoint", &endpoint, "batch", "list"]).await?;
     assert!(
         message.contains(&format!(
@@ -55,14 +54,7 @@ async fn non_grpc_endpoint_named() -> Result<()> {
 /// gets bytes it cannot parse.
 #[tokio::test]
 async fn closing_endpoint_named() -> Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buffer = [0u8; 1024];
-            let _ = stream.read(&mut buffer).await;
-        }
-    });
+    let endpoint = raw_server(b"").await?;
     let message = cli_error(&["--endpoint", &endpoint, "batch", "list"]).await?;
     assert!(
         message.contains(&format!(

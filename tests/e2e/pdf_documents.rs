@@ -119,7 +119,7 @@ async fn new_revision_gets_new_pdf(database: TestDatabase) -> Result<()> {
         .await?;
     assert!(
         imported.stdout.contains(
-            "1 invoice changed: each is a new revision, which the next batch emails again"
+            "1 invoice changed: each becomes a new revision, which the next batch emails even"
         ),
         "{}",
         imported.stdout

@@ -98,9 +98,9 @@ pub(crate) fn import_result(
     if updated > 0 {
         writeln!(
             out,
-            "{} changed: each is a new revision, which the next batch emails again, also where \
-             an earlier revision went out already, if it is posted, inside the batch's lookback \
-             and not skipped by its notifier",
+            "{} changed: each becomes a new revision, which the next batch emails even where an \
+             earlier revision went out, provided it is posted, inside the batch's lookback and \
+             not skipped by its notifier",
             invoices(updated)
         )?;
     }
