@@ -5,6 +5,10 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
+/// The maximum length of an email subject in bytes, RFC 5322's limit of a header line. The
+/// orchestrator, mail-delivery and audit-log share it, so a subject one takes the others take.
+pub const MAX_SUBJECT_BYTES: usize = 998;
+
 /// The bad fields of one request, by their path such as `to[2].address`.
 #[derive(Debug, Default)]
 pub struct Violations {

@@ -2,7 +2,7 @@
 //! INVALID_ARGUMENT status. The entry's meaning (outcome, trigger, instants) is checked when
 //! it is converted.
 
-use invoicer_kit::validate::{Violations, indexed};
+use invoicer_kit::validate::{MAX_SUBJECT_BYTES, Violations, indexed};
 use invoicer_proto::audit_log::v1 as pb;
 use invoicer_proto::types::v1 as types;
 use tonic::Status;
@@ -10,7 +10,6 @@ use tonic::Status;
 const MAX_ID_BYTES: usize = 1024;
 const MAX_ADDRESS_BYTES: usize = 254;
 const MAX_NAME_BYTES: usize = 256;
-const MAX_SUBJECT_BYTES: usize = 998;
 const MAX_REASON_BYTES: usize = 500;
 /// To, Cc and Bcc of one entry together, as mail-delivery accepts them for one message.
 const MAX_RECIPIENTS: usize = 100;

@@ -2,7 +2,7 @@
 //! named in one INVALID_ARGUMENT status. The message builder checks the address syntax and
 //! the header text again on the converted request.
 
-use invoicer_kit::validate::{Violations, indexed};
+use invoicer_kit::validate::{MAX_SUBJECT_BYTES, Violations, indexed};
 use invoicer_proto::mail_delivery::v1 as proto;
 use invoicer_proto::types::v1 as types;
 use tonic::Status;
@@ -12,8 +12,6 @@ pub(crate) const MAX_RECIPIENTS: usize = 100;
 /// RFC 5321 limits a path to 256 octets, so an address to 254.
 const MAX_ADDRESS_BYTES: usize = 254;
 const MAX_DISPLAY_NAME_BYTES: usize = 256;
-/// RFC 5322 limits a header line to 998 characters.
-const MAX_SUBJECT_BYTES: usize = 998;
 const MAX_BODY_BYTES: usize = 1 << 20;
 const MAX_ATTACHMENTS: usize = 10;
 const MAX_FILE_NAME_BYTES: usize = 255;

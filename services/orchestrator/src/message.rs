@@ -7,15 +7,12 @@ use std::collections::HashSet;
 
 use chrono::NaiveDate;
 use invoicer_domain::Locale;
+use invoicer_kit::validate::MAX_SUBJECT_BYTES;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::notifier::{MessageTemplate, Templates};
 use crate::upstream::{Invoice, InvoiceKind};
-
-/// The maximum subject length, in bytes, that mail-delivery and audit-log take: RFC 5322's
-/// limit of a header line.
-const MAX_SUBJECT_BYTES: usize = 998;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MessageError {

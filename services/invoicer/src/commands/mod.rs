@@ -11,10 +11,11 @@ pub(crate) mod schedule;
 pub(crate) mod serve;
 pub(crate) mod token;
 
-/// Names who runs a command that records its actor (`resend`, `notifier set`): `--actor`,
+/// Returns who runs a command that records its actor (`resend`, `notifier set`): `--actor`,
 /// else `$USER` or `$LOGNAME`, else the account of the process's user id in `/etc/passwd`
 /// (a container shell often sets neither variable), else `uid N`. Without `/proc` it is empty,
-/// so that the server records the authenticated caller alone or asks for `--actor`.
+/// so that the server records the caller it authenticated, or rejects a notifier change for a
+/// missing actor.
 pub(crate) fn actor(explicit: Option<String>) -> String {
     let from_env = |name: &str| std::env::var(name).ok();
     let uid = std::fs::metadata("/proc/self")
