@@ -572,8 +572,10 @@ impl Engine {
 
 /// Classifies a failed SendEmail call by whether it may have sent the message. A rejected
 /// request and a failure to connect prove that nothing was sent. Any other error might have
-/// come after the message went out.
-fn send_error_result(error: &UpstreamError) -> SendResult {
+/// come after the message went out. tonic reports a refused connection as `Unavailable`
+/// "tcp connect error", and a connection closed or reset after the request went out as
+/// `Unknown` "transport error" (tests in `api::upstream`).
+pub(crate) fn send_error_result(error: &UpstreamError) -> SendResult {
     // mail-delivery checks the request before it opens any SMTP connection, and the same
     // request fails the same way on every retry.
     if error.code == tonic::Code::InvalidArgument {

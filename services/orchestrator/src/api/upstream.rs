@@ -301,9 +301,78 @@ fn invoice_from_proto(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use chrono::NaiveDate;
+    use tokio::io::AsyncReadExt;
 
     use super::*;
+    use crate::deliver::send_error_result;
+
+    /// Calls SendEmail at `url` with an empty request, as the orchestrator's channels do, and
+    /// returns the error it maps the failure to.
+    async fn send_email_error(url: &str) -> UpstreamError {
+        let channel = invoicer_kit::client::lazy_channel(url, None, &Default::default()).unwrap();
+        let status = MailDeliveryServiceClient::new(channel)
+            .send_email(mail::SendEmailRequest::default())
+            .await
+            .unwrap_err();
+        error(ServiceName::MailDelivery, "SendEmail", status)
+    }
+
+    /// A SendEmail that could not connect never reached mail-delivery, so the delivery is
+    /// deferred and tried again.
+    #[tokio::test]
+    async fn send_to_closed_port_is_deferred() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let error = send_email_error(&format!("http://127.0.0.1:{port}")).await;
+        assert_eq!(error.code, tonic::Code::Unavailable, "{error}");
+        assert_eq!(send_error_result(&error), SendResult::Deferred, "{error}");
+    }
+
+    /// A SendEmail whose connection ends after the request went out may have reached the mail
+    /// server (mail-delivery crashed during the send), so the delivery must become `unknown`,
+    /// never deferred: a retry could send the invoice twice. Both a closed and a reset
+    /// connection are checked.
+    #[tokio::test]
+    async fn send_cut_after_request_is_unknown() {
+        for reset in [false, true] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut received = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // Reads what the client sends for 200 ms, the request included.
+                let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                    loop {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => received.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                })
+                .await;
+                if reset {
+                    socket.set_zero_linger().unwrap();
+                }
+                received.len()
+            });
+            let error = send_email_error(&format!("http://127.0.0.1:{port}")).await;
+            let received = server.await.unwrap();
+            assert!(
+                received > 24,
+                "the request never went out ({received} bytes)"
+            );
+            assert_eq!(
+                send_error_result(&error),
+                SendResult::Unknown,
+                "reset {reset}: {error:?}"
+            );
+        }
+    }
 
     /// The email prints the issue date of the PDF, which keeps the ERP's offset, not the UTC
     /// date, which is a day earlier here.
