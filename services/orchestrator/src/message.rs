@@ -1,7 +1,8 @@
 //! The subject and body of an invoice email, rendered with minijinja from invoice fields.
-//! A notifier's templates come first; the built-in ones exist in English and German, and an
-//! unknown language falls back to English. Dates and the total are formatted for the language
-//! of the template that renders them, as the PDF formats them (`invoicer_domain::Locale`).
+//! A notifier's templates come first. The built-in ones exist in the six languages of the PDF
+//! (English, German, French, Spanish, Portuguese, Dutch); any other language gets English.
+//! Dates and the total are formatted for the language of the template that renders them, as
+//! the PDF formats them (`invoicer_domain::Locale`).
 
 use std::collections::HashSet;
 
@@ -33,11 +34,21 @@ pub(crate) struct ComposedMessage {
     pub html_body: String,
 }
 
-const LANGUAGES: &[&str] = &["en", "de"];
+/// A built-in subject, plain-text body and HTML body in one language.
+struct BuiltIn {
+    language: &'static str,
+    subject: &'static str,
+    text: &'static str,
+    html: &'static str,
+}
 
-const EN_SUBJECT: &str =
-    "{% if credit_note %}Credit note{% else %}Invoice{% endif %} {{ number }} from {{ company }}";
-const EN_TEXT: &str = "\
+/// The built-in templates, one set for each language the PDF has labels for, so the email
+/// reads in the language of its attachment. English comes first: the fallback.
+const BUILT_IN: [BuiltIn; 6] = [
+    BuiltIn {
+        language: "en",
+        subject: "{% if credit_note %}Credit note{% else %}Invoice{% endif %} {{ number }} from {{ company }}",
+        text: "\
 Dear {{ customer }},
 
 please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} {{ number }} \
@@ -49,19 +60,20 @@ Kind regards
 {{ company }}
 {%- if company_email %}
 {{ company_email }}{% endif %}
-";
-const EN_HTML: &str = "\
+",
+        html: "\
 <p>Dear {{ customer }},</p>
 <p>please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} \
 <strong>{{ number }}</strong> of {{ issued_date }} for {{ total }} {{ currency }}.
 {%- if due_date %} It is due on {{ due_date }}.{% endif %}
 {%- if po_number %} Your purchase order: {{ po_number }}.{% endif %}</p>
 <p>Kind regards<br>{{ company }}</p>
-";
-
-const DE_SUBJECT: &str =
-    "{% if credit_note %}Gutschrift{% else %}Rechnung{% endif %} {{ number }} von {{ company }}";
-const DE_TEXT: &str = "\
+",
+    },
+    BuiltIn {
+        language: "de",
+        subject: "{% if credit_note %}Gutschrift{% else %}Rechnung{% endif %} {{ number }} von {{ company }}",
+        text: "\
 Guten Tag {{ customer }},
 
 anbei erhalten Sie {% if credit_note %}die Gutschrift{% else %}die Rechnung{% endif %} {{ number }} \
@@ -73,15 +85,118 @@ Mit freundlichen Grüßen
 {{ company }}
 {%- if company_email %}
 {{ company_email }}{% endif %}
-";
-const DE_HTML: &str = "\
+",
+        html: "\
 <p>Guten Tag {{ customer }},</p>
 <p>anbei erhalten Sie {% if credit_note %}die Gutschrift{% else %}die Rechnung{% endif %} \
 <strong>{{ number }}</strong> vom {{ issued_date }} über {{ total }} {{ currency }}.
 {%- if due_date %} Sie ist fällig am {{ due_date }}.{% endif %}
 {%- if po_number %} Ihre Bestellung: {{ po_number }}.{% endif %}</p>
 <p>Mit freundlichen Grüßen<br>{{ company }}</p>
-";
+",
+    },
+    // French puts a no-break space before a colon.
+    BuiltIn {
+        language: "fr",
+        subject: "{% if credit_note %}Avoir{% else %}Facture{% endif %} {{ number }} de {{ company }}",
+        text: "\
+Bonjour {{ customer }},
+
+Veuillez trouver ci-joint {% if credit_note %}l'avoir{% else %}la facture{% endif %} {{ number }} \
+du {{ issued_date }} d'un montant de {{ total }} {{ currency }}.
+{%- if due_date %} Échéance\u{a0}: {{ due_date }}.{% endif %}
+{%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}
+
+Cordialement
+{{ company }}
+{%- if company_email %}
+{{ company_email }}{% endif %}
+",
+        html: "\
+<p>Bonjour {{ customer }},</p>
+<p>Veuillez trouver ci-joint {% if credit_note %}l'avoir{% else %}la facture{% endif %} \
+<strong>{{ number }}</strong> du {{ issued_date }} d'un montant de {{ total }} {{ currency }}.
+{%- if due_date %} Échéance\u{a0}: {{ due_date }}.{% endif %}
+{%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}</p>
+<p>Cordialement<br>{{ company }}</p>
+",
+    },
+    BuiltIn {
+        language: "es",
+        subject: "{% if credit_note %}Nota de crédito{% else %}Factura{% endif %} {{ number }} de {{ company }}",
+        text: "\
+A la atención de {{ customer }}:
+
+Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
+{{ number }} con fecha {{ issued_date }} por un importe de {{ total }} {{ currency }}.
+{%- if due_date %} Vence el {{ due_date }}.{% endif %}
+{%- if po_number %} Su pedido: {{ po_number }}.{% endif %}
+
+Atentamente,
+{{ company }}
+{%- if company_email %}
+{{ company_email }}{% endif %}
+",
+        html: "\
+<p>A la atención de {{ customer }}:</p>
+<p>Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
+<strong>{{ number }}</strong> con fecha {{ issued_date }} por un importe de {{ total }} {{ currency }}.
+{%- if due_date %} Vence el {{ due_date }}.{% endif %}
+{%- if po_number %} Su pedido: {{ po_number }}.{% endif %}</p>
+<p>Atentamente,<br>{{ company }}</p>
+",
+    },
+    BuiltIn {
+        language: "pt",
+        subject: "{% if credit_note %}Nota de crédito{% else %}Fatura{% endif %} {{ number }} de {{ company }}",
+        text: "\
+À atenção de {{ customer }},
+
+Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} {{ number }} \
+com data de {{ issued_date }} no valor de {{ total }} {{ currency }}.
+{%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
+{%- if po_number %} Pedido de compra: {{ po_number }}.{% endif %}
+
+Atenciosamente,
+{{ company }}
+{%- if company_email %}
+{{ company_email }}{% endif %}
+",
+        html: "\
+<p>À atenção de {{ customer }},</p>
+<p>Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} \
+<strong>{{ number }}</strong> com data de {{ issued_date }} no valor de {{ total }} {{ currency }}.
+{%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
+{%- if po_number %} Pedido de compra: {{ po_number }}.{% endif %}</p>
+<p>Atenciosamente,<br>{{ company }}</p>
+",
+    },
+    BuiltIn {
+        language: "nl",
+        subject: "{% if credit_note %}Creditnota{% else %}Factuur{% endif %} {{ number }} van {{ company }}",
+        text: "\
+Geachte {{ customer }},
+
+In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} {{ number }} \
+van {{ issued_date }} ter waarde van {{ total }} {{ currency }}.
+{%- if due_date %} De vervaldatum is {{ due_date }}.{% endif %}
+{%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}
+
+Met vriendelijke groet
+{{ company }}
+{%- if company_email %}
+{{ company_email }}{% endif %}
+",
+        html: "\
+<p>Geachte {{ customer }},</p>
+<p>In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} \
+<strong>{{ number }}</strong> van {{ issued_date }} ter waarde van {{ total }} {{ currency }}.
+{%- if due_date %} De vervaldatum is {{ due_date }}.{% endif %}
+{%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}</p>
+<p>Met vriendelijke groet<br>{{ company }}</p>
+",
+    },
+];
 
 pub(crate) struct MessageTemplates {
     environment: Environment<'static>,
@@ -91,17 +206,13 @@ impl MessageTemplates {
     pub(crate) fn new() -> MessageTemplates {
         let mut environment = Environment::new();
         set_escaping(&mut environment);
-        for (name, source) in [
-            ("en/subject.txt", EN_SUBJECT),
-            ("en/body.txt", EN_TEXT),
-            ("en/body.html", EN_HTML),
-            ("de/subject.txt", DE_SUBJECT),
-            ("de/body.txt", DE_TEXT),
-            ("de/body.html", DE_HTML),
-        ] {
-            environment
-                .add_template(name, source)
-                .unwrap_or_else(|e| panic!("built-in template {name} does not parse: {e}"));
+        for set in &BUILT_IN {
+            for part in [Part::Subject, Part::Text, Part::Html] {
+                let name = format!("{}/{}", set.language, part.builtin_file());
+                environment
+                    .add_template_owned(name.clone(), part.builtin_source(set))
+                    .unwrap_or_else(|e| panic!("built-in template {name} does not parse: {e}"));
+            }
         }
         MessageTemplates { environment }
     }
@@ -205,6 +316,14 @@ impl Part {
             Part::Subject => "subject.txt",
             Part::Text => "body.txt",
             Part::Html => "body.html",
+        }
+    }
+
+    fn builtin_source(self, set: &BuiltIn) -> &'static str {
+        match self {
+            Part::Subject => set.subject,
+            Part::Text => set.text,
+            Part::Html => set.html,
         }
     }
 
@@ -339,10 +458,10 @@ fn pick_language(tag: &str) -> &'static str {
         .next()
         .unwrap_or("")
         .to_ascii_lowercase();
-    LANGUAGES
+    BUILT_IN
         .iter()
-        .copied()
-        .find(|l| *l == primary)
+        .map(|set| set.language)
+        .find(|language| *language == primary)
         .unwrap_or("en")
 }
 
@@ -353,7 +472,8 @@ mod tests {
     #[test]
     fn language_falls_back_to_english() {
         assert_eq!(pick_language("de-AT"), "de");
-        assert_eq!(pick_language("pt"), "en");
+        assert_eq!(pick_language("pt"), "pt");
+        assert_eq!(pick_language("it"), "en");
         assert_eq!(pick_language(""), "en");
     }
 
@@ -398,7 +518,8 @@ mod tests {
     #[test]
     fn template_languages_best_first() {
         assert_eq!(template_languages("de-AT"), ["de-at", "de"]);
-        assert_eq!(template_languages("pt_BR"), ["pt-br", "pt", "en"]);
+        assert_eq!(template_languages("pt_BR"), ["pt-br", "pt"]);
+        assert_eq!(template_languages("it-CH"), ["it-ch", "it", "en"]);
         assert_eq!(template_languages(""), ["en"]);
     }
 
@@ -427,7 +548,7 @@ mod tests {
 
     #[test]
     fn english_notifier_template_beats_builtin_fallback() {
-        let invoice = sample_invoice("pt", InvoiceKind::Invoice);
+        let invoice = sample_invoice("it", InvoiceKind::Invoice);
         let set = templates("en", subject_only("Custom {{ number }}"));
         assert_eq!(compose(&invoice, &set).subject, "Custom INV-7");
     }
@@ -473,11 +594,11 @@ mod tests {
         );
     }
 
-    /// A French customer without French templates reads the English built-in body, so its
-    /// numbers are English too; a French notifier template gets French ones.
+    /// Italian has no built-in template, so an Italian customer reads the English body with
+    /// English numbers. A French notifier template gets French ones.
     #[test]
     fn formats_follow_template_language() {
-        let mut invoice = sample_invoice("fr", InvoiceKind::Invoice);
+        let mut invoice = sample_invoice("it", InvoiceKind::Invoice);
         invoice.total = "1234.50".to_owned();
         let builtin = compose(&invoice, &Templates::new());
         assert!(
@@ -486,6 +607,7 @@ mod tests {
             builtin.text_body
         );
 
+        invoice.customer.language = "fr".to_owned();
         let french = templates(
             "fr",
             MessageTemplate {
@@ -497,6 +619,74 @@ mod tests {
             compose(&invoice, &french).text_body,
             "Facture du 1 décembre 2026 : 1\u{202f}234,50 EUR"
         );
+    }
+
+    /// Each language the PDF has labels for has a built-in email, so the email reads in the
+    /// language of its attachment.
+    #[test]
+    fn every_pdf_language_has_builtin_email() {
+        for locale in Locale::ALL {
+            assert_eq!(pick_language(locale.code()), locale.code());
+        }
+        assert_eq!(BUILT_IN.len(), Locale::ALL.len());
+    }
+
+    /// The built-in emails of French, Spanish, Portuguese and Dutch customers: subject, kind,
+    /// date and total in the customer's language, and both bodies saying the same.
+    #[test]
+    fn builtin_emails_in_customer_language() {
+        let cases = [
+            (
+                "fr-CA",
+                InvoiceKind::Invoice,
+                "Facture INV-7 de Seller",
+                "la facture INV-7 du 1 décembre 2026 d'un montant de 1\u{202f}234,50 EUR. \
+                 Échéance\u{a0}: 31 décembre 2026.",
+            ),
+            (
+                "es",
+                InvoiceKind::CreditNote,
+                "Nota de crédito INV-7 de Seller",
+                "la nota de crédito INV-7 con fecha 1 de diciembre de 2026 por un importe de \
+                 1234,50 EUR. Vence el 31 de diciembre de 2026.",
+            ),
+            (
+                "pt-BR",
+                InvoiceKind::Invoice,
+                "Fatura INV-7 de Seller",
+                "a fatura INV-7 com data de 1 de dezembro de 2026 no valor de 1.234,50 EUR. \
+                 Vencimento: 31 de dezembro de 2026.",
+            ),
+            (
+                "nl",
+                InvoiceKind::CreditNote,
+                "Creditnota INV-7 van Seller",
+                "creditnota INV-7 van 1 december 2026 ter waarde van 1.234,50 EUR. \
+                 De vervaldatum is 31 december 2026.",
+            ),
+        ];
+        for (language, kind, subject, sentence) in cases {
+            let mut invoice = sample_invoice(language, kind);
+            invoice.total = "1234.50".to_owned();
+            let message = compose(&invoice, &Templates::new());
+            assert_eq!(message.subject, subject, "{language}");
+            assert!(
+                message.text_body.contains(sentence),
+                "{language}: {}",
+                message.text_body
+            );
+            let html_sentence = sentence.replacen("INV-7", "<strong>INV-7</strong>", 1);
+            assert!(
+                message.html_body.contains(&html_sentence),
+                "{language}: {}",
+                message.html_body
+            );
+            assert!(
+                message.html_body.contains("Müller &amp; Söhne"),
+                "{language}: {}",
+                message.html_body
+            );
+        }
     }
 
     #[test]
