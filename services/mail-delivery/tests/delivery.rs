@@ -341,7 +341,9 @@ async fn one_rejected_recipient_is_partially_sent() -> Result<()> {
 
     assert_eq!(report.outcome, Outcome::PartiallySent, "{report:?}");
     assert!(
-        report.error.contains("1 of 3 recipients were rejected"),
+        report
+            .error
+            .contains("1 of 3 recipients was rejected; the others got the message"),
         "{}",
         report.error
     );

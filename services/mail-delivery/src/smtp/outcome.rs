@@ -281,17 +281,35 @@ impl<'e> Attempt<'e> {
         let deferred = self.count(Outcome::Deferred);
         let failed = self.count(Outcome::Failed);
         let total = self.recipients.len();
+        // The rest were accepted after DATA, at least one of them.
+        let others = match total.saturating_sub(deferred + failed) {
+            1 => "the other got the message",
+            _ => "the others got the message",
+        };
         let (outcome, error) = match (deferred, failed) {
             (0, 0) => (Outcome::Sent, String::new()),
             (0, _) => (
                 Outcome::PartiallySent,
-                format!("{failed} of {total} recipients were rejected; the others got the message"),
+                format!(
+                    "{failed} of {total} recipients {} rejected; {others}",
+                    was_or_were(failed)
+                ),
+            ),
+            (_, 0) => (
+                Outcome::PartiallyDeferred,
+                format!(
+                    "{deferred} of {total} recipients got a transient reply and {} due a retry; \
+                     {others}",
+                    is_or_are(deferred)
+                ),
             ),
             _ => (
                 Outcome::PartiallyDeferred,
                 format!(
-                    "{deferred} of {total} recipients got a transient reply and are due a retry, \
-                     {failed} were rejected; the others got the message"
+                    "{deferred} of {total} recipients got a transient reply and {} due a retry, \
+                     {failed} {} rejected; {others}",
+                    is_or_are(deferred),
+                    was_or_were(failed)
                 ),
             ),
         };
@@ -314,6 +332,14 @@ impl<'e> Attempt<'e> {
             .filter(|r| r.outcome == outcome)
             .count()
     }
+}
+
+fn was_or_were(count: usize) -> &'static str {
+    if count == 1 { "was" } else { "were" }
+}
+
+fn is_or_are(count: usize) -> &'static str {
+    if count == 1 { "is" } else { "are" }
 }
 
 #[cfg(test)]
