@@ -96,6 +96,16 @@ async fn transient_reply_defers_and_waits(database: TestDatabase) -> Result<()> 
         "{}",
         second.stdout
     );
+    // The report says when the deferred invoice is tried next, and that it is tried by itself.
+    let next_try = format!("    next try: {}", first.deliveries[0].next_attempt_at);
+    assert!(second.stdout.contains(&next_try), "{}", second.stdout);
+    assert!(
+        second
+            .stdout
+            .contains("1 invoice was deferred after a temporary failure and is tried again"),
+        "{}",
+        second.stdout
+    );
     assert_eq!(
         system.smtp.messages().len(),
         1,

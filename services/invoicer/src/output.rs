@@ -197,11 +197,26 @@ pub(crate) fn batch_run_end(
         // A resend may have sent a listed invoice since, and the hints would invite a second.
         return Ok(());
     }
-    attention_hints(out, &counts)
+    attention_hints(out, batch, &counts)
 }
 
-/// Prints what to do about the invoices that no retry will send.
-fn attention_hints(out: Out<'_>, counts: &pb::BatchCounts) -> io::Result<()> {
+/// Prints what to do about the invoices that no retry will send, and what becomes of the
+/// deferred ones.
+fn attention_hints(out: Out<'_>, batch: &pb::Batch, counts: &pb::BatchCounts) -> io::Result<()> {
+    // A dry run counts the deliveries that were deferred before it; it deferred none.
+    if counts.deferred > 0 && batch.status != i32::from(pb::BatchStatus::Planned) {
+        let (what, verb, pronoun) = match counts.deferred {
+            1 => ("1 invoice was".to_owned(), "is", "it ends"),
+            n => (format!("{n} invoices were"), "are", "they end"),
+        };
+        writeln!(
+            out,
+            "{what} deferred after a temporary failure and {verb} tried again by the \
+             orchestrator, at the time listed, until `batch.retry_lifetime` after the first \
+             attempt; `invoicer batch status {}` shows how {pronoun}",
+            batch.id
+        )?;
+    }
     if counts.failed > 0 {
         writeln!(
             out,
@@ -273,6 +288,11 @@ pub(crate) fn deliveries(
         }
         if !delivery.reason.is_empty() {
             writeln!(out, "    reason: {}", delivery.reason)?;
+        }
+        if delivery.state == i32::from(pb::DeliveryState::Deferred)
+            && !delivery.next_attempt_at.is_empty()
+        {
+            writeln!(out, "    next try: {}", delivery.next_attempt_at)?;
         }
     }
     Ok(())
