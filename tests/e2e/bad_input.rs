@@ -67,5 +67,6 @@ async fn malformed_export_names_file(database: TestDatabase) -> Result<()> {
     assert!(message.starts_with("cannot import "), "{message}");
     assert!(message.contains("broken-export.json"), "{message}");
     assert!(message.contains("malformed export document"), "{message}");
+    assert!(!message.contains("chunk"), "{message}");
     system.stop().await
 }

@@ -14,6 +14,15 @@ pub fn invalid_argument(field: &str, message: impl Into<String>) -> Status {
     )
 }
 
+/// `InvalidArgument` as [`invalid_argument`], but the message does not start with the field.
+/// For a field whose name means nothing to the reader, such as the chunks of an uploaded file,
+/// when the message itself says what is wrong.
+pub fn invalid_content(field: &str, message: impl Into<String>) -> Status {
+    let message = message.into();
+    let details = ErrorDetails::with_bad_request_violation(field, message.clone());
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
 /// `Internal` with a generic message; the caller logs the details, the client never sees them.
 pub fn internal(context: &str) -> Status {
     Status::internal(format!("{context} failed; the server log has the details"))

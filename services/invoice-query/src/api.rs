@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use invoicer_kit::status::{internal, invalid_argument};
+use invoicer_kit::status::{internal, invalid_argument, invalid_content};
 use invoicer_proto::invoice_query::v1 as pb;
 use invoicer_proto::types::v1 as types;
 use pb::invoice_query_service_server::{InvoiceQueryService, InvoiceQueryServiceServer};
@@ -105,7 +105,8 @@ fn to_status(error: QueryError) -> Status {
     match error {
         QueryError::MalformedDocument { .. } => {
             tracing::info!(%error, "import rejected as a whole");
-            invalid_argument("chunk", error.to_string())
+            // The CLI puts the file name before it; "chunk", the field, means nothing there.
+            invalid_content("chunk", error.to_string())
         }
         QueryError::DocumentTooLarge { .. } => {
             tracing::info!(%error, "import rejected as a whole");
