@@ -122,6 +122,19 @@ async fn repeated_scheduled_trigger_sends_nothing(database: TestDatabase) -> Res
     );
     assert_eq!(first_summary["replayed"], false);
     assert_eq!(second_summary["replayed"], true);
+
+    // A dry run of that date shows the batch that ran, not a plan that a real run would skip.
+    let dry = system
+        .cli(&["batch", "run", "--business-date", &date, "--dry-run"])
+        .await?;
+    assert!(
+        dry.stdout.contains(&format!(
+            "the scheduled batch of {date} ran already; nothing was sent now"
+        )),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("sent 3"), "{}", dry.stdout);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(system.smtp.messages().len(), 3);
 

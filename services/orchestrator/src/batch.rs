@@ -99,6 +99,13 @@ impl Engine {
         request: BatchRequest,
     ) -> Result<BatchReport, OrchestratorError> {
         if request.dry_run {
+            // A real run would only show the scheduled batch of this date that ran already,
+            // so the dry run shows that batch too instead of a plan nothing would carry out.
+            if request.trigger == BatchTrigger::Schedule
+                && let Some(existing) = self.store.scheduled_batch(request.business_date).await?
+            {
+                return self.stored_report(existing, true).await;
+            }
             return self.plan_batch(&request).await;
         }
         // A manual trigger while a batch runs is rejected, naming that batch. A scheduled one
