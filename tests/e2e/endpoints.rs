@@ -96,3 +96,17 @@ async fn https_to_plaintext_suggests_http() -> Result<()> {
     assert!(message.contains("dial http:// instead"), "{message}");
     system.stop().await
 }
+
+/// A port past 65535 is named as the error; the URI parser alone would dial port 80.
+#[tokio::test]
+async fn out_of_range_port_named() -> Result<()> {
+    let message = cli_error(&["--endpoint", "http://127.0.0.1:99999", "batch", "list"]).await?;
+    assert!(
+        message.starts_with(
+            "invalid endpoint \"http://127.0.0.1:99999\": port 99999 is not between 1 and 65535; \
+             the endpoint comes from --endpoint or INVOICER_ENDPOINT"
+        ),
+        "{message}"
+    );
+    Ok(())
+}

@@ -118,7 +118,22 @@ pub fn lazy_channel(
     tls: &ClientTlsConfig,
 ) -> Result<Channel, BoxError> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("invalid endpoint {url:?}: {e}"))?
+        .map_err(|e| format!("invalid endpoint {url:?}: {e}"))?;
+    // The URI parser takes any digits as the port, and the connector then dials the scheme's
+    // default port instead of failing.
+    let authority = endpoint.uri().authority().map_or("", |a| a.as_str());
+    let port = authority
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.starts_with('[') || host.ends_with(']'))
+        .map(|(_, port)| port);
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|port| port > 0)
+    {
+        return Err(
+            format!("invalid endpoint {url:?}: port {port} is not between 1 and 65535").into(),
+        );
+    }
+    endpoint = endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30));
@@ -131,4 +146,28 @@ pub fn lazy_channel(
         endpoint = endpoint.timeout(timeout);
     }
     Ok(endpoint.connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port past 65535 is an error naming it, not a call to port 80.
+    #[tokio::test]
+    async fn endpoint_port_out_of_range_rejected() {
+        let tls = ClientTlsConfig::default();
+        let error = lazy_channel("http://127.0.0.1:99999", None, &tls)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "invalid endpoint \"http://127.0.0.1:99999\": port 99999 is not between 1 and 65535"
+        );
+        assert!(lazy_channel("http://127.0.0.1:0", None, &tls).is_err());
+        assert!(lazy_channel("http://127.0.0.1:65535", None, &tls).is_ok());
+        assert!(lazy_channel("http://127.0.0.1", None, &tls).is_ok());
+        assert!(lazy_channel("http://[::1]:50051", None, &tls).is_ok());
+        assert!(lazy_channel("http://[::1]", None, &tls).is_ok());
+        assert!(lazy_channel("http://[::1]:70000", None, &tls).is_err());
+    }
 }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use invoicer_kit::auth::{Secret, read_token_file};
 use invoicer_kit::client::{OutgoingInterceptor, lazy_channel};
 use invoicer_kit::{Config, GrpcChannel};
@@ -29,9 +28,12 @@ impl Clients {
             );
         }
         let timeout = Duration::from_secs(config.client.timeout_secs);
-        let channel = lazy_channel(endpoint, Some(timeout), &config.client.tls)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("invalid endpoint {endpoint:?}; set INVOICER_ENDPOINT to a URL such as http://127.0.0.1:50051"))?;
+        // The error names the endpoint, or the TLS setting that failed.
+        let channel = lazy_channel(endpoint, Some(timeout), &config.client.tls).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; the endpoint comes from --endpoint or INVOICER_ENDPOINT, a URL such as http://127.0.0.1:50051"
+            )
+        })?;
         let token = client_token(config)?;
         let interceptor = OutgoingInterceptor::new(token.as_ref().map(Secret::expose))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
