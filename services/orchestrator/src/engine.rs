@@ -174,6 +174,7 @@ impl Engine {
         shutdown: Shutdown,
     ) -> Result<Engine, OrchestratorError> {
         let schedule_config = &config.batch.schedule;
+        let templates = MessageTemplates::new(&config.company.language);
         Ok(Engine {
             shutdown,
             schedule: Schedule::new(&schedule_config.cron, config.schedule_timezone())?,
@@ -182,7 +183,7 @@ impl Engine {
             config,
             store,
             upstream,
-            templates: MessageTemplates::new(),
+            templates,
             running: Mutex::new(None),
             work_lock: tokio::sync::Mutex::new(()),
             watchers: Mutex::new(HashMap::new()),

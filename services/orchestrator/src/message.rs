@@ -1,6 +1,7 @@
 //! The subject and body of an invoice email, rendered with minijinja from invoice fields.
 //! A notifier's templates come first. The built-in ones exist in the six languages of the PDF
-//! (English, German, French, Spanish, Portuguese, Dutch); any other language gets English.
+//! (English, German, French, Spanish, Portuguese, Dutch). A customer in any other language gets
+//! `company.language`, as in the PDF, or English when that has no built-in set either.
 //! Dates and the total are formatted for the language of the template that renders them, as
 //! the PDF formats them (`invoicer_domain::Locale`).
 
@@ -43,7 +44,7 @@ struct BuiltIn {
 }
 
 /// The built-in templates, one set for each language the PDF has labels for, so the email
-/// reads in the language of its attachment. English comes first: the fallback.
+/// reads in the language of its attachment.
 const BUILT_IN: [BuiltIn; 6] = [
     BuiltIn {
         language: "en",
@@ -98,7 +99,8 @@ Mit freundlichen Grüßen
     // French puts a no-break space before a colon.
     BuiltIn {
         language: "fr",
-        subject: "{% if credit_note %}Avoir{% else %}Facture{% endif %} {{ number }} de {{ company }}",
+        // "de" before the company would need elision ("d'Acme"), so a dash stands there.
+        subject: "{% if credit_note %}Avoir{% else %}Facture{% endif %} {{ number }} – {{ company }}",
         text: "\
 Bonjour {{ customer }},
 
@@ -129,8 +131,8 @@ A la atención de {{ customer }}:
 
 Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
 {{ number }} con fecha {{ issued_date }} por un importe de {{ total }} {{ currency }}.
-{%- if due_date %} Vence el {{ due_date }}.{% endif %}
-{%- if po_number %} Su pedido: {{ po_number }}.{% endif %}
+{%- if due_date %} Fecha de vencimiento: {{ due_date }}.{% endif %}
+{%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}
 
 Atentamente,
 {{ company }}
@@ -141,8 +143,8 @@ Atentamente,
 <p>A la atención de {{ customer }}:</p>
 <p>Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
 <strong>{{ number }}</strong> con fecha {{ issued_date }} por un importe de {{ total }} {{ currency }}.
-{%- if due_date %} Vence el {{ due_date }}.{% endif %}
-{%- if po_number %} Su pedido: {{ po_number }}.{% endif %}</p>
+{%- if due_date %} Fecha de vencimiento: {{ due_date }}.{% endif %}
+{%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}</p>
 <p>Atentamente,<br>{{ company }}</p>
 ",
     },
@@ -150,12 +152,12 @@ Atentamente,
         language: "pt",
         subject: "{% if credit_note %}Nota de crédito{% else %}Fatura{% endif %} {{ number }} de {{ company }}",
         text: "\
-À atenção de {{ customer }},
+Olá, {{ customer }},
 
 Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} {{ number }} \
 com data de {{ issued_date }} no valor de {{ total }} {{ currency }}.
 {%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
-{%- if po_number %} Pedido de compra: {{ po_number }}.{% endif %}
+{%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}
 
 Atenciosamente,
 {{ company }}
@@ -163,11 +165,11 @@ Atenciosamente,
 {{ company_email }}{% endif %}
 ",
         html: "\
-<p>À atenção de {{ customer }},</p>
+<p>Olá, {{ customer }},</p>
 <p>Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} \
 <strong>{{ number }}</strong> com data de {{ issued_date }} no valor de {{ total }} {{ currency }}.
 {%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
-{%- if po_number %} Pedido de compra: {{ po_number }}.{% endif %}</p>
+{%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}</p>
 <p>Atenciosamente,<br>{{ company }}</p>
 ",
     },
@@ -179,7 +181,7 @@ Geachte {{ customer }},
 
 In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} {{ number }} \
 van {{ issued_date }} ter waarde van {{ total }} {{ currency }}.
-{%- if due_date %} De vervaldatum is {{ due_date }}.{% endif %}
+{%- if due_date %} Vervaldatum: {{ due_date }}.{% endif %}
 {%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}
 
 Met vriendelijke groet
@@ -191,7 +193,7 @@ Met vriendelijke groet
 <p>Geachte {{ customer }},</p>
 <p>In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} \
 <strong>{{ number }}</strong> van {{ issued_date }} ter waarde van {{ total }} {{ currency }}.
-{%- if due_date %} De vervaldatum is {{ due_date }}.{% endif %}
+{%- if due_date %} Vervaldatum: {{ due_date }}.{% endif %}
 {%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}</p>
 <p>Met vriendelijke groet<br>{{ company }}</p>
 ",
@@ -200,10 +202,14 @@ Met vriendelijke groet
 
 pub(crate) struct MessageTemplates {
     environment: Environment<'static>,
+    /// The built-in language of customers whose own language has none: `company.language`
+    /// where a built-in set exists for it, as the PDF falls back to it, else English.
+    fallback: &'static str,
 }
 
 impl MessageTemplates {
-    pub(crate) fn new() -> MessageTemplates {
+    /// Builds the templates; `company_language` is `company.language`.
+    pub(crate) fn new(company_language: &str) -> MessageTemplates {
         let mut environment = Environment::new();
         set_escaping(&mut environment);
         for set in &BUILT_IN {
@@ -214,7 +220,10 @@ impl MessageTemplates {
                     .unwrap_or_else(|e| panic!("built-in template {name} does not parse: {e}"));
             }
         }
-        MessageTemplates { environment }
+        MessageTemplates {
+            environment,
+            fallback: pick_language(company_language, "en"),
+        }
     }
 
     /// Renders the subject and bodies of `invoice`. For each of them the first template found
@@ -242,8 +251,8 @@ impl MessageTemplates {
                 company_email,
             }
         };
-        let languages = template_languages(&invoice.customer.language);
-        let builtin_language = pick_language(&invoice.customer.language);
+        let languages = template_languages(&invoice.customer.language, self.fallback);
+        let builtin_language = pick_language(&invoice.customer.language, self.fallback);
         let render = |part: Part| {
             let custom = languages.iter().find_map(|language| {
                 let source = templates.get(language).and_then(|t| part.source(t))?;
@@ -438,12 +447,12 @@ pub(crate) fn check_template(name: &str, source: &str) -> Result<(), String> {
 }
 
 /// Lists the languages whose notifier templates apply to a customer, best first: the whole
-/// tag lowercased, its primary subtag, then the language of the built-in fallback.
-fn template_languages(tag: &str) -> Vec<String> {
+/// tag lowercased, its primary subtag, then the language of the built-in template it gets.
+fn template_languages(tag: &str, fallback: &'static str) -> Vec<String> {
     let whole = tag.trim().replace('_', "-").to_ascii_lowercase();
     let primary = whole.split('-').next().unwrap_or("").to_owned();
     let mut languages = Vec::new();
-    for language in [whole, primary, pick_language(tag).to_owned()] {
+    for language in [whole, primary, pick_language(tag, fallback).to_owned()] {
         if !language.is_empty() && !languages.contains(&language) {
             languages.push(language);
         }
@@ -451,8 +460,9 @@ fn template_languages(tag: &str) -> Vec<String> {
     languages
 }
 
-/// Picks the primary subtag of a BCP 47 tag when a template exists for it, else English.
-fn pick_language(tag: &str) -> &'static str {
+/// Picks the primary subtag of a BCP 47 tag when a built-in template exists for it, else
+/// `fallback`.
+fn pick_language(tag: &str, fallback: &'static str) -> &'static str {
     let primary = tag
         .split(['-', '_'])
         .next()
@@ -462,7 +472,7 @@ fn pick_language(tag: &str) -> &'static str {
         .iter()
         .map(|set| set.language)
         .find(|language| *language == primary)
-        .unwrap_or("en")
+        .unwrap_or(fallback)
 }
 
 #[cfg(test)]
@@ -471,10 +481,11 @@ mod tests {
 
     #[test]
     fn language_falls_back_to_english() {
-        assert_eq!(pick_language("de-AT"), "de");
-        assert_eq!(pick_language("pt"), "pt");
-        assert_eq!(pick_language("it"), "en");
-        assert_eq!(pick_language(""), "en");
+        assert_eq!(pick_language("de-AT", "en"), "de");
+        assert_eq!(pick_language("pt", "en"), "pt");
+        assert_eq!(pick_language("it", "en"), "en");
+        assert_eq!(pick_language("", "en"), "en");
+        assert_eq!(pick_language("it", "de"), "de");
     }
 
     fn sample_invoice(language: &str, kind: InvoiceKind) -> Invoice {
@@ -510,17 +521,18 @@ mod tests {
     }
 
     fn compose(invoice: &Invoice, templates: &Templates) -> ComposedMessage {
-        MessageTemplates::new()
+        MessageTemplates::new("en")
             .compose(invoice, "Seller", "billing@seller.example", templates)
             .unwrap()
     }
 
     #[test]
     fn template_languages_best_first() {
-        assert_eq!(template_languages("de-AT"), ["de-at", "de"]);
-        assert_eq!(template_languages("pt_BR"), ["pt-br", "pt"]);
-        assert_eq!(template_languages("it-CH"), ["it-ch", "it", "en"]);
-        assert_eq!(template_languages(""), ["en"]);
+        assert_eq!(template_languages("de-AT", "en"), ["de-at", "de"]);
+        assert_eq!(template_languages("pt_BR", "en"), ["pt-br", "pt"]);
+        assert_eq!(template_languages("it-CH", "en"), ["it-ch", "it", "en"]);
+        assert_eq!(template_languages("it-CH", "fr"), ["it-ch", "it", "fr"]);
+        assert_eq!(template_languages("", "en"), ["en"]);
     }
 
     #[test]
@@ -626,7 +638,7 @@ mod tests {
     #[test]
     fn every_pdf_language_has_builtin_email() {
         for locale in Locale::ALL {
-            assert_eq!(pick_language(locale.code()), locale.code());
+            assert_eq!(pick_language(locale.code(), "en"), locale.code());
         }
         assert_eq!(BUILT_IN.len(), Locale::ALL.len());
     }
@@ -639,7 +651,7 @@ mod tests {
             (
                 "fr-CA",
                 InvoiceKind::Invoice,
-                "Facture INV-7 de Seller",
+                "Facture INV-7 – Seller",
                 "la facture INV-7 du 1 décembre 2026 d'un montant de 1\u{202f}234,50 EUR. \
                  Échéance\u{a0}: 31 décembre 2026.",
             ),
@@ -648,7 +660,7 @@ mod tests {
                 InvoiceKind::CreditNote,
                 "Nota de crédito INV-7 de Seller",
                 "la nota de crédito INV-7 con fecha 1 de diciembre de 2026 por un importe de \
-                 1234,50 EUR. Vence el 31 de diciembre de 2026.",
+                 1234,50 EUR. Fecha de vencimiento: 31 de diciembre de 2026.",
             ),
             (
                 "pt-BR",
@@ -662,7 +674,7 @@ mod tests {
                 InvoiceKind::CreditNote,
                 "Creditnota INV-7 van Seller",
                 "creditnota INV-7 van 1 december 2026 ter waarde van 1.234,50 EUR. \
-                 De vervaldatum is 31 december 2026.",
+                 Vervaldatum: 31 december 2026.",
             ),
         ];
         for (language, kind, subject, sentence) in cases {
@@ -689,6 +701,75 @@ mod tests {
         }
     }
 
+    /// A due date the ERP gave as text and a purchase order number read well in each new
+    /// language, worded as the PDF labels them.
+    #[test]
+    fn builtin_emails_with_text_due_date_and_order() {
+        let cases = [
+            (
+                "fr",
+                "Échéance\u{a0}: à réception. Votre bon de commande\u{a0}: PO-1.",
+            ),
+            (
+                "es",
+                "Fecha de vencimiento: a la recepción. Su orden de compra: PO-1.",
+            ),
+            ("pt", "Vencimento: na entrega. Sua ordem de compra: PO-1."),
+            ("nl", "Vervaldatum: bij ontvangst. Uw inkooporder: PO-1."),
+        ];
+        for (language, sentence) in cases {
+            let mut invoice = sample_invoice(language, InvoiceKind::Invoice);
+            invoice.due_date = sentence
+                .split_once(": ")
+                .and_then(|(_, rest)| rest.split_once('.'))
+                .map(|(due, _)| due.to_owned())
+                .unwrap();
+            invoice.po_number = "PO-1".to_owned();
+            let message = compose(&invoice, &Templates::new());
+            assert!(
+                message.text_body.contains(sentence),
+                "{language}: {}",
+                message.text_body
+            );
+            assert!(
+                message.html_body.contains(sentence),
+                "{language}: {}",
+                message.html_body
+            );
+        }
+    }
+
+    /// A customer whose language has no built-in email gets the built-in one of
+    /// `company.language`, as its PDF gets that language's labels.
+    #[test]
+    fn company_language_is_the_fallback() {
+        let invoice = sample_invoice("it", InvoiceKind::Invoice);
+        let message = MessageTemplates::new("de-CH")
+            .compose(
+                &invoice,
+                "Seller",
+                "billing@seller.example",
+                &Templates::new(),
+            )
+            .unwrap();
+        assert_eq!(message.subject, "Rechnung INV-7 von Seller");
+        assert!(
+            message.text_body.contains("vom 01.12.2026"),
+            "{}",
+            message.text_body
+        );
+
+        let english = MessageTemplates::new("ja")
+            .compose(
+                &invoice,
+                "Seller",
+                "billing@seller.example",
+                &Templates::new(),
+            )
+            .unwrap();
+        assert_eq!(english.subject, "Invoice INV-7 from Seller");
+    }
+
     #[test]
     fn due_date_text_kept() {
         let mut invoice = sample_invoice("de", InvoiceKind::Invoice);
@@ -706,7 +787,7 @@ mod tests {
         let mut invoice = sample_invoice("fr", InvoiceKind::Invoice);
         invoice.customer.name = "N".repeat(500);
         let set = templates("fr", subject_only("{{ customer }} {{ customer }}"));
-        let error = MessageTemplates::new()
+        let error = MessageTemplates::new("en")
             .compose(&invoice, "Seller", "billing@seller.example", &set)
             .err()
             .map(|error| error.to_string())
