@@ -573,16 +573,20 @@ impl Engine {
 /// Classifies a failed SendEmail call by whether it may have sent the message. A rejected
 /// request and a failure to connect prove that nothing was sent. Any other error might have
 /// come after the message went out. tonic reports a refused connection as `Unavailable`
-/// "tcp connect error", and a connection closed or reset after the request went out as
-/// `Unknown` "transport error" (tests in `api::upstream`).
+/// "tcp connect error" (a failed lookup as "dns error"), and a connection closed or reset
+/// after the request went out as `Unknown` "transport error" (tests in `api::upstream`).
 pub(crate) fn send_error_result(error: &UpstreamError) -> SendResult {
     // mail-delivery checks the request before it opens any SMTP connection, and the same
     // request fails the same way on every retry.
     if error.code == tonic::Code::InvalidArgument {
         return SendResult::Failed;
     }
-    let never_reached =
-        error.is_unavailable() && error.message.to_ascii_lowercase().contains("connect");
+    // Only the connector's own errors prove it: a proxy's "upstream connect error or
+    // disconnect/reset before headers" may come after it forwarded the request.
+    let never_reached = error.is_unavailable()
+        && ["tcp connect error", "dns error"]
+            .iter()
+            .any(|prefix| error.message.starts_with(prefix));
     if never_reached {
         SendResult::Deferred
     } else {
@@ -615,6 +619,11 @@ mod tests {
     fn connect_error_defers_other_errors_unknown() {
         let connect = send_error(tonic::Code::Unavailable, "tcp connect error");
         assert_eq!(send_error_result(&connect), SendResult::Deferred);
+        let proxy = send_error(
+            tonic::Code::Unavailable,
+            "upstream connect error or disconnect/reset before headers",
+        );
+        assert_eq!(send_error_result(&proxy), SendResult::Unknown);
         let reset = send_error(tonic::Code::Unavailable, "stream closed: broken pipe");
         assert_eq!(send_error_result(&reset), SendResult::Unknown);
         let internal = send_error(tonic::Code::Internal, "building the email");

@@ -99,7 +99,7 @@ Mit freundlichen Grüßen
     // French puts a no-break space before a colon.
     BuiltIn {
         language: "fr",
-        // "de" before the company would need elision ("d'Acme"), so a dash stands there.
+        // "de" before the company would need elision ("d'Acme"), so the subject has a dash.
         subject: "{% if credit_note %}Avoir{% else %}Facture{% endif %} {{ number }} – {{ company }}",
         text: "\
 Bonjour {{ customer }},
