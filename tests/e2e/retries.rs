@@ -163,6 +163,26 @@ async fn deferred_fails_after_lifetime(database: TestDatabase) -> Result<()> {
     assert!(failed.next_attempt_at.is_empty());
     assert!(system.smtp.messages().is_empty());
 
+    // The email log's last entry is the failure, with the reason, not one more deferral.
+    let entries = system
+        .log_entries(audit::ListEntriesRequest::default())
+        .await?;
+    let last = entries
+        .iter()
+        .max_by_key(|e| e.sequence)
+        .context("no email log entry")?;
+    assert_eq!(
+        last.outcome,
+        i32::from(types::DeliveryOutcome::Failed),
+        "{last:?}"
+    );
+    assert!(last.detail.contains("gave up after"), "{}", last.detail);
+    let deferrals = entries
+        .iter()
+        .filter(|e| e.outcome == i32::from(types::DeliveryOutcome::Deferred))
+        .count();
+    assert_eq!(deferrals + 1, entries.len(), "{entries:?}");
+
     // A failed delivery is settled: the next batch leaves it alone.
     let next = system.run_batch("30d").await?;
     assert_eq!(next.counts.unwrap_or_default().eligible, 0);

@@ -367,7 +367,12 @@ impl Engine {
                 "delivery outcome unknown: the mail server may have accepted the message, so it is never sent again automatically, only by an explicit resend"
             );
         }
-        self.write_log(&delivery, result, document.content.len() as u64, Utc::now())
+        // A deferral that used up the retries ends the delivery, and its entry says so.
+        let logged = match (result, delivery.state) {
+            (SendResult::Deferred, DeliveryState::Failed) => SendResult::Failed,
+            _ => result,
+        };
+        self.write_log(&delivery, logged, document.content.len() as u64, Utc::now())
             .await;
         Ok(delivery)
     }
