@@ -99,6 +99,15 @@ async fn transient_reply_defers_and_waits(database: TestDatabase) -> Result<()> 
     // The report says when the deferred invoice is tried next, and that it is tried by itself.
     let next_try = format!("    next try: {}", first.deliveries[0].next_attempt_at);
     assert!(second.stdout.contains(&next_try), "{}", second.stdout);
+    let json = system
+        .cli(&["batch", "run", "--lookback", "30d", "--json"])
+        .await?;
+    let deferred = &json.json_lines()?[0];
+    assert_eq!(
+        deferred["next_attempt_at"], first.deliveries[0].next_attempt_at,
+        "{}",
+        json.stdout
+    );
     assert!(
         second
             .stdout

@@ -122,7 +122,7 @@ pub(crate) fn import_result(
 }
 
 fn delivery_json(delivery: &pb::Delivery) -> Value {
-    json!({
+    let mut value = json!({
         "invoice": delivery.invoice_number,
         "revision": delivery.invoice_revision,
         "outcome": delivery_state(delivery.state),
@@ -134,7 +134,11 @@ fn delivery_json(delivery: &pb::Delivery) -> Value {
         "reason": delivery.reason,
         "delivery_id": delivery.id,
         "message_id": delivery.message_id,
-    })
+    });
+    if !delivery.next_attempt_at.is_empty() {
+        value["next_attempt_at"] = json!(delivery.next_attempt_at);
+    }
+    value
 }
 
 fn counts_json(batch: &pb::Batch) -> Value {
@@ -212,8 +216,8 @@ fn attention_hints(out: Out<'_>, batch: &pb::Batch, counts: &pb::BatchCounts) ->
         writeln!(
             out,
             "{what} deferred after a temporary failure and {verb} tried again by the \
-             orchestrator, at the time listed, until `batch.retry_lifetime` after the first \
-             attempt; `invoicer batch status {}` shows how {pronoun}",
+             orchestrator until sent or until `batch.retry_lifetime` since the first deferral \
+             (or `batch.max_attempts`) runs out; `invoicer batch status {}` shows how {pronoun}",
             batch.id
         )?;
     }
