@@ -68,7 +68,8 @@ Kind regards
 <strong>{{ number }}</strong> of {{ issued_date }} for {{ total }} {{ currency }}.
 {%- if due_date %} It is due on {{ due_date }}.{% endif %}
 {%- if po_number %} Your purchase order: {{ po_number }}.{% endif %}</p>
-<p>Kind regards<br>{{ company }}</p>
+<p>Kind regards<br>{{ company }}
+{%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
     },
     BuiltIn {
@@ -93,7 +94,8 @@ Mit freundlichen Grüßen
 <strong>{{ number }}</strong> vom {{ issued_date }} über {{ total }} {{ currency }}.
 {%- if due_date %} Sie ist fällig am {{ due_date }}.{% endif %}
 {%- if po_number %} Ihre Bestellung: {{ po_number }}.{% endif %}</p>
-<p>Mit freundlichen Grüßen<br>{{ company }}</p>
+<p>Mit freundlichen Grüßen<br>{{ company }}
+{%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
     },
     // French puts a no-break space before a colon.
@@ -120,7 +122,8 @@ Cordialement
 <strong>{{ number }}</strong> du {{ issued_date }} d'un montant de {{ total }} {{ currency }}.
 {%- if due_date %} Échéance\u{a0}: {{ due_date }}.{% endif %}
 {%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}</p>
-<p>Cordialement<br>{{ company }}</p>
+<p>Cordialement<br>{{ company }}
+{%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
     },
     BuiltIn {
@@ -145,7 +148,8 @@ Atentamente,
 <strong>{{ number }}</strong> con fecha {{ issued_date }} por un importe de {{ total }} {{ currency }}.
 {%- if due_date %} Fecha de vencimiento: {{ due_date }}.{% endif %}
 {%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}</p>
-<p>Atentamente,<br>{{ company }}</p>
+<p>Atentamente,<br>{{ company }}
+{%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
     },
     BuiltIn {
@@ -170,7 +174,8 @@ Atenciosamente,
 <strong>{{ number }}</strong> com data de {{ issued_date }} no valor de {{ total }} {{ currency }}.
 {%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
 {%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}</p>
-<p>Atenciosamente,<br>{{ company }}</p>
+<p>Atenciosamente,<br>{{ company }}
+{%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
     },
     BuiltIn {
@@ -195,7 +200,8 @@ Met vriendelijke groet
 <strong>{{ number }}</strong> van {{ issued_date }} ter waarde van {{ total }} {{ currency }}.
 {%- if due_date %} Vervaldatum: {{ due_date }}.{% endif %}
 {%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}</p>
-<p>Met vriendelijke groet<br>{{ company }}</p>
+<p>Met vriendelijke groet<br>{{ company }}
+{%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
     },
 ];
@@ -768,6 +774,31 @@ mod tests {
             )
             .unwrap();
         assert_eq!(english.subject, "Invoice INV-7 from Seller");
+    }
+
+    /// Every built-in HTML body ends with the company's email address, as the text body does.
+    #[test]
+    fn builtin_html_signs_with_company_email() {
+        for set in &BUILT_IN {
+            let invoice = sample_invoice(set.language, InvoiceKind::Invoice);
+            let message = compose(&invoice, &Templates::new());
+            assert!(
+                message
+                    .html_body
+                    .ends_with("<br>Seller<br>billing@seller.example</p>"),
+                "{}: {}",
+                set.language,
+                message.html_body
+            );
+            assert!(
+                message
+                    .text_body
+                    .ends_with("Seller\nbilling@seller.example"),
+                "{}: {:?}",
+                set.language,
+                message.text_body
+            );
+        }
     }
 
     #[test]
