@@ -209,16 +209,17 @@ pub(crate) fn batch_run_end(
 fn attention_hints(out: Out<'_>, batch: &pb::Batch, counts: &pb::BatchCounts) -> io::Result<()> {
     // A dry run counts the deliveries that were deferred before it; it deferred none.
     if counts.deferred > 0 && batch.status != i32::from(pb::BatchStatus::Planned) {
-        let (what, verb, pronoun) = match counts.deferred {
-            1 => ("1 invoice was".to_owned(), "is", "it ends"),
-            n => (format!("{n} invoices were"), "are", "they end"),
+        let (what, verb) = match counts.deferred {
+            1 => ("1 invoice was".to_owned(), "is"),
+            n => (format!("{n} invoices were"), "are"),
         };
+        // Not `batch status`: a batch that found a delivery deferred by an earlier batch keeps
+        // its item as it found it, and only the earlier batch's item follows the retries.
         writeln!(
             out,
             "{what} deferred after a temporary failure and {verb} tried again by the \
              orchestrator until sent or until `batch.retry_lifetime` since the first deferral \
-             (or `batch.max_attempts`) runs out; `invoicer batch status {}` shows how {pronoun}",
-            batch.id
+             (or `batch.max_attempts`) runs out; `invoicer log --invoice NUMBER` shows each try"
         )?;
     }
     if counts.failed > 0 {
