@@ -99,7 +99,17 @@ pub(crate) fn parse_lookback(
     field: &'static str,
     value: &str,
 ) -> Result<chrono::Duration, OrchestratorError> {
-    let duration = humantime::parse_duration(value.trim()).map_err(|e| {
+    let trimmed = value.trim();
+    // humantime's own message for a bare number suggests seconds and milliseconds first.
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(OrchestratorError::invalid(
+            field,
+            format!(
+                "{value:?} has no unit; add one, such as `{trimmed}d` for days or `{trimmed}h` for hours"
+            ),
+        ));
+    }
+    let duration = humantime::parse_duration(trimmed).map_err(|e| {
         OrchestratorError::invalid(
             field,
             format!("invalid duration {value:?} ({e}); use a form such as `30d` or `36h`"),
@@ -235,5 +245,30 @@ impl Engine {
     pub(crate) fn subscribe(&self, batch_id: &str) -> Option<broadcast::Receiver<Progress>> {
         let watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
         watchers.get(batch_id).map(|sender| sender.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookback_without_unit_names_the_units() {
+        let error = parse_lookback("lookback", "3650").unwrap_err().to_string();
+        assert!(
+            error.contains("\"3650\" has no unit; add one, such as `3650d` for days"),
+            "{error}"
+        );
+        assert_eq!(
+            parse_lookback("lookback", " 30d ").unwrap(),
+            chrono::Duration::days(30)
+        );
+        let error = parse_lookback("lookback", "30 parsecs")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("use a form such as `30d` or `36h`"),
+            "{error}"
+        );
     }
 }
