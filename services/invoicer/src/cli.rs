@@ -133,10 +133,12 @@ pub struct BatchRunArgs {
 
 #[derive(Debug, Args)]
 pub struct BatchStatusArgs {
+    /// The batch id, as `batch run` and `batch list` print it.
     pub id: String,
     /// List only the invoices not sent and those sent with a reason, such as a rejected Cc.
     #[arg(long)]
     pub attention_only: bool,
+    /// Prints one JSON object per invoice, then one with the counts.
     #[arg(long)]
     pub json: bool,
 }
@@ -146,6 +148,7 @@ pub struct BatchListArgs {
     /// Number of batches to show.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+    /// Prints one JSON object per batch.
     #[arg(long)]
     pub json: bool,
 }
@@ -177,6 +180,7 @@ pub struct ResendArgs {
     /// name of the user id].
     #[arg(long)]
     pub actor: Option<String>,
+    /// Prints the resulting delivery as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -195,6 +199,7 @@ pub struct PreviewArgs {
 
 #[derive(Debug, Args)]
 pub struct LogArgs {
+    /// Invoice number.
     #[arg(long)]
     pub invoice: Option<String>,
     /// Customer code.
@@ -240,6 +245,7 @@ pub struct ScheduleNextArgs {
     /// IANA timezone to try instead of the configured one.
     #[arg(long)]
     pub timezone: Option<String>,
+    /// Prints one JSON object per instant.
     #[arg(long)]
     pub json: bool,
 }
@@ -263,6 +269,7 @@ pub enum NotifierCommand {
 pub struct NotifierShowArgs {
     /// Customer code [default: the default notifier].
     pub customer: Option<String>,
+    /// Prints the customer's own and the merged notifier as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -312,6 +319,7 @@ pub struct NotifierSetArgs {
     /// $LOGNAME or the login name of the user id].
     #[arg(long)]
     pub actor: Option<String>,
+    /// Prints the change and the resulting notifiers as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -347,12 +355,14 @@ pub enum InheritArg {
 pub struct NotifierHistoryArgs {
     /// Customer code [default: every customer].
     pub customer: Option<String>,
+    /// Prints one JSON object per change.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct NotifierListArgs {
+    /// Prints one JSON object per notifier, the default first.
     #[arg(long)]
     pub json: bool,
 }
