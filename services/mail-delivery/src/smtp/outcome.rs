@@ -295,23 +295,18 @@ impl<'e> Attempt<'e> {
                     was_or_were(failed)
                 ),
             ),
-            (_, 0) => (
-                Outcome::PartiallyDeferred,
-                format!(
-                    "{deferred} of {total} recipients got a transient reply and {} due a retry; \
-                     {others}",
+            _ => {
+                let mut error = format!(
+                    "{deferred} of {total} recipients got a transient reply and {} due a retry",
                     is_or_are(deferred)
-                ),
-            ),
-            _ => (
-                Outcome::PartiallyDeferred,
-                format!(
-                    "{deferred} of {total} recipients got a transient reply and {} due a retry, \
-                     {failed} {} rejected; {others}",
-                    is_or_are(deferred),
-                    was_or_were(failed)
-                ),
-            ),
+                );
+                if failed > 0 {
+                    error.push_str(&format!(", {failed} {} rejected", was_or_were(failed)));
+                }
+                error.push_str("; ");
+                error.push_str(others);
+                (Outcome::PartiallyDeferred, error)
+            }
         };
         DeliveryReport {
             outcome,
