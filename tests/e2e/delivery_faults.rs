@@ -96,7 +96,8 @@ async fn transient_reply_defers_and_waits(database: TestDatabase) -> Result<()> 
         "{}",
         second.stdout
     );
-    // The report says when the deferred invoice is tried next, and that it is tried by itself.
+    // The report shows when the deferred invoice is tried next, and that the orchestrator
+    // retries it without a request.
     let next_try = format!("    next try: {}", first.deliveries[0].next_attempt_at);
     assert!(second.stdout.contains(&next_try), "{}", second.stdout);
     let json = system

@@ -14,9 +14,9 @@ pub fn invalid_argument(field: &str, message: impl Into<String>) -> Status {
     )
 }
 
-/// `InvalidArgument` as [`invalid_argument`], but the message does not start with the field.
-/// For a field whose name means nothing to the reader, such as the chunks of an uploaded file,
-/// when the message itself says what is wrong.
+/// Returns `InvalidArgument` as [`invalid_argument`] does, without the field before the
+/// message. Use it for a field whose name means nothing to the reader, such as the chunks of an
+/// uploaded file, when the message itself names what is wrong.
 pub fn invalid_content(field: &str, message: impl Into<String>) -> Status {
     let message = message.into();
     let details = ErrorDetails::with_bad_request_violation(field, message.clone());

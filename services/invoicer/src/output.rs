@@ -213,8 +213,8 @@ fn attention_hints(out: Out<'_>, batch: &pb::Batch, counts: &pb::BatchCounts) ->
             1 => ("1 invoice was".to_owned(), "is"),
             n => (format!("{n} invoices were"), "are"),
         };
-        // Not `batch status`: a batch that found a delivery deferred by an earlier batch keeps
-        // its item as it found it, and only the earlier batch's item follows the retries.
+        // The hint names the email log, not `batch status`, because a batch that found a
+        // delivery deferred by an earlier batch keeps its item as it found it.
         writeln!(
             out,
             "{what} deferred after a temporary failure and {verb} tried again by the \

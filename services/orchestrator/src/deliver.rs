@@ -367,7 +367,8 @@ impl Engine {
                 "delivery outcome unknown: the mail server may have accepted the message, so it is never sent again automatically, only by an explicit resend"
             );
         }
-        // A deferral that used up the retries ends the delivery, and its entry says so.
+        // A deferral that used up the retries failed the delivery, so the email log records
+        // the attempt as failed too.
         let logged = match (result, delivery.state) {
             (SendResult::Deferred, DeliveryState::Failed) => SendResult::Failed,
             _ => result,

@@ -22,7 +22,7 @@ pub(crate) struct PdfRenderApi {
 }
 
 /// One render thread per core, each a rayon pool of one thread, taking render jobs from one
-/// queue: more renders at once than cores only add latency, and each running render holds its
+/// queue: more renders at once than cores only add latency, and each running render needs its
 /// own working memory. A thread that finishes a render takes the next waiting job itself.
 /// Before, the tokio thread handed each job to a free render thread, so every render waited
 /// for that thread to get a core between two jobs and cost two more thread wake-ups. The
@@ -35,7 +35,8 @@ pub(crate) struct PdfRenderApi {
 /// 5.0 ms. Inside a pool of one thread, rayon runs that work on the render's own thread.
 struct RenderThreads {
     queue: Arc<RenderQueue>,
-    /// Kept so that the threads live as long as the service; each runs `RenderQueue::serve`.
+    /// The rayon pools, kept so that their threads live as long as the service. Each thread
+    /// runs `RenderQueue::serve`.
     _pools: Vec<rayon::ThreadPool>,
 }
 
@@ -45,14 +46,14 @@ type RenderJob = Box<dyn FnOnce() + Send>;
 #[derive(Default)]
 struct RenderQueue {
     state: Mutex<QueueState>,
-    /// Signalled when a job arrives or the queue closes.
+    /// The condition variable signalled when a job arrives or the queue closes.
     changed: Condvar,
 }
 
 #[derive(Default)]
 struct QueueState {
     jobs: VecDeque<RenderJob>,
-    /// Set when the service is dropped: the threads finish the waiting jobs, then end.
+    /// Whether the service was dropped. The threads then finish the waiting jobs and end.
     closed: bool,
 }
 

@@ -320,7 +320,8 @@ mod tests {
         error(ServiceName::MailDelivery, "SendEmail", status)
     }
 
-    /// Returns whether `bytes`, what an HTTP/2 client sent, hold a HEADERS frame: a request.
+    /// Returns whether `bytes`, the bytes an HTTP/2 client sent, contain a HEADERS frame, which
+    /// starts a request.
     fn has_headers_frame(bytes: &[u8]) -> bool {
         // The connection preface, then frames of a 9-byte header and a payload.
         let mut rest = bytes.get(24..).unwrap_or_default();
