@@ -589,6 +589,9 @@ pub(crate) fn send_error_result(error: &UpstreamError) -> SendResult {
     }
     // Only the connector's own errors prove it: a proxy's "upstream connect error or
     // disconnect/reset before headers" may come after it forwarded the request.
+    // NOTE: these are tonic's message texts, not a stable interface. A tonic upgrade that
+    // rewords them makes failed connects `unknown` (never a double send), and the tests in
+    // `api::upstream` fail.
     let never_reached = error.is_unavailable()
         && ["tcp connect error", "dns error"]
             .iter()
