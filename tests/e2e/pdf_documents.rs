@@ -1,6 +1,6 @@
 //! The PDF through the whole chain. A non-ASCII invoice number reaches the mail client as an
 //! RFC 2231 file name. An invoice that no bundled font can print fails without being mailed.
-//! A new revision of an invoice gets a new PDF.
+//! A new revision of an invoice gets a new PDF. The email states the total as its PDF does.
 
 use anyhow::{Context, Result};
 use invoicer_e2e::{System, parse_message, pdf_text, sha256_hex};
@@ -12,7 +12,8 @@ use crate::data::{contact, customer, export, invoice};
 on_both_databases!(
     non_ascii_number_is_rfc_2231_file_name,
     uncovered_script_fails_without_mail,
-    new_revision_gets_new_pdf
+    new_revision_gets_new_pdf,
+    email_total_reads_as_in_pdf
 );
 
 async fn system(database: TestDatabase) -> Result<System> {
@@ -138,5 +139,50 @@ async fn new_revision_gets_new_pdf(database: TestDatabase) -> Result<()> {
     let folder = tempfile::tempdir()?;
     let text = pdf_text(&new.attachment, folder.path())?;
     assert!(text.contains("Corrected delivery address."), "{text}");
+    system.stop().await
+}
+
+/// The built-in email gives the total with its currency as the attached PDF prints it, in
+/// each customer's language: the euro sign after the amount in German, before it in Dutch.
+async fn email_total_reads_as_in_pdf(database: TestDatabase) -> Result<()> {
+    let system = system(database).await?;
+    let mut german = customer("C-DE", vec![contact("Lee", "lee@buyer.example", "to")]);
+    german["language"] = serde_json::json!("de");
+    let mut dutch = customer("C-NL", vec![contact("Sam", "sam@buyer.example", "to")]);
+    dutch["language"] = serde_json::json!("nl");
+    let invoices = vec![
+        invoice("INV-DE-1", "C-DE", "1234.50"),
+        invoice("INV-NL-1", "C-NL", "1234.50"),
+    ];
+    system
+        .import_text("a.json", &export(vec![german, dutch], invoices))
+        .await?;
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(batch.counts.unwrap_or_default().sent, 2, "{batch:?}");
+
+    let folder = tempfile::tempdir()?;
+    let mut checked = Vec::new();
+    for message in system.wait_for_messages(2).await? {
+        let parsed = parse_message(&message)?;
+        let amount = match parsed.attachment_name.as_str() {
+            "INV-DE-1.pdf" => "1.234,50\u{a0}€",
+            "INV-NL-1.pdf" => "€\u{a0}1.234,50",
+            other => anyhow::bail!("unexpected attachment {other}"),
+        };
+        assert!(
+            parsed.text_body.contains(amount),
+            "{amount:?} not in the email: {}",
+            parsed.text_body
+        );
+        // pdftotext prints the PDF's no-break space as a plain one.
+        let text = pdf_text(&parsed.attachment, folder.path())?.replace('\u{a0}', " ");
+        assert!(
+            text.contains(&amount.replace('\u{a0}', " ")),
+            "{amount:?} not in the PDF: {text}"
+        );
+        checked.push(parsed.attachment_name);
+    }
+    checked.sort();
+    assert_eq!(checked, ["INV-DE-1.pdf", "INV-NL-1.pdf"]);
     system.stop().await
 }

@@ -254,6 +254,8 @@ pub struct ParsedMessage {
     pub attachment_name: String,
     pub attachment: Vec<u8>,
     pub delivery_key: String,
+    /// The plain text body.
+    pub text_body: String,
 }
 
 fn address_list(address: Option<&mail_parser::Address<'_>>) -> Vec<String> {
@@ -291,6 +293,7 @@ pub fn parse_message(message: &ReceivedMessage) -> Result<ParsedMessage> {
             .unwrap_or_default()
             .trim()
             .to_owned(),
+        text_body: parsed.body_text(0).unwrap_or_default().into_owned(),
     })
 }
 

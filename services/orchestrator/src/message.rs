@@ -53,7 +53,7 @@ const BUILT_IN: [BuiltIn; 6] = [
 Dear {{ customer }},
 
 please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} {{ number }} \
-of {{ issued_date }} for {{ total }} {{ currency }}.
+of {{ issued_date }} for {{ amount }}.
 {%- if due_date %} It is due on {{ due_date }}.{% endif %}
 {%- if po_number %} Your purchase order: {{ po_number }}.{% endif %}
 
@@ -65,7 +65,7 @@ Kind regards
         html: "\
 <p>Dear {{ customer }},</p>
 <p>please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} \
-<strong>{{ number }}</strong> of {{ issued_date }} for {{ total }} {{ currency }}.
+<strong>{{ number }}</strong> of {{ issued_date }} for {{ amount }}.
 {%- if due_date %} It is due on {{ due_date }}.{% endif %}
 {%- if po_number %} Your purchase order: {{ po_number }}.{% endif %}</p>
 <p>Kind regards<br>{{ company }}
@@ -79,7 +79,7 @@ Kind regards
 Guten Tag {{ customer }},
 
 anbei erhalten Sie {% if credit_note %}die Gutschrift{% else %}die Rechnung{% endif %} {{ number }} \
-vom {{ issued_date }} über {{ total }} {{ currency }}.
+vom {{ issued_date }} über {{ amount }}.
 {%- if due_date %} Sie ist fällig am {{ due_date }}.{% endif %}
 {%- if po_number %} Ihre Bestellung: {{ po_number }}.{% endif %}
 
@@ -91,7 +91,7 @@ Mit freundlichen Grüßen
         html: "\
 <p>Guten Tag {{ customer }},</p>
 <p>anbei erhalten Sie {% if credit_note %}die Gutschrift{% else %}die Rechnung{% endif %} \
-<strong>{{ number }}</strong> vom {{ issued_date }} über {{ total }} {{ currency }}.
+<strong>{{ number }}</strong> vom {{ issued_date }} über {{ amount }}.
 {%- if due_date %} Sie ist fällig am {{ due_date }}.{% endif %}
 {%- if po_number %} Ihre Bestellung: {{ po_number }}.{% endif %}</p>
 <p>Mit freundlichen Grüßen<br>{{ company }}
@@ -107,7 +107,7 @@ Mit freundlichen Grüßen
 Bonjour {{ customer }},
 
 Veuillez trouver ci-joint {% if credit_note %}l'avoir{% else %}la facture{% endif %} {{ number }} \
-du {{ issued_date }} d'un montant de {{ total }} {{ currency }}.
+du {{ issued_date }} d'un montant de {{ amount }}.
 {%- if due_date %} Échéance\u{a0}: {{ due_date }}.{% endif %}
 {%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}
 
@@ -119,7 +119,7 @@ Cordialement
         html: "\
 <p>Bonjour {{ customer }},</p>
 <p>Veuillez trouver ci-joint {% if credit_note %}l'avoir{% else %}la facture{% endif %} \
-<strong>{{ number }}</strong> du {{ issued_date }} d'un montant de {{ total }} {{ currency }}.
+<strong>{{ number }}</strong> du {{ issued_date }} d'un montant de {{ amount }}.
 {%- if due_date %} Échéance\u{a0}: {{ due_date }}.{% endif %}
 {%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}</p>
 <p>Cordialement<br>{{ company }}
@@ -133,7 +133,7 @@ Cordialement
 A la atención de {{ customer }}:
 
 Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
-{{ number }} con fecha {{ issued_date }} por un importe de {{ total }} {{ currency }}.
+{{ number }} con fecha {{ issued_date }} por un importe de {{ amount }}.
 {%- if due_date %} Fecha de vencimiento: {{ due_date }}.{% endif %}
 {%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}
 
@@ -145,7 +145,7 @@ Atentamente,
         html: "\
 <p>A la atención de {{ customer }}:</p>
 <p>Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
-<strong>{{ number }}</strong> con fecha {{ issued_date }} por un importe de {{ total }} {{ currency }}.
+<strong>{{ number }}</strong> con fecha {{ issued_date }} por un importe de {{ amount }}.
 {%- if due_date %} Fecha de vencimiento: {{ due_date }}.{% endif %}
 {%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}</p>
 <p>Atentamente,<br>{{ company }}
@@ -159,7 +159,7 @@ Atentamente,
 Olá, {{ customer }},
 
 Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} {{ number }} \
-com data de {{ issued_date }} no valor de {{ total }} {{ currency }}.
+com data de {{ issued_date }} no valor de {{ amount }}.
 {%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
 {%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}
 
@@ -171,7 +171,7 @@ Atenciosamente,
         html: "\
 <p>Olá, {{ customer }},</p>
 <p>Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} \
-<strong>{{ number }}</strong> com data de {{ issued_date }} no valor de {{ total }} {{ currency }}.
+<strong>{{ number }}</strong> com data de {{ issued_date }} no valor de {{ amount }}.
 {%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
 {%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}</p>
 <p>Atenciosamente,<br>{{ company }}
@@ -185,7 +185,7 @@ Atenciosamente,
 Geachte {{ customer }},
 
 In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} {{ number }} \
-van {{ issued_date }} ter waarde van {{ total }} {{ currency }}.
+van {{ issued_date }} ter waarde van {{ amount }}.
 {%- if due_date %} Vervaldatum: {{ due_date }}.{% endif %}
 {%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}
 
@@ -197,7 +197,7 @@ Met vriendelijke groet
         html: "\
 <p>Geachte {{ customer }},</p>
 <p>In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} \
-<strong>{{ number }}</strong> van {{ issued_date }} ter waarde van {{ total }} {{ currency }}.
+<strong>{{ number }}</strong> van {{ issued_date }} ter waarde van {{ amount }}.
 {%- if due_date %} Vervaldatum: {{ due_date }}.{% endif %}
 {%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}</p>
 <p>Met vriendelijke groet<br>{{ company }}
@@ -253,6 +253,7 @@ impl MessageTemplates {
                 due_date: format_date_text(locale, &invoice.due_date),
                 total: locale.format_decimal(&invoice.total),
                 currency: &invoice.currency,
+                amount: locale.format_money(&invoice.total, &invoice.currency),
                 po_number: &invoice.po_number,
                 company,
                 company_email,
@@ -362,6 +363,8 @@ struct MessageContext<'a> {
     due_date: String,
     total: String,
     currency: &'a str,
+    /// The total with its currency as the PDF prints it: `1,234.56 EUR`, `1.234,56 €`.
+    amount: String,
     po_number: &'a str,
     company: &'a str,
     company_email: &'a str,
@@ -375,6 +378,7 @@ pub(crate) const VARIABLES: &[&str] = &[
     "due_date",
     "total",
     "currency",
+    "amount",
     "po_number",
     "company",
     "company_email",
@@ -436,6 +440,7 @@ pub(crate) fn check_template(name: &str, source: &str) -> Result<(), String> {
             due_date: "31 December 2026".to_owned(),
             total: "1,234.50".to_owned(),
             currency: "EUR",
+            amount: "1,234.50\u{a0}EUR".to_owned(),
             po_number: "PO-1",
             company: "Sample Company",
             company_email: "billing@company.example",
@@ -600,7 +605,7 @@ mod tests {
         let mut invoice = sample_invoice("de-AT", InvoiceKind::Invoice);
         invoice.total = "1234.50".to_owned();
         let message = compose(&invoice, &Templates::new());
-        let expected = "vom 01.12.2026 über 1.234,50 EUR. Sie ist fällig am 31.12.2026.";
+        let expected = "vom 01.12.2026 über 1.234,50\u{a0}€. Sie ist fällig am 31.12.2026.";
         assert!(
             message.text_body.contains(expected),
             "{}",
@@ -618,7 +623,7 @@ mod tests {
         let mut invoice = sample_invoice("en-GB", InvoiceKind::Invoice);
         invoice.total = "-1234.50".to_owned();
         let message = compose(&invoice, &Templates::new());
-        let expected = "of 1 December 2026 for -1,234.50 EUR. It is due on 31 December 2026.";
+        let expected = "of 1 December 2026 for -1,234.50\u{a0}EUR. It is due on 31 December 2026.";
         assert!(
             message.text_body.contains(expected),
             "{}",
@@ -627,14 +632,15 @@ mod tests {
     }
 
     /// Italian has no built-in template, so an Italian customer reads the English body with
-    /// English numbers. A French notifier template gets French ones.
+    /// English numbers. A French notifier template gets French ones, and `amount` the total
+    /// with the euro sign where the French PDF puts it.
     #[test]
     fn formats_follow_template_language() {
         let mut invoice = sample_invoice("it", InvoiceKind::Invoice);
         invoice.total = "1234.50".to_owned();
         let builtin = compose(&invoice, &Templates::new());
         assert!(
-            builtin.text_body.contains("for 1,234.50 EUR"),
+            builtin.text_body.contains("for 1,234.50\u{a0}EUR"),
             "{}",
             builtin.text_body
         );
@@ -643,13 +649,16 @@ mod tests {
         let french = templates(
             "fr",
             MessageTemplate {
-                text: Some("Facture du {{ issued_date }} : {{ total }} {{ currency }}".to_owned()),
+                text: Some(
+                    "Facture du {{ issued_date }} : {{ total }} {{ currency }} ({{ amount }})"
+                        .to_owned(),
+                ),
                 ..MessageTemplate::default()
             },
         );
         assert_eq!(
             compose(&invoice, &french).text_body,
-            "Facture du 1 décembre 2026 : 1\u{202f}234,50 EUR"
+            "Facture du 1 décembre 2026 : 1\u{202f}234,50 EUR (1\u{202f}234,50\u{a0}€)"
         );
     }
 
@@ -672,7 +681,7 @@ mod tests {
                 "fr-CA",
                 InvoiceKind::Invoice,
                 "Facture INV-7 – Seller",
-                "la facture INV-7 du 1 décembre 2026 d'un montant de 1\u{202f}234,50 EUR. \
+                "la facture INV-7 du 1 décembre 2026 d'un montant de 1\u{202f}234,50\u{a0}€. \
                  Échéance\u{a0}: 31 décembre 2026.",
             ),
             (
@@ -680,20 +689,20 @@ mod tests {
                 InvoiceKind::CreditNote,
                 "Nota de crédito INV-7 de Seller",
                 "la nota de crédito INV-7 con fecha 1 de diciembre de 2026 por un importe de \
-                 1234,50 EUR. Fecha de vencimiento: 31 de diciembre de 2026.",
+                 1234,50\u{a0}€. Fecha de vencimiento: 31 de diciembre de 2026.",
             ),
             (
                 "pt-BR",
                 InvoiceKind::Invoice,
                 "Fatura INV-7 de Seller",
-                "a fatura INV-7 com data de 1 de dezembro de 2026 no valor de 1.234,50 EUR. \
+                "a fatura INV-7 com data de 1 de dezembro de 2026 no valor de €\u{a0}1.234,50. \
                  Vencimento: 31 de dezembro de 2026.",
             ),
             (
                 "nl",
                 InvoiceKind::CreditNote,
                 "Creditnota INV-7 van Seller",
-                "creditnota INV-7 van 1 december 2026 ter waarde van 1.234,50 EUR. \
+                "creditnota INV-7 van 1 december 2026 ter waarde van €\u{a0}1.234,50. \
                  Vervaldatum: 31 december 2026.",
             ),
         ];
@@ -876,6 +885,7 @@ mod tests {
             due_date: String::new(),
             total: String::new(),
             currency: "",
+            amount: String::new(),
             po_number: "",
             company: "",
             company_email: "",
