@@ -23,7 +23,8 @@ use crate::triggers::{drop_trigger, orchestrator_database, reject_writes};
 on_both_databases!(
     missed_log_entries_appended_by_next_batch,
     retry_outcome_logged_after_outage,
-    outcome_appended_again_is_logged_once
+    outcome_appended_again_is_logged_once,
+    rejected_outcomes_hold_back_later_ones_one_round
 );
 
 /// Starts the system without audit-log and returns it with the port for audit-log.
@@ -244,6 +245,107 @@ async fn outcome_appended_again_is_logged_once(database: TestDatabase) -> Result
         .map(|row| row.try_get::<i64>("", "count"))
         .transpose()?;
     assert_eq!(unlogged, Some(0));
+    db.close().await?;
+    system.stop().await
+}
+
+/// Outcomes that audit-log rejects every time stay unlogged, and a retry round stops after a
+/// page of them. The next round goes on after that page, so a full page of rejected outcomes
+/// never keeps a later outcome out of the log. Here 100 copies of a sent delivery, stored
+/// without an invoice number and with ids before its own, fill the first page.
+async fn rejected_outcomes_hold_back_later_ones_one_round(database: TestDatabase) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let smtp = TestSmtpServer::builder().start().await?;
+    let system = System::start(database, smtp).await?;
+    let customers = vec![customer(
+        "C-1",
+        vec![contact("Lee", "lee@buyer.example", "to")],
+    )];
+    system
+        .import_text(
+            "a.json",
+            &export(customers, vec![invoice("INV-1", "C-1", "10.00")]),
+        )
+        .await?;
+    let first = system.run_batch("30d").await?;
+    assert_eq!(first.counts.unwrap_or_default().sent, 1);
+
+    let db = orchestrator_database(&system).await?;
+    let backend = db.get_database_backend();
+    let execute = |sql: String| {
+        let db = &db;
+        async move {
+            db.execute_raw(Statement::from_string(backend, sql)).await?;
+            anyhow::Ok(())
+        }
+    };
+    // The rows go back in so that the copies come first in the tables' own order too, as
+    // a read without an order would return them.
+    execute(
+        "CREATE TABLE sent_delivery AS SELECT * FROM or_deliveries \
+         WHERE invoice_number = 'INV-1'"
+            .to_owned(),
+    )
+    .await?;
+    execute("UPDATE sent_delivery SET logged = FALSE".to_owned()).await?;
+    execute("DELETE FROM or_deliveries WHERE invoice_number = 'INV-1'".to_owned()).await?;
+    for n in 0..100 {
+        execute(format!(
+            "INSERT INTO or_deliveries (id, delivery_key, invoice_number, invoice_revision, \
+             customer_code, purpose, request_id, state, to_json, cc_json, bcc_json, subject, \
+             attachment_name, pdf_sha256, message_id, reason, attempts, next_attempt_at, \
+             batch_id, recipients_json, server_reply, destination, actor, resend_reason, \
+             trace_id, logged, created_at, updated_at, retry_since, accepted_json, \
+             lease_owner, lease_until) \
+             SELECT '00000000-0000-7000-8000-{n:012}', 'rejected-{n}', '', invoice_revision, \
+             customer_code, purpose, NULL, state, to_json, cc_json, bcc_json, subject, \
+             attachment_name, pdf_sha256, message_id, reason, attempts, next_attempt_at, \
+             batch_id, recipients_json, server_reply, destination, actor, resend_reason, \
+             trace_id, logged, created_at, updated_at, retry_since, accepted_json, \
+             lease_owner, lease_until FROM sent_delivery"
+        ))
+        .await?;
+    }
+    execute("INSERT INTO or_deliveries SELECT * FROM sent_delivery".to_owned()).await?;
+    execute("DROP TABLE sent_delivery".to_owned()).await?;
+    let unlogged = |number: &'static str| {
+        let db = &db;
+        async move {
+            let count = db
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    format!(
+                        "SELECT COUNT(*) AS count FROM or_deliveries \
+                         WHERE NOT logged AND invoice_number = '{number}'"
+                    ),
+                ))
+                .await?
+                .map(|row| row.try_get::<i64>("", "count"))
+                .transpose()?;
+            anyhow::Ok(count.unwrap_or_default())
+        }
+    };
+
+    // Each batch starts a round; the retry loop may run one between them too.
+    for _ in 0..2 {
+        let batch = system.run_batch("30d").await?;
+        assert_eq!(batch.counts.unwrap_or_default().eligible, 0);
+    }
+    assert_eq!(unlogged("INV-1").await?, 0, "INV-1 was kept out of the log");
+    assert_eq!(
+        unlogged("").await?,
+        100,
+        "audit-log took an entry without a number"
+    );
+    let entries = system
+        .log_entries(audit::ListEntriesRequest::default())
+        .await?;
+    let numbers: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry.invoice_number.as_str())
+        .collect();
+    assert_eq!(numbers, ["INV-1"], "{entries:?}");
     db.close().await?;
     system.stop().await
 }

@@ -147,6 +147,9 @@ pub(crate) struct Engine {
     /// The deliveries whose attempt in this process ended with an error before it stored the
     /// outcome, by id, with the error. The retry loop counts that attempt when it settles them.
     pub failed_attempts: Mutex<HashMap<String, String>>,
+    /// The id after which the next round of `append_unlogged` starts, where the last round
+    /// stopped after a page that audit-log rejected in full. `None` starts at the first id.
+    pub log_catch_up_after: Mutex<Option<String>>,
     /// Wakes the retry loop when a delivery is deferred, so its retry is not late by the
     /// loop's sleep.
     pub retry_wakeup: tokio::sync::Notify,
@@ -199,6 +202,7 @@ impl Engine {
             watchers: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(BTreeMap::new()),
             failed_attempts: Mutex::new(HashMap::new()),
+            log_catch_up_after: Mutex::new(None),
             retry_wakeup: tokio::sync::Notify::new(),
         })
     }

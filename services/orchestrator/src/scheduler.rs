@@ -307,30 +307,65 @@ impl Engine {
     /// storing an outcome and appending it. Resends do not take that lock, so the ones in
     /// flight are skipped: each appends its own outcome.
     ///
+    /// A round reads the outcomes a page at a time in the order of their ids. It stops when
+    /// audit-log is unreachable, and after a page of which audit-log took nothing: an append
+    /// it rejects fails again in the next round, so going on would only repeat the rejections
+    /// until the last page. The next round then starts after that page, so outcomes that
+    /// audit-log rejects every time never keep the later ones out of the log.
+    ///
     /// On PostgreSQL another replica may be between storing an outcome and appending it. This
     /// round then sends that outcome a second time, and audit-log keeps one entry of the two
     /// by the delivery id, attempt number and state in the append's idempotency key.
     pub(crate) async fn append_unlogged(&self) -> Result<(), OrchestratorError> {
+        let mut after = self
+            .log_catch_up_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         loop {
-            let unlogged = self.store.unlogged_deliveries(RETRY_BATCH_SIZE).await?;
+            let unlogged = self
+                .store
+                .unlogged_deliveries(after.as_deref(), RETRY_BATCH_SIZE)
+                .await?;
             let found = unlogged.len();
-            let mut appended = 0;
+            let last = unlogged.last().map(|delivery| delivery.id.clone());
+            let (mut appended, mut failed) = (0, 0);
             for delivery in unlogged {
                 match self.append_missed(&delivery.id).await? {
                     Some(LogWrite::Done) => appended += 1,
                     // Each further append would wait for its own timeout, so the next retry
-                    // round goes on with the rest.
-                    Some(LogWrite::Unreachable) => return Ok(()),
-                    Some(LogWrite::Failed) | None => {}
+                    // round starts again with this page.
+                    Some(LogWrite::Unreachable) => {
+                        self.resume_log_catch_up_after(after);
+                        return Ok(());
+                    }
+                    Some(LogWrite::Failed) => failed += 1,
+                    None => {}
                 }
             }
-            // Each further round starts with fewer unlogged outcomes, because every append
-            // counted here also cleared its delivery's flag. A round that appends nothing
-            // means audit-log is still failing, so the next retry round tries again.
-            if found < RETRY_BATCH_SIZE as usize || appended == 0 {
+            if found < RETRY_BATCH_SIZE as usize {
+                return Ok(());
+            }
+            after = last;
+            if appended == 0 {
+                if failed > 0 {
+                    tracing::warn!(
+                        failed,
+                        after = after.as_deref().unwrap_or_default(),
+                        "no outcome of a page of missed email log entries was appended; the next retry round goes on after it"
+                    );
+                }
+                self.resume_log_catch_up_after(after);
                 return Ok(());
             }
         }
+    }
+
+    fn resume_log_catch_up_after(&self, after: Option<String>) {
+        *self
+            .log_catch_up_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = after;
     }
 
     /// Appends the stored outcome of delivery `id`, and returns `None` for a delivery that is

@@ -656,9 +656,11 @@ impl Store {
         Ok(row.and_then(|row| row.next_attempt_at))
     }
 
-    /// Deliveries whose last outcome is not yet in the email log.
+    /// Up to `limit` deliveries whose last outcome is not yet in the email log, in the order
+    /// of their ids, starting after the id `after`.
     pub(crate) async fn unlogged_deliveries(
         &self,
+        after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<Delivery>, StoreError> {
         let settled: Vec<&str> = [
@@ -670,10 +672,15 @@ impl Store {
         .iter()
         .map(|s| s.as_str())
         .collect();
-        let rows = delivery::Entity::find()
+        let mut query = delivery::Entity::find();
+        if let Some(after) = after {
+            query = query.filter(delivery::Column::Id.gt(after));
+        }
+        let rows = query
             .filter(delivery::Column::Logged.eq(false))
             .filter(delivery::Column::State.is_in(settled))
             .filter(delivery::Column::Attempts.gt(0))
+            .order_by_asc(delivery::Column::Id)
             .limit(limit)
             .all(&self.db)
             .await?;

@@ -711,7 +711,7 @@ async fn logged_mark_names_attempt(database: TestDatabase) {
     delivery.attempts = 2;
     a.save_delivery(&delivery).await.unwrap();
     let unlogged = |store: Store| async move {
-        let found = store.unlogged_deliveries(10).await.unwrap();
+        let found = store.unlogged_deliveries(None, 10).await.unwrap();
         found.into_iter().map(|d| d.attempts).collect::<Vec<u32>>()
     };
 
@@ -731,6 +731,49 @@ async fn logged_mark_names_attempt_on_sqlite() {
 async fn logged_mark_names_attempt_on_postgres() {
     if let Some(database) = postgres("logged_mark_names_attempt").await {
         logged_mark_names_attempt(database).await;
+    }
+}
+
+/// Unlogged outcomes come in pages in the order of their ids, each after the id where the
+/// last one ended, so the log catch-up can go on after a page that audit-log rejected.
+async fn unlogged_pages_follow_ids(database: TestDatabase) {
+    let (store, _other) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut ids = Vec::new();
+    for number in ["INV-1", "INV-2", "INV-3", "INV-4", "INV-5"] {
+        let mut delivery = deferred_delivery(number);
+        delivery.attempts = 1;
+        assert!(store.insert_delivery(&delivery).await.unwrap());
+        ids.push(delivery.id);
+    }
+    let logged = ids.remove(2);
+    store.mark_logged(&logged, 1).await.unwrap();
+    ids.sort();
+    let page = |after: Option<String>| {
+        let store = store.clone();
+        async move {
+            let found = store
+                .unlogged_deliveries(after.as_deref(), 2)
+                .await
+                .unwrap();
+            found.into_iter().map(|d| d.id).collect::<Vec<String>>()
+        }
+    };
+
+    assert_eq!(page(None).await, ids[..2]);
+    assert_eq!(page(Some(ids[1].clone())).await, ids[2..]);
+    assert!(page(Some(ids[3].clone())).await.is_empty());
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn unlogged_pages_follow_ids_on_sqlite() {
+    unlogged_pages_follow_ids(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn unlogged_pages_follow_ids_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_unlogged_pages").await {
+        unlogged_pages_follow_ids(database).await;
     }
 }
 
