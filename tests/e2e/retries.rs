@@ -1,5 +1,6 @@
 //! The retry schedule of deferred deliveries: picked up at their retry time, also after a
-//! restart, and failed with the last reply once the retry lifetime has passed.
+//! restart, and failed with the last reply once the retry lifetime has passed, or ended sent
+//! when some recipients got the message in an earlier attempt.
 
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use crate::data::{contact, customer, export, invoice};
 
 on_both_databases!(
     deferred_retried_after_restart,
-    deferred_fails_after_lifetime
+    deferred_fails_after_lifetime,
+    partly_accepted_delivery_ends_sent_after_lifetime
 );
 
 async fn import_one_invoice(system: &System) -> Result<()> {
@@ -184,6 +186,71 @@ async fn deferred_fails_after_lifetime(database: TestDatabase) -> Result<()> {
     assert_eq!(deferrals + 1, entries.len(), "{entries:?}");
 
     // A failed delivery is settled: the next batch leaves it alone.
+    let next = system.run_batch("30d").await?;
+    assert_eq!(next.counts.unwrap_or_default().eligible, 0);
+    system.stop().await
+}
+
+/// The To contact accepts the first attempt and the Cc contact's mailbox stays busy. Once
+/// the retries are over the delivery ends sent, naming the Cc contact and its reply, and the
+/// To contact got the message once: a `failed` delivery would invite a resend to both.
+async fn partly_accepted_delivery_ends_sent_after_lifetime(database: TestDatabase) -> Result<()> {
+    let busy = TestSmtpServer::builder()
+        .reject_rcpt("kim@buyer.example", 451, "4.2.0 mailbox busy")
+        .start()
+        .await?;
+    let system = System::start_with(database, busy, |config| {
+        config.batch.retry_first_delay = "1s".to_owned();
+        config.batch.retry_lifetime = "3s".to_owned();
+    })
+    .await?;
+    let document = export(
+        vec![customer(
+            "C-1",
+            vec![
+                contact("Lee", "lee@buyer.example", "to"),
+                contact("Kim", "kim@buyer.example", "cc"),
+            ],
+        )],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    system.import_text("a.json", &document).await?;
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(
+        batch.deliveries[0].state,
+        i32::from(pb::DeliveryState::Deferred)
+    );
+    let sent = wait_for_state(
+        &system,
+        &batch.id,
+        pb::DeliveryState::Sent,
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(sent.reason.contains("gave up after"), "{}", sent.reason);
+    assert!(
+        sent.reason
+            .contains("not delivered to kim@buyer.example (451 4.2.0 mailbox busy)"),
+        "{}",
+        sent.reason
+    );
+    assert!(sent.attempts >= 3, "attempts {}", sent.attempts);
+    let messages = system.smtp.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].rcpt_to, ["lee@buyer.example"]);
+
+    let entries = system
+        .log_entries(audit::ListEntriesRequest::default())
+        .await?;
+    let last = entries
+        .iter()
+        .max_by_key(|e| e.sequence)
+        .context("no email log entry")?;
+    assert_eq!(
+        last.outcome,
+        i32::from(types::DeliveryOutcome::PartiallySent),
+        "{last:?}"
+    );
     let next = system.run_batch("30d").await?;
     assert_eq!(next.counts.unwrap_or_default().eligible, 0);
     system.stop().await

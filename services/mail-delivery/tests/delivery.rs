@@ -410,7 +410,10 @@ async fn transient_recipient_reply_defers_whole_message() -> Result<()> {
 
     assert_eq!(report.outcome, Outcome::Deferred, "{report:?}");
     assert!(
-        report.error.contains("450 4.2.0 try later"),
+        report.error.contains(
+            "1 of 3 recipients got a transient reply to RCPT TO (first: 450 4.2.0 try later); \
+             the message is deferred for every recipient so that it goes out once"
+        ),
         "{}",
         report.error
     );
@@ -467,6 +470,38 @@ async fn rejection_at_data_end_fails() -> Result<()> {
     assert!(report.message_size > 0);
     assert!(report.recipients.iter().all(|r| !r.accepted));
     assert!(server.messages().is_empty());
+    Ok(())
+}
+
+/// When no recipient accepted the message, the error reports that, not that the deferral keeps
+/// the message to one copy.
+#[tokio::test]
+async fn transient_reply_to_every_recipient_defers() -> Result<()> {
+    let mut builder = TestSmtpServer::builder();
+    for address in [
+        "zoe@customer.example",
+        "ap@customer.example",
+        "archive@company.example",
+    ] {
+        builder = builder.reject_rcpt(address, 451, "4.2.0 mailbox busy");
+    }
+    let server = builder.start().await?;
+    let dir = tempfile::tempdir()?;
+
+    let report = mailer(server.url(), dir.path())
+        .send(invoice_email())
+        .await?;
+
+    assert_eq!(report.outcome, Outcome::Deferred, "{report:?}");
+    assert!(
+        report.error.contains(
+            "3 of 3 recipients got a transient reply to RCPT TO (first: 451 4.2.0 mailbox busy); \
+             no recipient accepted it, so the message is deferred"
+        ),
+        "{}",
+        report.error
+    );
+    assert!(!has_command(&server, "DATA"));
     Ok(())
 }
 

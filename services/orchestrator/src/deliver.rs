@@ -367,10 +367,11 @@ impl Engine {
                 "delivery outcome unknown: the mail server may have accepted the message, so it is never sent again automatically, only by an explicit resend"
             );
         }
-        // A deferral that used up the retries failed the delivery, so the email log records
-        // the attempt as failed too.
+        // A deferral that used up the retries failed the delivery, or ended it sent to the
+        // recipients that accepted earlier attempts, and the email log records the attempt so.
         let logged = match (result, delivery.state) {
             (SendResult::Deferred, DeliveryState::Failed) => SendResult::Failed,
+            (SendResult::Deferred, DeliveryState::Sent) => SendResult::PartiallySent,
             _ => result,
         };
         self.write_log(&delivery, logged, document.content.len() as u64, Utc::now())
@@ -400,8 +401,9 @@ impl Engine {
         }
     }
 
-    /// Chooses the next attempt of a deferred delivery under the retry policy, or fails it
-    /// with the last reply once its retries are over.
+    /// Chooses the next attempt of a deferred delivery under the retry policy. Once its
+    /// retries are over it fails with the last reply, or, when some recipients accepted an
+    /// earlier attempt, ends sent with the others named.
     fn schedule_retry(&self, delivery: &mut Delivery) -> DeliveryState {
         let now = Utc::now();
         let since = *delivery.retry_since.get_or_insert(now);
@@ -427,7 +429,7 @@ impl Engine {
                 );
                 DeliveryState::Deferred
             }
-            RetryDecision::GiveUp(why) => {
+            RetryDecision::GiveUp(why) if delivery.accepted.is_empty() => {
                 delivery.reason = format!("{why}; last reply: {last_reply}");
                 tracing::warn!(
                     invoice = %delivery.invoice_number,
@@ -438,6 +440,32 @@ impl Engine {
                     "deferred delivery failed: no retries left"
                 );
                 DeliveryState::Failed
+            }
+            // Some recipients got the message in an earlier attempt. The delivery ends sent
+            // to them, as when the others reject it for good, so that nothing suggests
+            // sending it to everyone again.
+            RetryDecision::GiveUp(why) => {
+                let missing: Vec<String> = delivery
+                    .recipients
+                    .iter()
+                    .filter(|r| {
+                        !r.accepted && !delivery.accepted.contains(&r.address.to_lowercase())
+                    })
+                    .map(|r| format!("{} ({} {})", r.address, r.reply_code, r.reply_text))
+                    .collect();
+                delivery.reason = format!(
+                    "{why}; not delivered to {}; the other recipients got it in an earlier attempt",
+                    missing.join(", ")
+                );
+                tracing::warn!(
+                    invoice = %delivery.invoice_number,
+                    delivery_id = %delivery.id,
+                    attempt = delivery.attempts,
+                    retrying_since = %since,
+                    last_reply = %last_reply,
+                    "deferred delivery partly sent: no retries left for the recipients still missing it"
+                );
+                DeliveryState::Sent
             }
         }
     }

@@ -186,9 +186,14 @@ impl<'e> Attempt<'e> {
         let any_accepted = self.rcpt_accepted.contains(&true);
         let defer_all = !any_accepted || !self.email.defer_per_recipient;
         if let (Some(first), true) = (transient.first(), defer_all) {
+            let deferred = if any_accepted {
+                "the message is deferred for every recipient so that it goes out once"
+            } else {
+                "no recipient accepted it, so the message is deferred"
+            };
             let error = format!(
                 "{destination}: {} of {} recipients got a transient reply to RCPT TO (first: {} {}); \
-                 the message is deferred for every recipient so that it goes out once",
+                 {deferred}",
                 transient.len(),
                 self.recipients.len(),
                 first.reply_code,
