@@ -512,6 +512,37 @@ pub(crate) fn log_entries(out: Out<'_>, entries: &[audit::Entry], as_json: bool)
             trace_id,
             trigger_text(&trigger)
         )?;
+        entry_details(out, entry)?;
+    }
+    Ok(())
+}
+
+/// Writes the lines under an entry's row: the Cc and Bcc addresses, each recipient the server
+/// did not accept with its reply, the server's reply and why the attempt did not succeed.
+fn entry_details(out: Out<'_>, entry: &audit::Entry) -> io::Result<()> {
+    for (label, list) in [("cc", &entry.cc), ("bcc", &entry.bcc)] {
+        if !list.is_empty() {
+            writeln!(out, "    {label}: {}", addresses(list).join(", "))?;
+        }
+    }
+    let not_accepted: Vec<String> = entry
+        .recipients
+        .iter()
+        .filter(|r| !r.accepted)
+        .map(|r| match (r.reply_code, r.reply_text.is_empty()) {
+            (0, true) => r.address.clone(),
+            (0, false) => format!("{} ({})", r.address, r.reply_text),
+            (code, _) => format!("{} ({code} {})", r.address, r.reply_text),
+        })
+        .collect();
+    if !not_accepted.is_empty() {
+        writeln!(out, "    not accepted: {}", not_accepted.join(", "))?;
+    }
+    if !entry.server_reply.is_empty() {
+        writeln!(out, "    server reply: {}", entry.server_reply)?;
+    }
+    if !entry.detail.is_empty() {
+        writeln!(out, "    detail: {}", entry.detail)?;
     }
     Ok(())
 }
@@ -835,4 +866,87 @@ pub(crate) fn new_token(
 ) -> io::Result<()> {
     writeln!(out, "{token}")?;
     writeln!(out, "{role}:{sha256}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailbox(address: &str) -> types::Mailbox {
+        types::Mailbox {
+            address: address.to_owned(),
+            ..types::Mailbox::default()
+        }
+    }
+
+    fn recipient(address: &str, accepted: bool, code: u32, text: &str) -> types::RecipientResult {
+        types::RecipientResult {
+            address: address.to_owned(),
+            accepted,
+            reply_code: code,
+            reply_text: text.to_owned(),
+            ..types::RecipientResult::default()
+        }
+    }
+
+    fn printed(entries: &[audit::Entry]) -> String {
+        let mut out = Vec::new();
+        log_entries(&mut out, entries, false).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A partly delivered attempt names who did not get it and what the server replied, under the
+    /// row that shows only the To addresses.
+    #[test]
+    fn log_entry_lists_recipients_not_accepted_and_replies() {
+        let entry = audit::Entry {
+            at: "2026-12-06T11:08:51.000Z".to_owned(),
+            invoice_number: "INV-1".to_owned(),
+            outcome: types::DeliveryOutcome::PartiallySent.into(),
+            to: vec![mailbox("lee@buyer.example")],
+            cc: vec![mailbox("kim@buyer.example")],
+            recipients: vec![
+                recipient("lee@buyer.example", true, 250, "OK"),
+                recipient("kim@buyer.example", false, 451, "4.2.0 mailbox busy"),
+            ],
+            server_reply: "250 2.0.0 queued as Q1".to_owned(),
+            detail: "gave up after 5 attempts in 2m".to_owned(),
+            ..audit::Entry::default()
+        };
+        let text = printed(&[entry]);
+        let lines: Vec<&str> = text.lines().skip(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "    cc: kim@buyer.example",
+                "    not accepted: kim@buyer.example (451 4.2.0 mailbox busy)",
+                "    server reply: 250 2.0.0 queued as Q1",
+                "    detail: gave up after 5 attempts in 2m",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.lines().nth(1).unwrap().contains("partially_sent"),
+            "{text}"
+        );
+    }
+
+    /// A sent entry without Cc, Bcc or refusals keeps to its row and the server's reply.
+    #[test]
+    fn sent_log_entry_adds_only_the_reply() {
+        let entry = audit::Entry {
+            invoice_number: "INV-2".to_owned(),
+            outcome: types::DeliveryOutcome::Sent.into(),
+            to: vec![mailbox("lee@buyer.example")],
+            recipients: vec![recipient("lee@buyer.example", true, 250, "OK")],
+            server_reply: "250 2.0.0 queued as Q2".to_owned(),
+            ..audit::Entry::default()
+        };
+        let text = printed(&[entry]);
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(
+            text.ends_with("    server reply: 250 2.0.0 queued as Q2\n"),
+            "{text}"
+        );
+    }
 }
