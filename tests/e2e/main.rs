@@ -30,6 +30,7 @@ mod access;
 mod bad_input;
 mod batch_runs;
 mod chinook;
+mod config_check;
 mod data;
 mod delivery_faults;
 mod email_log;

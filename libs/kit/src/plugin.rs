@@ -182,4 +182,11 @@ pub trait ServicePlugin: Send + Sync + 'static {
     /// Opens the service's stores, runs its migrations and adds its gRPC server to `routes`.
     /// Background work (such as a scheduler) is spawned here and stops on `ctx.shutdown`.
     async fn start(&self, ctx: ServiceContext, routes: &mut RoutesBuilder) -> Result<(), BoxError>;
+
+    /// Checks the settings that `start` reads from `config` and would stop on, without
+    /// opening a store, creating a folder or connecting anywhere. The default has none.
+    fn check_config(&self, config: &Config) -> Result<(), BoxError> {
+        let _ = config;
+        Ok(())
+    }
 }

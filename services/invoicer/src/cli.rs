@@ -51,6 +51,9 @@ pub enum Command {
     /// Shows when the schedule fires.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Checks the configuration without starting anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Shows and changes notifiers: the rules for emailing each customer's invoices.
     #[command(subcommand)]
     Notifier(NotifierCommand),
@@ -223,6 +226,20 @@ pub struct LogArgs {
     /// Prints one JSON object per entry.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Checks every setting the chosen services read at start, as `serve` would, without
+    /// opening a database or connecting anywhere. Exits 1 when a service would not start.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// `all` or a comma-separated list of services, as for `serve` [default: server.services].
+    #[arg(long)]
+    pub services: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,6 +417,7 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send)) -> anyhow::Res
         Command::Schedule(ScheduleCommand::Next(args)) => {
             commands::schedule::next(&config, args, out)
         }
+        Command::Config(ConfigCommand::Check(args)) => commands::config::check(&config, args, out),
         Command::Notifier(command) => {
             commands::notifier::run(&config, &endpoint, command, out).await
         }

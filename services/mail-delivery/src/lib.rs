@@ -16,7 +16,7 @@ mod smtp;
 mod smtp_url;
 mod validate;
 
-use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
+use invoicer_kit::{BoxError, Config, ServiceContext, ServiceName, ServicePlugin};
 use tonic::service::RoutesBuilder;
 
 pub use email::{
@@ -49,5 +49,9 @@ impl ServicePlugin for MailDeliveryPlugin {
         mailer.log_start();
         api::add_service(routes, mailer);
         Ok(())
+    }
+
+    fn check_config(&self, config: &Config) -> Result<(), BoxError> {
+        Ok(Mailer::check_config(config)?)
     }
 }

@@ -47,6 +47,23 @@ impl Mailer {
         })
     }
 
+    /// Checks the `mail` section as `from_config` reads it, without creating the outbox
+    /// folder.
+    pub fn check_config(config: &Config) -> Result<(), MailDeliveryError> {
+        MessageDefaults::from_config(&config.mail)?;
+        if let Some(raw) = config
+            .mail
+            .smtp_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+        {
+            let url = SmtpUrl::parse(raw)?;
+            let settings = relay::settings(&config.mail, &url)?;
+            SmtpMailer::new(url, settings)?;
+        }
+        Ok(())
+    }
+
     /// Logs which transport this mailer uses, without credentials.
     pub fn log_start(&self) {
         match &self.transport {

@@ -21,7 +21,7 @@ mod upstream;
 
 use std::sync::Arc;
 
-use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
+use invoicer_kit::{BoxError, Config, ServiceContext, ServiceName, ServicePlugin};
 use tonic::service::RoutesBuilder;
 
 pub use schedule::{FireInstant, Schedule, ScheduleError};
@@ -81,6 +81,16 @@ impl ServicePlugin for OrchestratorPlugin {
         );
 
         api::add_service(routes, engine);
+        Ok(())
+    }
+
+    /// Checks what `Engine::new` and `start` parse: the lease, the schedule, the batch and
+    /// mail settings, and the default notifier with its templates.
+    fn check_config(&self, config: &Config) -> Result<(), BoxError> {
+        engine::lease_duration(&config.batch.lease_duration)?;
+        Schedule::new(&config.batch.schedule.cron, config.schedule_timezone())?;
+        engine::Settings::from_config(config)?;
+        notifier::EffectiveNotifier::from_config(&config.notifier)?;
         Ok(())
     }
 }

@@ -20,7 +20,7 @@ mod templates;
 mod validate;
 mod world;
 
-use invoicer_kit::{BoxError, ServiceContext, ServiceName, ServicePlugin};
+use invoicer_kit::{BoxError, Config, ServiceContext, ServiceName, ServicePlugin};
 use tonic::service::RoutesBuilder;
 
 pub use api::render_request;
@@ -62,6 +62,12 @@ impl ServicePlugin for PdfRenderPlugin {
         api::add_service(routes, renderer).inspect_err(
             |error| tracing::error!(error = %error, "starting the render threads failed"),
         )?;
+        Ok(())
+    }
+
+    /// Reads the template and the logo and renders the sample invoice, as `start` does.
+    fn check_config(&self, config: &Config) -> Result<(), BoxError> {
+        Renderer::with_settings(&RenderSettings::from_config(config))?;
         Ok(())
     }
 }

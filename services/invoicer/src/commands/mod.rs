@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod batch;
+pub(crate) mod config;
 pub(crate) mod demo;
 pub(crate) mod import;
 pub(crate) mod log;

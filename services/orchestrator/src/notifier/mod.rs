@@ -37,7 +37,9 @@ impl Split {
         }
     }
 
+    /// Parses `per_invoice` or `per_to_contact`, also with hyphens as the CLI spells them.
     pub(crate) fn parse(value: &str) -> Option<Split> {
+        let value = value.replace('-', "_");
         [Split::PerInvoice, Split::PerToContact]
             .into_iter()
             .find(|split| split.as_str() == value)

@@ -104,6 +104,17 @@ fn config_unknown_split_names_it() {
     assert!(error.contains("\"per_contact\""), "{error}");
 }
 
+/// The config takes the split as the CLI's `--split` spells it too.
+#[test]
+fn config_split_with_hyphens() {
+    let config = NotifierConfig {
+        split: "per-to-contact".to_owned(),
+        ..NotifierConfig::default()
+    };
+    let notifier = EffectiveNotifier::from_config(&config).unwrap();
+    assert_eq!(notifier.split, Split::PerToContact);
+}
+
 #[test]
 fn config_invalid_template_names_it() {
     let config = NotifierConfig {

@@ -1,0 +1,54 @@
+//! `invoicer config check`: whether each chosen service would start with the configuration.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use invoicer_kit::{Config, ServiceName};
+
+use crate::cli::ConfigCheckArgs;
+use crate::host;
+
+/// Runs each service's own check of the settings it reads at start and prints one line per
+/// service. Every service is checked, so one run lists every problem.
+pub(crate) fn check(
+    config: &Config,
+    args: ConfigCheckArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let services = args.services.as_deref().unwrap_or(&config.server.services);
+    let names = ServiceName::parse_list(services).map_err(anyhow::Error::msg)?;
+    let mut failed = 0;
+    for name in &names {
+        match host::plugin(*name).check_config(config) {
+            Ok(()) => writeln!(out, "{name}: ok")?,
+            Err(error) => {
+                failed += 1;
+                writeln!(out, "{name}: {}", error_chain(error.as_ref()))?;
+            }
+        }
+    }
+    if failed > 0 {
+        writeln!(
+            out,
+            "{failed} of {} services would not start with this configuration",
+            names.len()
+        )?;
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Joins an error and its sources, each once: a source whose text the error already contains
+/// is left out.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,104 @@
+//! `invoicer config check`: the settings each service stops on at start, found without
+//! starting anything.
+
+use anyhow::Result;
+
+/// Runs `invoicer --config FILE config check` on `content` and returns the exit code and the
+/// output.
+async fn config_check(content: &str) -> Result<(std::process::ExitCode, String)> {
+    let folder = tempfile::tempdir()?;
+    let path = folder.path().join("invoicer.toml");
+    let data_dir = folder.path().join("data");
+    std::fs::write(
+        &path,
+        format!("data_dir = {:?}\n{content}", data_dir.display().to_string()),
+    )?;
+    let argv = [
+        "invoicer",
+        "--config",
+        path.to_str().unwrap_or_default(),
+        "config",
+        "check",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut stdout = Vec::new();
+    let code = invoicer::run(argv, &mut stdout).await?;
+    // The check creates nothing: no data folder, no outbox, no database file.
+    assert!(
+        !data_dir.exists(),
+        "config check created {}",
+        data_dir.display()
+    );
+    Ok((code, String::from_utf8(stdout)?))
+}
+
+#[tokio::test]
+async fn valid_config_passes_every_service() -> Result<()> {
+    let (code, output) = config_check("[company]\nname = \"Seller GmbH\"\n").await?;
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "{output}");
+    for service in [
+        "invoice-query",
+        "pdf-render",
+        "mail-delivery",
+        "audit-log",
+        "orchestrator",
+    ] {
+        assert!(output.contains(&format!("{service}: ok")), "{output}");
+    }
+    Ok(())
+}
+
+/// Settings that TOML takes but a service rejects at start: each is reported with the
+/// service, the key and the value, and one run reports the first problem of every service.
+#[tokio::test]
+async fn service_settings_fail_the_check() -> Result<()> {
+    let content = "\
+[mail]
+from = \"billing at company\"
+smtp_url = \"smtp://127.0.0.1:2525?tls=startls\"
+
+[notifier]
+split = \"per-invoice\"
+";
+    let (code, output) = config_check(content).await?;
+    assert_eq!(code, std::process::ExitCode::from(1), "{output}");
+    for expected in [
+        "mail-delivery: invalid mail.from \"billing at company\"",
+        "orchestrator: mail.from: invalid email address \"billing at company\"",
+        "2 of 5 services would not start with this configuration",
+        "pdf-render: ok",
+    ] {
+        assert!(output.contains(expected), "{expected:?} not in {output}");
+    }
+
+    for (content, expected) in [
+        (
+            "[batch.schedule]\ncron = \"0 25 * * *\"\n",
+            "orchestrator: invalid cron expression \"0 25 * * *\"",
+        ),
+        (
+            "[notifier.templates.en]\nsubject = \"Invoice {{ numbr }}\"\n",
+            "uses the unknown variable \"numbr\"",
+        ),
+    ] {
+        let (code, output) = config_check(content).await?;
+        assert_eq!(code, std::process::ExitCode::from(1), "{output}");
+        assert!(output.contains(expected), "{expected:?} not in {output}");
+    }
+    Ok(())
+}
+
+/// A company template that does not compile is found by the check, which names the file.
+#[tokio::test]
+async fn broken_company_template_fails_the_check() -> Result<()> {
+    let folder = tempfile::tempdir()?;
+    let template = folder.path().join("invoice.typ");
+    std::fs::write(&template, "#let x = (\n")?;
+    let content = format!("[pdf]\ntemplate = {:?}\n", template.display().to_string());
+    let (code, output) = config_check(&content).await?;
+    assert_eq!(code, std::process::ExitCode::from(1), "{output}");
+    assert!(output.contains("pdf-render: "), "{output}");
+    assert!(output.contains("invoice.typ"), "{output}");
+    Ok(())
+}
