@@ -120,7 +120,7 @@ pub struct BatchRunArgs {
     #[arg(long)]
     pub cutoff: Option<String>,
     /// How far back from the cutoff, such as `30d` or `36h` [default: batch.lookback].
-    #[arg(long)]
+    #[arg(long, value_parser = non_blank_lookback)]
     pub lookback: Option<String>,
     /// Shows what would be sent, and what not and why, without writing or sending anything.
     #[arg(long)]
@@ -226,6 +226,18 @@ pub struct LogArgs {
     /// Prints one JSON object per entry.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Refuses an empty `--lookback`, which the server would read as "not given" and replace by
+/// `batch.lookback` without a word.
+fn non_blank_lookback(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err(
+            "is empty; give a duration such as `30d`, or leave out --lookback for batch.lookback"
+                .to_owned(),
+        );
+    }
+    Ok(value.to_owned())
 }
 
 #[derive(Debug, Subcommand)]
@@ -484,7 +496,22 @@ fn default_service_name(services: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::default_service_name;
+    use clap::Parser;
+
+    use super::{Cli, default_service_name};
+
+    /// An empty `--lookback` is refused with a message, not replaced by `batch.lookback`.
+    #[test]
+    fn empty_lookback_is_refused() {
+        let error = Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", " "])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("is empty; give a duration such as `30d`, or leave out --lookback"),
+            "{error}"
+        );
+        assert!(Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", "7d"]).is_ok());
+    }
 
     #[test]
     fn service_name_of_one_service() {

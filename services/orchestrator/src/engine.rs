@@ -115,9 +115,22 @@ pub(crate) fn parse_lookback(
             format!("invalid duration {value:?} ({e}); use a form such as `30d` or `36h`"),
         )
     })?;
+    if duration > MAX_LOOKBACK {
+        return Err(OrchestratorError::invalid(
+            field,
+            format!(
+                "{value:?} reaches back more than 3650 days; give at most `3650d`, the ten years an \
+                 invoice could still be unsent"
+            ),
+        ));
+    }
     chrono::Duration::from_std(duration)
         .map_err(|_| OrchestratorError::invalid(field, format!("duration {value:?} is too long")))
 }
+
+/// The longest lookback: ten years, which covers any invoice still worth sending, while a
+/// typo such as `99999d` reaching back to the 18th century is refused.
+const MAX_LOOKBACK: Duration = Duration::from_secs(3650 * 86400);
 
 /// The batch running in this process, if any.
 pub(crate) struct RunningBatch {
@@ -266,6 +279,17 @@ mod tests {
         assert_eq!(
             parse_lookback("lookback", " 30d ").unwrap(),
             chrono::Duration::days(30)
+        );
+        assert_eq!(
+            parse_lookback("lookback", "3650d").unwrap(),
+            chrono::Duration::days(3650)
+        );
+        let error = parse_lookback("lookback", "99999d")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("\"99999d\" reaches back more than 3650 days; give at most `3650d`"),
+            "{error}"
         );
         let error = parse_lookback("lookback", "30 parsecs")
             .unwrap_err()
