@@ -35,8 +35,17 @@ async fn config_check(content: &str) -> Result<(std::process::ExitCode, String)>
 
 #[tokio::test]
 async fn valid_config_passes_every_service() -> Result<()> {
-    let (code, output) = config_check("[company]\nname = \"Seller GmbH\"\n").await?;
+    let content = "\
+[company]
+name = \"Seller GmbH\"
+email = \"billing@seller.example\"
+
+[mail]
+from = \"Seller Billing <billing@seller.example>\"
+";
+    let (code, output) = config_check(content).await?;
     assert_eq!(code, std::process::ExitCode::SUCCESS, "{output}");
+    assert!(!output.contains("note:"), "{output}");
     for service in [
         "invoice-query",
         "pdf-render",
@@ -100,5 +109,21 @@ async fn broken_company_template_fails_the_check() -> Result<()> {
     assert_eq!(code, std::process::ExitCode::from(1), "{output}");
     assert!(output.contains("pdf-render: "), "{output}");
     assert!(output.contains("invoice.typ"), "{output}");
+    Ok(())
+}
+
+/// A file without its own sender passes, with a note naming the settings that still carry the
+/// demo company.
+#[tokio::test]
+async fn demo_sender_gets_a_note() -> Result<()> {
+    let (code, output) = config_check("[company]\nname = \"Seller GmbH\"\n").await?;
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "{output}");
+    assert!(
+        output.contains(
+            "note: company.email, mail.from still name the demo company; set them before \
+             sending to customers"
+        ),
+        "{output}"
+    );
     Ok(())
 }

@@ -392,6 +392,25 @@ impl Default for ClientConfig {
     }
 }
 
+impl Config {
+    /// Lists the sender settings still at their demo values (`company.name`, `company.email`,
+    /// `mail.from`), which would put the demo company on real invoices.
+    pub fn demo_sender_settings(&self) -> Vec<&'static str> {
+        let company = CompanyConfig::default();
+        let mut found = Vec::new();
+        if self.company.name == company.name {
+            found.push("company.name");
+        }
+        if self.company.email == company.email {
+            found.push("company.email");
+        }
+        if self.mail.from == MailConfig::default().from {
+            found.push("mail.from");
+        }
+        found
+    }
+}
+
 impl Default for CompanyConfig {
     fn default() -> Self {
         CompanyConfig {

@@ -80,6 +80,14 @@ impl ServicePlugin for OrchestratorPlugin {
             "orchestrator started"
         );
 
+        let demo = config.demo_sender_settings();
+        if !demo.is_empty() && config.mail.smtp_url.is_some() {
+            tracing::warn!(
+                settings = %demo.join(", "),
+                "the emails and PDFs name the demo company: set these before sending to customers"
+            );
+        }
+
         api::add_service(routes, engine);
         Ok(())
     }

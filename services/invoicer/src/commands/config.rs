@@ -27,6 +27,14 @@ pub(crate) fn check(
             }
         }
     }
+    let demo = config.demo_sender_settings();
+    if !demo.is_empty() {
+        writeln!(
+            out,
+            "note: {} still name the demo company; set them before sending to customers",
+            demo.join(", ")
+        )?;
+    }
     if failed > 0 {
         writeln!(
             out,
