@@ -139,6 +139,18 @@ async fn new_revision_gets_new_pdf(database: TestDatabase) -> Result<()> {
     let folder = tempfile::tempdir()?;
     let text = pdf_text(&new.attachment, folder.path())?;
     assert!(text.contains("Corrected delivery address."), "{text}");
+    // The customer has revision 1, so the email of revision 2 is marked as a correction.
+    assert_eq!(old.subject, "Invoice INV-REV-1 from Seller Example GmbH");
+    assert_eq!(
+        new.subject,
+        "Invoice INV-REV-1 from Seller Example GmbH (corrected)"
+    );
+    assert!(
+        new.text_body
+            .contains("This corrected version replaces the one sent before."),
+        "{}",
+        new.text_body
+    );
     system.stop().await
 }
 

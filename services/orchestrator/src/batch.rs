@@ -779,8 +779,12 @@ impl Engine {
             return Ok((DeliveryState::Deferred, delivery.reason.clone()));
         }
         let invoice = self.upstream.get_invoice(&delivery.invoice_number).await?;
+        let corrected = self
+            .store
+            .sent_before_revision(&invoice.number, delivery.invoice_revision)
+            .await?;
         let outgoing = match self
-            .batch_outgoing(delivery, &invoice, &Planned::default())
+            .batch_outgoing(delivery, &invoice, &Planned::default(), corrected)
             .await?
         {
             Ok(outgoing) => outgoing,

@@ -199,6 +199,10 @@ impl Engine {
         invoice: &Invoice,
         planned: &Planned,
     ) -> Result<Result<ComposedMessage, String>, OrchestratorError> {
+        let corrected = self
+            .store
+            .sent_before_revision(&invoice.number, delivery.invoice_revision)
+            .await?;
         if delivery.purpose == Purpose::Resend {
             let notifier = self.effective_notifier(&invoice.customer.code).await?;
             let composed = self.templates.compose(
@@ -206,13 +210,17 @@ impl Engine {
                 &self.config.company.name,
                 &self.config.company.email,
                 &notifier.templates,
+                corrected,
             );
             return Ok(composed.map_err(|error| error.to_string()));
         }
         let Outgoing {
             recipients,
             message,
-        } = match self.batch_outgoing(delivery, invoice, planned).await? {
+        } = match self
+            .batch_outgoing(delivery, invoice, planned, corrected)
+            .await?
+        {
             Ok(outgoing) => outgoing,
             Err(reason) => return Ok(Err(reason)),
         };

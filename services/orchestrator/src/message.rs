@@ -48,12 +48,13 @@ struct BuiltIn {
 const BUILT_IN: [BuiltIn; 6] = [
     BuiltIn {
         language: "en",
-        subject: "{% if credit_note %}Credit note{% else %}Invoice{% endif %} {{ number }} from {{ company }}",
+        subject: "{% if credit_note %}Credit note{% else %}Invoice{% endif %} {{ number }} from {{ company }}{% if corrected %} (corrected){% endif %}",
         text: "\
 Dear {{ customer }},
 
-please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} {{ number }} \
+Please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} {{ number }} \
 of {{ issued_date }} for {{ amount }}.
+{%- if corrected %} This corrected version replaces the one sent before.{% endif %}
 {%- if due_date %} It is due on {{ due_date }}.{% endif %}
 {%- if po_number %} Your purchase order: {{ po_number }}.{% endif %}
 
@@ -64,8 +65,9 @@ Kind regards
 ",
         html: "\
 <p>Dear {{ customer }},</p>
-<p>please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} \
+<p>Please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} \
 <strong>{{ number }}</strong> of {{ issued_date }} for {{ amount }}.
+{%- if corrected %} This corrected version replaces the one sent before.{% endif %}
 {%- if due_date %} It is due on {{ due_date }}.{% endif %}
 {%- if po_number %} Your purchase order: {{ po_number }}.{% endif %}</p>
 <p>Kind regards<br>{{ company }}
@@ -74,12 +76,13 @@ Kind regards
     },
     BuiltIn {
         language: "de",
-        subject: "{% if credit_note %}Gutschrift{% else %}Rechnung{% endif %} {{ number }} von {{ company }}",
+        subject: "{% if credit_note %}Gutschrift{% else %}Rechnung{% endif %} {{ number }} von {{ company }}{% if corrected %} (korrigiert){% endif %}",
         text: "\
 Guten Tag {{ customer }},
 
 anbei erhalten Sie {% if credit_note %}die Gutschrift{% else %}die Rechnung{% endif %} {{ number }} \
 vom {{ issued_date }} über {{ amount }}.
+{%- if corrected %} Diese korrigierte Fassung ersetzt die zuvor gesendete.{% endif %}
 {%- if due_date %} Sie ist fällig am {{ due_date }}.{% endif %}
 {%- if po_number %} Ihre Bestellung: {{ po_number }}.{% endif %}
 
@@ -92,6 +95,7 @@ Mit freundlichen Grüßen
 <p>Guten Tag {{ customer }},</p>
 <p>anbei erhalten Sie {% if credit_note %}die Gutschrift{% else %}die Rechnung{% endif %} \
 <strong>{{ number }}</strong> vom {{ issued_date }} über {{ amount }}.
+{%- if corrected %} Diese korrigierte Fassung ersetzt die zuvor gesendete.{% endif %}
 {%- if due_date %} Sie ist fällig am {{ due_date }}.{% endif %}
 {%- if po_number %} Ihre Bestellung: {{ po_number }}.{% endif %}</p>
 <p>Mit freundlichen Grüßen<br>{{ company }}
@@ -102,12 +106,13 @@ Mit freundlichen Grüßen
     BuiltIn {
         language: "fr",
         // "de" before the company would need elision ("d'Acme"), so the subject has a dash.
-        subject: "{% if credit_note %}Avoir{% else %}Facture{% endif %} {{ number }} – {{ company }}",
+        subject: "{% if credit_note %}Avoir{% else %}Facture{% endif %} {{ number }} – {{ company }}{% if corrected %} ({% if credit_note %}corrigé{% else %}corrigée{% endif %}){% endif %}",
         text: "\
 Bonjour {{ customer }},
 
 Veuillez trouver ci-joint {% if credit_note %}l'avoir{% else %}la facture{% endif %} {{ number }} \
 du {{ issued_date }} d'un montant de {{ amount }}.
+{%- if corrected %} Cette version corrigée remplace celle envoyée précédemment.{% endif %}
 {%- if due_date %} Échéance\u{a0}: {{ due_date }}.{% endif %}
 {%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}
 
@@ -120,6 +125,7 @@ Cordialement
 <p>Bonjour {{ customer }},</p>
 <p>Veuillez trouver ci-joint {% if credit_note %}l'avoir{% else %}la facture{% endif %} \
 <strong>{{ number }}</strong> du {{ issued_date }} d'un montant de {{ amount }}.
+{%- if corrected %} Cette version corrigée remplace celle envoyée précédemment.{% endif %}
 {%- if due_date %} Échéance\u{a0}: {{ due_date }}.{% endif %}
 {%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}</p>
 <p>Cordialement<br>{{ company }}
@@ -128,12 +134,13 @@ Cordialement
     },
     BuiltIn {
         language: "es",
-        subject: "{% if credit_note %}Nota de crédito{% else %}Factura{% endif %} {{ number }} de {{ company }}",
+        subject: "{% if credit_note %}Nota de crédito{% else %}Factura{% endif %} {{ number }} de {{ company }}{% if corrected %} (corregida){% endif %}",
         text: "\
 A la atención de {{ customer }}:
 
 Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
 {{ number }} con fecha {{ issued_date }} por un importe de {{ amount }}.
+{%- if corrected %} Esta versión corregida sustituye a la enviada anteriormente.{% endif %}
 {%- if due_date %} Fecha de vencimiento: {{ due_date }}.{% endif %}
 {%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}
 
@@ -146,6 +153,7 @@ Atentamente,
 <p>A la atención de {{ customer }}:</p>
 <p>Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
 <strong>{{ number }}</strong> con fecha {{ issued_date }} por un importe de {{ amount }}.
+{%- if corrected %} Esta versión corregida sustituye a la enviada anteriormente.{% endif %}
 {%- if due_date %} Fecha de vencimiento: {{ due_date }}.{% endif %}
 {%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}</p>
 <p>Atentamente,<br>{{ company }}
@@ -154,12 +162,13 @@ Atentamente,
     },
     BuiltIn {
         language: "pt",
-        subject: "{% if credit_note %}Nota de crédito{% else %}Fatura{% endif %} {{ number }} de {{ company }}",
+        subject: "{% if credit_note %}Nota de crédito{% else %}Fatura{% endif %} {{ number }} de {{ company }}{% if corrected %} (corrigida){% endif %}",
         text: "\
 Olá, {{ customer }},
 
 Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} {{ number }} \
 com data de {{ issued_date }} no valor de {{ amount }}.
+{%- if corrected %} Esta versão corrigida substitui a enviada anteriormente.{% endif %}
 {%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
 {%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}
 
@@ -172,6 +181,7 @@ Atenciosamente,
 <p>Olá, {{ customer }},</p>
 <p>Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} \
 <strong>{{ number }}</strong> com data de {{ issued_date }} no valor de {{ amount }}.
+{%- if corrected %} Esta versão corrigida substitui a enviada anteriormente.{% endif %}
 {%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
 {%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}</p>
 <p>Atenciosamente,<br>{{ company }}
@@ -180,12 +190,13 @@ Atenciosamente,
     },
     BuiltIn {
         language: "nl",
-        subject: "{% if credit_note %}Creditnota{% else %}Factuur{% endif %} {{ number }} van {{ company }}",
+        subject: "{% if credit_note %}Creditnota{% else %}Factuur{% endif %} {{ number }} van {{ company }}{% if corrected %} (gecorrigeerd){% endif %}",
         text: "\
 Geachte {{ customer }},
 
 In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} {{ number }} \
 van {{ issued_date }} ter waarde van {{ amount }}.
+{%- if corrected %} Deze gecorrigeerde versie vervangt de eerder verzonden versie.{% endif %}
 {%- if due_date %} Vervaldatum: {{ due_date }}.{% endif %}
 {%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}
 
@@ -198,6 +209,7 @@ Met vriendelijke groet
 <p>Geachte {{ customer }},</p>
 <p>In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} \
 <strong>{{ number }}</strong> van {{ issued_date }} ter waarde van {{ amount }}.
+{%- if corrected %} Deze gecorrigeerde versie vervangt de eerder verzonden versie.{% endif %}
 {%- if due_date %} Vervaldatum: {{ due_date }}.{% endif %}
 {%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}</p>
 <p>Met vriendelijke groet<br>{{ company }}
@@ -235,13 +247,15 @@ impl MessageTemplates {
 
     /// Renders the subject and bodies of `invoice`. For each of them the first template found
     /// wins: `templates` in the customer's language (`de-at`, then `de`), then in the
-    /// language of the built-in fallback, then the built-in template.
+    /// language of the built-in fallback, then the built-in template. `corrected` tells the
+    /// templates that an earlier revision of the invoice was sent.
     pub(crate) fn compose(
         &self,
         invoice: &Invoice,
         company: &str,
         company_email: &str,
         templates: &Templates,
+        corrected: bool,
     ) -> Result<ComposedMessage, MessageError> {
         let context = |language: &str| {
             let locale = Locale::from_language_tag(language).unwrap_or(Locale::English);
@@ -254,6 +268,7 @@ impl MessageTemplates {
                 total: locale.format_decimal(&invoice.total),
                 currency: &invoice.currency,
                 amount: locale.format_money(&invoice.total, &invoice.currency),
+                corrected,
                 po_number: &invoice.po_number,
                 company,
                 company_email,
@@ -365,6 +380,8 @@ struct MessageContext<'a> {
     currency: &'a str,
     /// The total with its currency as the PDF prints it: `1,234.56 EUR`, `1.234,56 €`.
     amount: String,
+    /// Whether an earlier revision of this invoice was sent, so this one corrects it.
+    corrected: bool,
     po_number: &'a str,
     company: &'a str,
     company_email: &'a str,
@@ -379,6 +396,7 @@ pub(crate) const VARIABLES: &[&str] = &[
     "total",
     "currency",
     "amount",
+    "corrected",
     "po_number",
     "company",
     "company_email",
@@ -441,6 +459,7 @@ pub(crate) fn check_template(name: &str, source: &str) -> Result<(), String> {
             total: "1,234.50".to_owned(),
             currency: "EUR",
             amount: "1,234.50\u{a0}EUR".to_owned(),
+            corrected: credit_note,
             po_number: "PO-1",
             company: "Sample Company",
             company_email: "billing@company.example",
@@ -542,8 +561,65 @@ mod tests {
         company_language: &str,
     ) -> ComposedMessage {
         MessageTemplates::new(company_language)
-            .compose(invoice, "Seller", "billing@seller.example", templates)
+            .compose(
+                invoice,
+                "Seller",
+                "billing@seller.example",
+                templates,
+                false,
+            )
             .unwrap()
+    }
+
+    /// A corrected invoice is marked in the subject and the first paragraph, in the
+    /// customer's language; the French subject agrees with the kind's gender.
+    #[test]
+    fn corrected_revision_is_marked() {
+        let cases = [
+            (
+                "en",
+                InvoiceKind::Invoice,
+                "Invoice INV-7 from Seller (corrected)",
+                "This corrected version replaces the one sent before.",
+            ),
+            (
+                "de",
+                InvoiceKind::Invoice,
+                "Rechnung INV-7 von Seller (korrigiert)",
+                "Diese korrigierte Fassung ersetzt die zuvor gesendete.",
+            ),
+            (
+                "fr",
+                InvoiceKind::CreditNote,
+                "Avoir INV-7 – Seller (corrigé)",
+                "Cette version corrigée remplace celle envoyée précédemment.",
+            ),
+            (
+                "fr",
+                InvoiceKind::Invoice,
+                "Facture INV-7 – Seller (corrigée)",
+                "Cette version corrigée remplace celle envoyée précédemment.",
+            ),
+        ];
+        for (language, kind, subject, sentence) in cases {
+            let invoice = sample_invoice(language, kind);
+            let message = MessageTemplates::new("en")
+                .compose(
+                    &invoice,
+                    "Seller",
+                    "billing@seller.example",
+                    &Templates::new(),
+                    true,
+                )
+                .unwrap();
+            assert_eq!(message.subject, subject, "{language}");
+            assert_contains(&message.text_body, sentence, language);
+            assert_contains(&message.html_body, sentence, language);
+
+            let first = compose(&invoice, &Templates::new());
+            assert!(!first.subject.contains('('), "{}", first.subject);
+            assert!(!first.text_body.contains(sentence), "{}", first.text_body);
+        }
     }
 
     /// Asserts that `text` contains `part`, naming `case` and printing `text` otherwise.
@@ -810,7 +886,7 @@ mod tests {
         invoice.customer.name = "N".repeat(500);
         let set = templates("fr", subject_only("{{ customer }} {{ customer }}"));
         let error = MessageTemplates::new("en")
-            .compose(&invoice, "Seller", "billing@seller.example", &set)
+            .compose(&invoice, "Seller", "billing@seller.example", &set, false)
             .err()
             .map(|error| error.to_string())
             .unwrap_or_default();
@@ -886,6 +962,7 @@ mod tests {
             total: String::new(),
             currency: "",
             amount: String::new(),
+            corrected: false,
             po_number: "",
             company: "",
             company_email: "",

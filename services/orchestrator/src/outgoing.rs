@@ -119,6 +119,7 @@ impl Engine {
         delivery: &Delivery,
         invoice: &Invoice,
         planned: &Planned,
+        corrected: bool,
     ) -> Result<Result<Outgoing, String>, OrchestratorError> {
         let read;
         let notifier = match &planned.notifier {
@@ -139,7 +140,7 @@ impl Engine {
                 .await?;
             bound_split(&siblings, Some(&delivery.id)).unwrap_or(notifier.split)
         };
-        Ok(self.decide(delivery, invoice, notifier, split))
+        Ok(self.decide(delivery, invoice, notifier, split, corrected))
     }
 
     fn decide(
@@ -148,6 +149,7 @@ impl Engine {
         invoice: &Invoice,
         notifier: &EffectiveNotifier,
         split: Split,
+        corrected: bool,
     ) -> Result<Outgoing, String> {
         if invoice.revision != delivery.invoice_revision {
             return Err(format!(
@@ -174,6 +176,7 @@ impl Engine {
                 &self.config.company.name,
                 &self.config.company.email,
                 &notifier.templates,
+                corrected,
             )
             .map_err(|error| {
                 format!(

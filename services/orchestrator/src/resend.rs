@@ -381,11 +381,16 @@ impl Engine {
             }
         };
         let notifier = self.effective_notifier(&invoice.customer.code).await?;
+        let corrected = self
+            .store
+            .sent_before_revision(&invoice.number, revision)
+            .await?;
         let message = self.templates.compose(
             &invoice,
             &self.config.company.name,
             &self.config.company.email,
             &notifier.templates,
+            corrected,
         )?;
         let mut recipients = recipients::from_contacts(&invoice.customer.contacts);
         notifier.add_extra_recipients(&mut recipients);

@@ -656,6 +656,28 @@ impl Store {
         Ok(row.and_then(|row| row.next_attempt_at))
     }
 
+    /// Tells whether a revision of invoice `number` before `revision` was sent, so that
+    /// `revision` corrects an invoice the customer has.
+    pub(crate) async fn sent_before_revision(
+        &self,
+        number: &str,
+        revision: u32,
+    ) -> Result<bool, StoreError> {
+        if revision <= 1 {
+            return Ok(false);
+        }
+        let found = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .filter(delivery::Column::InvoiceNumber.eq(number))
+            .filter(delivery::Column::InvoiceRevision.lt(revision as i32))
+            .filter(delivery::Column::State.eq(DeliveryState::Sent.as_str()))
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await?;
+        Ok(found.is_some())
+    }
+
     /// Up to `limit` deliveries whose last outcome is not yet in the email log, in the order
     /// of their ids, starting after the id `after`.
     pub(crate) async fn unlogged_deliveries(

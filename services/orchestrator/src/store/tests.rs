@@ -765,6 +765,39 @@ async fn unlogged_pages_follow_ids(database: TestDatabase) {
     database.remove().await.unwrap();
 }
 
+/// A revision corrects a sent invoice only when an earlier revision was sent: a deferred one
+/// does not count, nor does the revision itself.
+async fn only_sent_earlier_revision_corrects(database: TestDatabase) {
+    let (store, _other) = two_replicas(&database, Duration::from_secs(60)).await;
+    let mut sent = deferred_delivery("INV-1");
+    sent.state = DeliveryState::Sent;
+    assert!(store.insert_delivery(&sent).await.unwrap());
+    assert!(
+        store
+            .insert_delivery(&deferred_delivery("INV-2"))
+            .await
+            .unwrap()
+    );
+
+    assert!(store.sent_before_revision("INV-1", 2).await.unwrap());
+    assert!(!store.sent_before_revision("INV-1", 1).await.unwrap());
+    assert!(!store.sent_before_revision("INV-2", 2).await.unwrap());
+    assert!(!store.sent_before_revision("INV-3", 2).await.unwrap());
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn only_sent_earlier_revision_corrects_on_sqlite() {
+    only_sent_earlier_revision_corrects(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn only_sent_earlier_revision_corrects_on_postgres() {
+    if let Some(database) = postgres("orchestrator_store_sent_before_revision").await {
+        only_sent_earlier_revision_corrects(database).await;
+    }
+}
+
 #[tokio::test]
 async fn unlogged_pages_follow_ids_on_sqlite() {
     unlogged_pages_follow_ids(TestDatabase::sqlite().unwrap()).await;
