@@ -1,6 +1,6 @@
 //! The retry schedule of deferred deliveries: picked up at their retry time, also after a
 //! restart, and failed with the last reply once the retry lifetime has passed, or ended sent
-//! when some recipients got the message in an earlier attempt.
+//! when a To recipient got the message in an earlier attempt.
 
 use std::time::Duration;
 
@@ -17,7 +17,8 @@ use crate::data::{contact, customer, export, invoice};
 on_both_databases!(
     deferred_retried_after_restart,
     deferred_fails_after_lifetime,
-    partly_accepted_delivery_ends_sent_after_lifetime
+    partly_accepted_delivery_ends_sent_after_lifetime,
+    delivery_only_cc_accepted_fails_after_lifetime
 );
 
 async fn import_one_invoice(system: &System) -> Result<()> {
@@ -253,5 +254,53 @@ async fn partly_accepted_delivery_ends_sent_after_lifetime(database: TestDatabas
     );
     let next = system.run_batch("30d").await?;
     assert_eq!(next.counts.unwrap_or_default().eligible, 0);
+    system.stop().await
+}
+
+/// The Cc contact accepts the first attempt and the To contact's mailbox stays busy. Once the
+/// retries are over the delivery fails, because the billing contact never got the invoice,
+/// and the reason names who has it so that a resend can go to the others only.
+async fn delivery_only_cc_accepted_fails_after_lifetime(database: TestDatabase) -> Result<()> {
+    let busy = TestSmtpServer::builder()
+        .reject_rcpt("kim@buyer.example", 451, "4.2.0 mailbox busy")
+        .start()
+        .await?;
+    let system = System::start_with(database, busy, |config| {
+        config.batch.retry_first_delay = "1s".to_owned();
+        config.batch.retry_lifetime = "3s".to_owned();
+    })
+    .await?;
+    let document = export(
+        vec![customer(
+            "C-1",
+            vec![
+                contact("Kim", "kim@buyer.example", "to"),
+                contact("Lee", "lee@buyer.example", "cc"),
+            ],
+        )],
+        vec![invoice("INV-1", "C-1", "10.00")],
+    );
+    system.import_text("a.json", &document).await?;
+    let batch = system.run_batch("30d").await?;
+
+    let failed = wait_for_state(
+        &system,
+        &batch.id,
+        pb::DeliveryState::Failed,
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(
+        failed.reason.contains(
+            "not delivered to kim@buyer.example (451 4.2.0 mailbox busy); only \
+             lee@buyer.example got it, in an earlier attempt, so resend it to the others with \
+             `--to`"
+        ),
+        "{}",
+        failed.reason
+    );
+    let messages = system.smtp.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].rcpt_to, ["lee@buyer.example"]);
     system.stop().await
 }

@@ -233,15 +233,16 @@ pub struct BatchConfig {
     /// has `concurrency` invoices (at most this many) and each next one twice as many, so
     /// that sending starts before a whole chunk is planned.
     pub plan_chunk: usize,
-    /// Attempts before a deferred delivery fails for good; 0 leaves only `retry_lifetime`.
+    /// Attempts before a deferred delivery stops being retried (it fails, or ends sent when a
+    /// To recipient accepted an earlier attempt); 0 leaves only `retry_lifetime`.
     pub max_attempts: u32,
     /// Delay before the first retry of a deferred delivery, such as `5m`; each later one
     /// doubles it. `INVOICER_RETRY_FIRST_DELAY`.
     pub retry_first_delay: String,
     /// Upper bound of the delay between two retries, such as `4h`.
     pub retry_max_delay: String,
-    /// How long after its first deferral a delivery is retried before it fails, such as
-    /// `5d`. `INVOICER_RETRY_LIFETIME`.
+    /// How long after its first deferral a delivery is retried before it ends as `max_attempts`
+    /// says, such as `5d`. `INVOICER_RETRY_LIFETIME`.
     pub retry_lifetime: String,
     /// How long a replica's claim on a delivery lasts without renewal, such as `60s`; a
     /// replica that dies leaves its deliveries to the others after this long.

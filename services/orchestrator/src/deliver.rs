@@ -376,7 +376,8 @@ impl Engine {
             );
         }
         // A deferral that used up the retries failed the delivery, or ended it sent to the
-        // recipients that accepted earlier attempts, and the email log records the attempt so.
+        // recipients that accepted earlier attempts, To contacts among them, and the email
+        // log records the attempt so.
         let logged = match (result, delivery.state) {
             (SendResult::Deferred, DeliveryState::Failed) => SendResult::Failed,
             (SendResult::Deferred, DeliveryState::Sent) => SendResult::PartiallySent,
@@ -410,7 +411,7 @@ impl Engine {
     }
 
     /// Chooses the next attempt of a deferred delivery under the retry policy. Once its
-    /// retries are over it fails with the last reply, or, when some recipients accepted an
+    /// retries are over it fails with the last reply, or, when a To recipient accepted an
     /// earlier attempt, ends sent with the others named.
     fn schedule_retry(&self, delivery: &mut Delivery) -> DeliveryState {
         let now = Utc::now();
@@ -449,9 +450,11 @@ impl Engine {
                 );
                 DeliveryState::Failed
             }
-            // Some recipients got the message in an earlier attempt. The delivery ends sent
-            // to them, as when the others reject it for good, so that nothing suggests
-            // sending it to everyone again.
+            // Some recipients got the message in an earlier attempt. When a To contact is
+            // among them, the delivery ends sent to them, as when the others reject it for
+            // good, so that nothing suggests sending it to everyone again. When only Cc or
+            // Bcc recipients have it, such as the company's archive, the customer's billing
+            // contacts never got the invoice, so it fails, and the reason names who has it.
             RetryDecision::GiveUp(why) => {
                 let missing: Vec<String> = delivery
                     .recipients
@@ -459,21 +462,38 @@ impl Engine {
                     .filter(|r| {
                         !r.accepted && !delivery.accepted.contains(&r.address.to_lowercase())
                     })
-                    .map(|r| format!("{} ({} {})", r.address, r.reply_code, r.reply_text))
+                    .map(recipient_reply)
                     .collect();
-                delivery.reason = format!(
-                    "{why}; not delivered to {}; the other recipients got it in an earlier attempt",
-                    missing.join(", ")
-                );
+                let to_got_it = delivery
+                    .to
+                    .iter()
+                    .any(|to| delivery.accepted.contains(&to.address.to_lowercase()));
+                let state = if to_got_it {
+                    delivery.reason = format!(
+                        "{why}; not delivered to {}; the other recipients got it in an earlier \
+                         attempt; last reply: {last_reply}",
+                        missing.join(", ")
+                    );
+                    DeliveryState::Sent
+                } else {
+                    delivery.reason = format!(
+                        "{why}; not delivered to {}; only {} got it, in an earlier attempt, so \
+                         resend it to the others with `--to`; last reply: {last_reply}",
+                        missing.join(", "),
+                        delivery.accepted.join(", ")
+                    );
+                    DeliveryState::Failed
+                };
                 tracing::warn!(
                     invoice = %delivery.invoice_number,
                     delivery_id = %delivery.id,
                     attempt = delivery.attempts,
                     retrying_since = %since,
                     last_reply = %last_reply,
-                    "deferred delivery partly sent: no retries left for the recipients still missing it"
+                    state = state.as_str(),
+                    "deferred delivery reached some recipients only: no retries left for the others"
                 );
-                DeliveryState::Sent
+                state
             }
         }
     }
@@ -609,6 +629,16 @@ impl Engine {
         delivery.retry_since = None;
         self.store.save_delivery(&delivery).await?;
         Ok(delivery)
+    }
+}
+
+/// Formats a recipient with its last reply to RCPT TO, when it got one:
+/// `kim@buyer.example (451 4.2.0 mailbox busy)`.
+fn recipient_reply(recipient: &crate::model::RecipientOutcome) -> String {
+    match (recipient.reply_code, recipient.reply_text.is_empty()) {
+        (0, true) => recipient.address.clone(),
+        (0, false) => format!("{} ({})", recipient.address, recipient.reply_text),
+        (code, _) => format!("{} ({code} {})", recipient.address, recipient.reply_text),
     }
 }
 
