@@ -58,30 +58,28 @@ from = \"Seller Billing <billing@seller.example>\"
     Ok(())
 }
 
-/// Settings that TOML takes but a service rejects at start: each is reported with the
-/// service, the key and the value, and one run reports the first problem of every service.
+/// Settings that TOML takes but the server or a service rejects at start: each is reported
+/// with the check, the key and the value, and one run reports the first problem of every
+/// check: a bad From address fails both services that read it.
 #[tokio::test]
 async fn service_settings_fail_the_check() -> Result<()> {
-    let content = "\
-[mail]
-from = \"billing at company\"
-smtp_url = \"smtp://127.0.0.1:2525?tls=startls\"
-
-[notifier]
-split = \"per-invoice\"
-";
-    let (code, output) = config_check(content).await?;
+    let (code, output) = config_check("[mail]\nfrom = \"billing at company\"\n").await?;
     assert_eq!(code, std::process::ExitCode::from(1), "{output}");
     for expected in [
         "mail-delivery: invalid mail.from \"billing at company\"",
         "orchestrator: mail.from: invalid email address \"billing at company\"",
-        "2 of 5 services would not start with this configuration",
+        "2 of 6 checks failed: `serve` would not start with this configuration",
         "pdf-render: ok",
     ] {
         assert!(output.contains(expected), "{expected:?} not in {output}");
     }
 
     for (content, expected) in [
+        (
+            "[mail]\nsmtp_url = \"smtp://127.0.0.1:2525?tls=startls\"\n",
+            "mail-delivery: invalid smtp_url smtp://127.0.0.1:2525?tls=startls: invalid tls value \"startls\"",
+        ),
+        ("[server]\nlisten = \"0.0.0.0:50051\"\n", "server: "),
         (
             "[batch.schedule]\ncron = \"0 25 * * *\"\n",
             "orchestrator: invalid cron expression \"0 25 * * *\"",

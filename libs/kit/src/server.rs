@@ -36,6 +36,20 @@ pub struct RunningServer {
     grace: Duration,
 }
 
+/// Checks what `start` checks before it binds: the access and TLS settings (token files,
+/// certificate and key), whether they allow the listen address, and the endpoints of the
+/// other services. Reads the files those settings name; binds and dials nothing.
+pub fn check_config(config: &Config) -> Result<(), BoxError> {
+    let security = Security::from_config(config)?;
+    security.check_listen_address(config.server.listen)?;
+    let local = LocalServer {
+        address: config.server.listen,
+        tls: security.tls.is_some(),
+    };
+    Channels::new(config, Some(local), &security.service_token)?;
+    Ok(())
+}
+
 /// Binds `config.server.listen`, starts `plugins` and serves them, with health and reflection.
 /// Fails before binding when the access or TLS settings do not allow the listen address.
 pub async fn start(

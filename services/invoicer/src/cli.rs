@@ -503,13 +503,15 @@ mod tests {
     /// An empty `--lookback` is refused with a message, not replaced by `batch.lookback`.
     #[test]
     fn empty_lookback_is_refused() {
-        let error = Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", " "])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("is empty; give a duration such as `30d`, or leave out --lookback"),
-            "{error}"
-        );
+        for blank in ["", " "] {
+            let error = Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", blank])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("is empty; give a duration such as `30d`, or leave out --lookback"),
+                "{error}"
+            );
+        }
         assert!(Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", "7d"]).is_ok());
     }
 

@@ -118,17 +118,14 @@ pub(crate) fn parse_lookback(
     if duration > MAX_LOOKBACK {
         return Err(OrchestratorError::invalid(
             field,
-            format!(
-                "{value:?} reaches back more than 3650 days; give at most `3650d`, the ten years an \
-                 invoice could still be unsent"
-            ),
+            format!("{value:?} reaches back more than 3650 days; give at most `3650d`"),
         ));
     }
     chrono::Duration::from_std(duration)
         .map_err(|_| OrchestratorError::invalid(field, format!("duration {value:?} is too long")))
 }
 
-/// The longest lookback: ten years, which covers any invoice still worth sending, while a
+/// The longest lookback: 3650 days, which covers any invoice still worth sending, while a
 /// typo such as `99999d` reaching back to the 18th century is refused.
 const MAX_LOOKBACK: Duration = Duration::from_secs(3650 * 86400);
 

@@ -81,7 +81,12 @@ impl ServicePlugin for OrchestratorPlugin {
         );
 
         let demo = config.demo_sender_settings();
-        if !demo.is_empty() && config.mail.smtp_url.is_some() {
+        let smtp = config
+            .mail
+            .smtp_url
+            .as_deref()
+            .is_some_and(|url| !url.trim().is_empty());
+        if !demo.is_empty() && smtp {
             tracing::warn!(
                 settings = %demo.join(", "),
                 "the emails and PDFs name the demo company: set these before sending to customers"

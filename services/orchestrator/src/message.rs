@@ -54,9 +54,9 @@ Dear {{ customer }},
 
 Please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} {{ number }} \
 of {{ issued_date }} for {{ amount }}.
-{%- if corrected %} This corrected version replaces the one sent before.{% endif %}
 {%- if due_date %} It is due on {{ due_date }}.{% endif %}
 {%- if po_number %} Your purchase order: {{ po_number }}.{% endif %}
+{%- if corrected %} This corrected version replaces the one sent before.{% endif %}
 
 Kind regards
 {{ company }}
@@ -67,9 +67,9 @@ Kind regards
 <p>Dear {{ customer }},</p>
 <p>Please find attached {% if credit_note %}credit note{% else %}invoice{% endif %} \
 <strong>{{ number }}</strong> of {{ issued_date }} for {{ amount }}.
-{%- if corrected %} This corrected version replaces the one sent before.{% endif %}
 {%- if due_date %} It is due on {{ due_date }}.{% endif %}
-{%- if po_number %} Your purchase order: {{ po_number }}.{% endif %}</p>
+{%- if po_number %} Your purchase order: {{ po_number }}.{% endif %}
+{%- if corrected %} This corrected version replaces the one sent before.{% endif %}</p>
 <p>Kind regards<br>{{ company }}
 {%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
@@ -82,9 +82,9 @@ Guten Tag {{ customer }},
 
 anbei erhalten Sie {% if credit_note %}die Gutschrift{% else %}die Rechnung{% endif %} {{ number }} \
 vom {{ issued_date }} über {{ amount }}.
-{%- if corrected %} Diese korrigierte Fassung ersetzt die zuvor gesendete.{% endif %}
 {%- if due_date %} Sie ist fällig am {{ due_date }}.{% endif %}
 {%- if po_number %} Ihre Bestellung: {{ po_number }}.{% endif %}
+{%- if corrected %} Diese korrigierte Fassung ersetzt die zuvor versandte.{% endif %}
 
 Mit freundlichen Grüßen
 {{ company }}
@@ -95,9 +95,9 @@ Mit freundlichen Grüßen
 <p>Guten Tag {{ customer }},</p>
 <p>anbei erhalten Sie {% if credit_note %}die Gutschrift{% else %}die Rechnung{% endif %} \
 <strong>{{ number }}</strong> vom {{ issued_date }} über {{ amount }}.
-{%- if corrected %} Diese korrigierte Fassung ersetzt die zuvor gesendete.{% endif %}
 {%- if due_date %} Sie ist fällig am {{ due_date }}.{% endif %}
-{%- if po_number %} Ihre Bestellung: {{ po_number }}.{% endif %}</p>
+{%- if po_number %} Ihre Bestellung: {{ po_number }}.{% endif %}
+{%- if corrected %} Diese korrigierte Fassung ersetzt die zuvor versandte.{% endif %}</p>
 <p>Mit freundlichen Grüßen<br>{{ company }}
 {%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
@@ -112,9 +112,9 @@ Bonjour {{ customer }},
 
 Veuillez trouver ci-joint {% if credit_note %}l'avoir{% else %}la facture{% endif %} {{ number }} \
 du {{ issued_date }} d'un montant de {{ amount }}.
-{%- if corrected %} Cette version corrigée remplace celle envoyée précédemment.{% endif %}
 {%- if due_date %} Échéance\u{a0}: {{ due_date }}.{% endif %}
 {%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}
+{%- if corrected %} Cette version corrigée remplace celle envoyée précédemment.{% endif %}
 
 Cordialement
 {{ company }}
@@ -125,9 +125,9 @@ Cordialement
 <p>Bonjour {{ customer }},</p>
 <p>Veuillez trouver ci-joint {% if credit_note %}l'avoir{% else %}la facture{% endif %} \
 <strong>{{ number }}</strong> du {{ issued_date }} d'un montant de {{ amount }}.
-{%- if corrected %} Cette version corrigée remplace celle envoyée précédemment.{% endif %}
 {%- if due_date %} Échéance\u{a0}: {{ due_date }}.{% endif %}
-{%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}</p>
+{%- if po_number %} Votre bon de commande\u{a0}: {{ po_number }}.{% endif %}
+{%- if corrected %} Cette version corrigée remplace celle envoyée précédemment.{% endif %}</p>
 <p>Cordialement<br>{{ company }}
 {%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
@@ -140,9 +140,9 @@ A la atención de {{ customer }}:
 
 Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
 {{ number }} con fecha {{ issued_date }} por un importe de {{ amount }}.
-{%- if corrected %} Esta versión corregida sustituye a la enviada anteriormente.{% endif %}
 {%- if due_date %} Fecha de vencimiento: {{ due_date }}.{% endif %}
 {%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}
+{%- if corrected %} Esta versión corregida sustituye a la enviada anteriormente.{% endif %}
 
 Atentamente,
 {{ company }}
@@ -153,9 +153,9 @@ Atentamente,
 <p>A la atención de {{ customer }}:</p>
 <p>Le enviamos adjunta {% if credit_note %}la nota de crédito{% else %}la factura{% endif %} \
 <strong>{{ number }}</strong> con fecha {{ issued_date }} por un importe de {{ amount }}.
-{%- if corrected %} Esta versión corregida sustituye a la enviada anteriormente.{% endif %}
 {%- if due_date %} Fecha de vencimiento: {{ due_date }}.{% endif %}
-{%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}</p>
+{%- if po_number %} Su orden de compra: {{ po_number }}.{% endif %}
+{%- if corrected %} Esta versión corregida sustituye a la enviada anteriormente.{% endif %}</p>
 <p>Atentamente,<br>{{ company }}
 {%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
@@ -168,9 +168,9 @@ Olá, {{ customer }},
 
 Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} {{ number }} \
 com data de {{ issued_date }} no valor de {{ amount }}.
-{%- if corrected %} Esta versão corrigida substitui a enviada anteriormente.{% endif %}
 {%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
 {%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}
+{%- if corrected %} Esta versão corrigida substitui a enviada anteriormente.{% endif %}
 
 Atenciosamente,
 {{ company }}
@@ -181,9 +181,9 @@ Atenciosamente,
 <p>Olá, {{ customer }},</p>
 <p>Segue em anexo {% if credit_note %}a nota de crédito{% else %}a fatura{% endif %} \
 <strong>{{ number }}</strong> com data de {{ issued_date }} no valor de {{ amount }}.
-{%- if corrected %} Esta versão corrigida substitui a enviada anteriormente.{% endif %}
 {%- if due_date %} Vencimento: {{ due_date }}.{% endif %}
-{%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}</p>
+{%- if po_number %} Sua ordem de compra: {{ po_number }}.{% endif %}
+{%- if corrected %} Esta versão corrigida substitui a enviada anteriormente.{% endif %}</p>
 <p>Atenciosamente,<br>{{ company }}
 {%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
@@ -196,9 +196,9 @@ Geachte {{ customer }},
 
 In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} {{ number }} \
 van {{ issued_date }} ter waarde van {{ amount }}.
-{%- if corrected %} Deze gecorrigeerde versie vervangt de eerder verzonden versie.{% endif %}
 {%- if due_date %} Vervaldatum: {{ due_date }}.{% endif %}
 {%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}
+{%- if corrected %} Deze gecorrigeerde versie vervangt de eerder verzonden versie.{% endif %}
 
 Met vriendelijke groet
 {{ company }}
@@ -209,9 +209,9 @@ Met vriendelijke groet
 <p>Geachte {{ customer }},</p>
 <p>In de bijlage vindt u {% if credit_note %}creditnota{% else %}factuur{% endif %} \
 <strong>{{ number }}</strong> van {{ issued_date }} ter waarde van {{ amount }}.
-{%- if corrected %} Deze gecorrigeerde versie vervangt de eerder verzonden versie.{% endif %}
 {%- if due_date %} Vervaldatum: {{ due_date }}.{% endif %}
-{%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}</p>
+{%- if po_number %} Uw inkooporder: {{ po_number }}.{% endif %}
+{%- if corrected %} Deze gecorrigeerde versie vervangt de eerder verzonden versie.{% endif %}</p>
 <p>Met vriendelijke groet<br>{{ company }}
 {%- if company_email %}<br>{{ company_email }}{% endif %}</p>
 ",
@@ -423,8 +423,8 @@ fn set_escaping(environment: &mut Environment<'_>) {
 }
 
 /// Checks a notifier template named `name` (such as `templates.en.subject`): it must parse,
-/// use only the known variables, and render a sample invoice and a sample credit note with
-/// minijinja's strict undefined behavior. Returns the reason when it does not.
+/// use only the known variables, and render a sample invoice and a sample credit note, each
+/// first sent and corrected, with minijinja's strict undefined behavior. Returns the reason when it does not.
 pub(crate) fn check_template(name: &str, source: &str) -> Result<(), String> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -449,7 +449,12 @@ pub(crate) fn check_template(name: &str, source: &str) -> Result<(), String> {
         ));
     }
 
-    for credit_note in [false, true] {
+    let kinds = [false, true].into_iter().flat_map(|credit_note| {
+        [false, true]
+            .into_iter()
+            .map(move |corrected| (credit_note, corrected))
+    });
+    for (credit_note, corrected) in kinds {
         let sample = MessageContext {
             number: "INV-1",
             credit_note,
@@ -459,7 +464,7 @@ pub(crate) fn check_template(name: &str, source: &str) -> Result<(), String> {
             total: "1,234.50".to_owned(),
             currency: "EUR",
             amount: "1,234.50\u{a0}EUR".to_owned(),
-            corrected: credit_note,
+            corrected,
             po_number: "PO-1",
             company: "Sample Company",
             company_email: "billing@company.example",
@@ -586,7 +591,7 @@ mod tests {
                 "de",
                 InvoiceKind::Invoice,
                 "Rechnung INV-7 von Seller (korrigiert)",
-                "Diese korrigierte Fassung ersetzt die zuvor gesendete.",
+                "Diese korrigierte Fassung ersetzt die zuvor versandte.",
             ),
             (
                 "fr",
@@ -599,6 +604,24 @@ mod tests {
                 InvoiceKind::Invoice,
                 "Facture INV-7 – Seller (corrigée)",
                 "Cette version corrigée remplace celle envoyée précédemment.",
+            ),
+            (
+                "es",
+                InvoiceKind::CreditNote,
+                "Nota de crédito INV-7 de Seller (corregida)",
+                "Esta versión corregida sustituye a la enviada anteriormente.",
+            ),
+            (
+                "pt-BR",
+                InvoiceKind::Invoice,
+                "Fatura INV-7 de Seller (corrigida)",
+                "Esta versão corrigida substitui a enviada anteriormente.",
+            ),
+            (
+                "nl",
+                InvoiceKind::Invoice,
+                "Factuur INV-7 van Seller (gecorrigeerd)",
+                "Deze gecorrigeerde versie vervangt de eerder verzonden versie.",
             ),
         ];
         for (language, kind, subject, sentence) in cases {

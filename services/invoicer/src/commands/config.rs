@@ -8,8 +8,9 @@ use invoicer_kit::{Config, ServiceName};
 use crate::cli::ConfigCheckArgs;
 use crate::host;
 
-/// Runs each service's own check of the settings it reads at start and prints one line per
-/// service. Every service is checked, so one run lists every problem.
+/// Runs the server's check of its access, TLS and endpoint settings, then each service's own
+/// check of the settings it reads at start, and prints one line per check. Every check runs,
+/// so one run lists the first problem of each.
 pub(crate) fn check(
     config: &Config,
     args: ConfigCheckArgs,
@@ -18,6 +19,13 @@ pub(crate) fn check(
     let services = args.services.as_deref().unwrap_or(&config.server.services);
     let names = ServiceName::parse_list(services).map_err(anyhow::Error::msg)?;
     let mut failed = 0;
+    match invoicer_kit::server::check_config(config) {
+        Ok(()) => writeln!(out, "server: ok")?,
+        Err(error) => {
+            failed += 1;
+            writeln!(out, "server: {}", error_chain(error.as_ref()))?;
+        }
+    }
     for name in &names {
         match host::plugin(*name).check_config(config) {
             Ok(()) => writeln!(out, "{name}: ok")?,
@@ -29,17 +37,22 @@ pub(crate) fn check(
     }
     let demo = config.demo_sender_settings();
     if !demo.is_empty() {
+        let (verb, object) = if demo.len() == 1 {
+            ("names", "it")
+        } else {
+            ("name", "them")
+        };
         writeln!(
             out,
-            "note: {} still name the demo company; set them before sending to customers",
+            "note: {} still {verb} the demo company; set {object} before sending to customers",
             demo.join(", ")
         )?;
     }
     if failed > 0 {
         writeln!(
             out,
-            "{failed} of {} services would not start with this configuration",
-            names.len()
+            "{failed} of {} checks failed: `serve` would not start with this configuration",
+            names.len() + 1
         )?;
         return Ok(ExitCode::from(1));
     }
