@@ -125,3 +125,34 @@ async fn demo_sender_gets_a_note() -> Result<()> {
     );
     Ok(())
 }
+
+/// `--skip-server` leaves out the server's check, for a file whose tokens and certificates
+/// exist only where it is deployed.
+#[tokio::test]
+async fn skip_server_leaves_out_access_settings() -> Result<()> {
+    let folder = tempfile::tempdir()?;
+    let path = folder.path().join("invoicer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir = {:?}\n[server]\nlisten = \"0.0.0.0:50051\"\n",
+            folder.path().join("data").display().to_string()
+        ),
+    )?;
+    let argv = [
+        "invoicer",
+        "--config",
+        path.to_str().unwrap_or_default(),
+        "config",
+        "check",
+        "--skip-server",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut stdout = Vec::new();
+    let code = invoicer::run(argv, &mut stdout).await?;
+    let output = String::from_utf8(stdout)?;
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "{output}");
+    assert!(!output.contains("server:"), "{output}");
+    Ok(())
+}

@@ -252,6 +252,10 @@ pub struct ConfigCheckArgs {
     /// `all` or a comma-separated list of services, as for `serve` [default: server.services].
     #[arg(long)]
     pub services: Option<String>,
+    /// Leaves out the server's check of access tokens, TLS files, listen address and
+    /// endpoints, for a file whose secrets exist only where it is deployed.
+    #[arg(long)]
+    pub skip_server: bool,
 }
 
 #[derive(Debug, Subcommand)]
