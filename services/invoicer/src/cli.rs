@@ -120,7 +120,7 @@ pub struct BatchRunArgs {
     #[arg(long)]
     pub cutoff: Option<String>,
     /// How far back from the cutoff, such as `30d` or `36h` [default: batch.lookback].
-    #[arg(long, value_parser = non_blank_lookback)]
+    #[arg(long, value_parser = non_blank_lookback, allow_hyphen_values = true)]
     pub lookback: Option<String>,
     /// Shows what would be sent, and what not and why, without writing or sending anything.
     #[arg(long)]
@@ -229,12 +229,18 @@ pub struct LogArgs {
 }
 
 /// Refuses an empty `--lookback`, which the server would read as "not given" and replace by
-/// `batch.lookback` without a word.
+/// `batch.lookback` without a word, and a negative one, which clap would otherwise take for
+/// an unknown flag.
 fn non_blank_lookback(value: &str) -> Result<String, String> {
     if value.trim().is_empty() {
         return Err(
             "is empty; give a duration such as `30d`, or leave out --lookback for batch.lookback"
                 .to_owned(),
+        );
+    }
+    if value.trim().starts_with('-') {
+        return Err(
+            "is negative; give how far back from the cutoff as a duration such as `30d`".to_owned(),
         );
     }
     Ok(value.to_owned())
@@ -504,9 +510,10 @@ mod tests {
 
     use super::{Cli, default_service_name};
 
-    /// An empty `--lookback` is refused with a message, not replaced by `batch.lookback`.
+    /// An empty `--lookback` is refused with a message, not replaced by `batch.lookback`, and
+    /// a negative one with its own message, not as an unknown flag.
     #[test]
-    fn empty_lookback_is_refused() {
+    fn empty_or_negative_lookback_is_refused() {
         for blank in ["", " "] {
             let error = Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", blank])
                 .unwrap_err()
@@ -516,6 +523,13 @@ mod tests {
                 "{error}"
             );
         }
+        let error = Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", "-5d"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("is negative; give how far back from the cutoff"),
+            "{error}"
+        );
         assert!(Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", "7d"]).is_ok());
     }
 
