@@ -6,6 +6,14 @@ use anyhow::Result;
 /// Runs `invoicer --config FILE config check` on `content` and returns the exit code and the
 /// output.
 async fn config_check(content: &str) -> Result<(std::process::ExitCode, String)> {
+    config_check_with(content, &[]).await
+}
+
+/// Runs `config check` as `config_check` does, with the options `extra`.
+async fn config_check_with(
+    content: &str,
+    extra: &[&str],
+) -> Result<(std::process::ExitCode, String)> {
     let folder = tempfile::tempdir()?;
     let path = folder.path().join("invoicer.toml");
     let data_dir = folder.path().join("data");
@@ -13,7 +21,7 @@ async fn config_check(content: &str) -> Result<(std::process::ExitCode, String)>
         &path,
         format!("data_dir = {:?}\n{content}", data_dir.display().to_string()),
     )?;
-    let argv = [
+    let mut argv = [
         "invoicer",
         "--config",
         path.to_str().unwrap_or_default(),
@@ -22,6 +30,7 @@ async fn config_check(content: &str) -> Result<(std::process::ExitCode, String)>
     ]
     .map(str::to_owned)
     .to_vec();
+    argv.extend(extra.iter().map(|option| (*option).to_owned()));
     let mut stdout = Vec::new();
     let code = invoicer::run(argv, &mut stdout).await?;
     // The check creates nothing: no data folder, no outbox, no database file.
@@ -130,28 +139,8 @@ async fn demo_sender_gets_a_note() -> Result<()> {
 /// exist only where it is deployed.
 #[tokio::test]
 async fn skip_server_leaves_out_access_settings() -> Result<()> {
-    let folder = tempfile::tempdir()?;
-    let path = folder.path().join("invoicer.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "data_dir = {:?}\n[server]\nlisten = \"0.0.0.0:50051\"\n",
-            folder.path().join("data").display().to_string()
-        ),
-    )?;
-    let argv = [
-        "invoicer",
-        "--config",
-        path.to_str().unwrap_or_default(),
-        "config",
-        "check",
-        "--skip-server",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let mut stdout = Vec::new();
-    let code = invoicer::run(argv, &mut stdout).await?;
-    let output = String::from_utf8(stdout)?;
+    let content = "[server]\nlisten = \"0.0.0.0:50051\"\n";
+    let (code, output) = config_check_with(content, &["--skip-server"]).await?;
     assert_eq!(code, std::process::ExitCode::SUCCESS, "{output}");
     assert!(!output.contains("server:"), "{output}");
     Ok(())

@@ -192,10 +192,14 @@ async fn deferred_fails_after_lifetime(database: TestDatabase) -> Result<()> {
     system.stop().await
 }
 
-/// The To contact accepts the first attempt and the Cc contact's mailbox stays busy. Once
-/// the retries are over the delivery ends sent, naming the Cc contact and its reply, and the
-/// To contact got the message once: a `failed` delivery would invite a resend to both.
-async fn partly_accepted_delivery_ends_sent_after_lifetime(database: TestDatabase) -> Result<()> {
+/// Starts the system with a retry lifetime of 3 s and an SMTP server on which Kim's mailbox
+/// stays busy (451), imports one invoice for Lee in `lee_role` and Kim in `kim_role`, and runs
+/// a batch, which sends the invoice to Lee and defers Kim.
+async fn batch_with_busy_mailbox(
+    database: TestDatabase,
+    lee_role: &str,
+    kim_role: &str,
+) -> Result<(System, pb::Batch)> {
     let busy = TestSmtpServer::builder()
         .reject_rcpt("kim@buyer.example", 451, "4.2.0 mailbox busy")
         .start()
@@ -209,14 +213,22 @@ async fn partly_accepted_delivery_ends_sent_after_lifetime(database: TestDatabas
         vec![customer(
             "C-1",
             vec![
-                contact("Lee", "lee@buyer.example", "to"),
-                contact("Kim", "kim@buyer.example", "cc"),
+                contact("Lee", "lee@buyer.example", lee_role),
+                contact("Kim", "kim@buyer.example", kim_role),
             ],
         )],
         vec![invoice("INV-1", "C-1", "10.00")],
     );
     system.import_text("a.json", &document).await?;
     let batch = system.run_batch("30d").await?;
+    Ok((system, batch))
+}
+
+/// The To contact accepts the first attempt and the Cc contact's mailbox stays busy. Once
+/// the retries are over the delivery ends sent, naming the Cc contact and its reply, and the
+/// To contact got the message once: a `failed` delivery would invite a resend to both.
+async fn partly_accepted_delivery_ends_sent_after_lifetime(database: TestDatabase) -> Result<()> {
+    let (system, batch) = batch_with_busy_mailbox(database, "to", "cc").await?;
     assert_eq!(
         batch.deliveries[0].state,
         i32::from(pb::DeliveryState::Deferred)
@@ -261,28 +273,7 @@ async fn partly_accepted_delivery_ends_sent_after_lifetime(database: TestDatabas
 /// retries are over the delivery fails, because the billing contact never got the invoice,
 /// and the reason names who has it so that a resend can go to the others only.
 async fn delivery_only_cc_accepted_fails_after_lifetime(database: TestDatabase) -> Result<()> {
-    let busy = TestSmtpServer::builder()
-        .reject_rcpt("kim@buyer.example", 451, "4.2.0 mailbox busy")
-        .start()
-        .await?;
-    let system = System::start_with(database, busy, |config| {
-        config.batch.retry_first_delay = "1s".to_owned();
-        config.batch.retry_lifetime = "3s".to_owned();
-    })
-    .await?;
-    let document = export(
-        vec![customer(
-            "C-1",
-            vec![
-                contact("Kim", "kim@buyer.example", "to"),
-                contact("Lee", "lee@buyer.example", "cc"),
-            ],
-        )],
-        vec![invoice("INV-1", "C-1", "10.00")],
-    );
-    system.import_text("a.json", &document).await?;
-    let batch = system.run_batch("30d").await?;
-
+    let (system, batch) = batch_with_busy_mailbox(database, "cc", "to").await?;
     let failed = wait_for_state(
         &system,
         &batch.id,
