@@ -170,10 +170,7 @@ async fn deferred_fails_after_lifetime(database: TestDatabase) -> Result<()> {
     let entries = system
         .log_entries(audit::ListEntriesRequest::default())
         .await?;
-    let last = entries
-        .iter()
-        .max_by_key(|e| e.sequence)
-        .context("no email log entry")?;
+    let last = last_entry(&entries)?;
     assert_eq!(
         last.outcome,
         i32::from(types::DeliveryOutcome::Failed),
@@ -192,9 +189,17 @@ async fn deferred_fails_after_lifetime(database: TestDatabase) -> Result<()> {
     system.stop().await
 }
 
+/// Returns the email log entry appended last.
+fn last_entry(entries: &[audit::Entry]) -> Result<&audit::Entry> {
+    entries
+        .iter()
+        .max_by_key(|entry| entry.sequence)
+        .context("no email log entry")
+}
+
 /// Starts the system with a retry lifetime of 3 s and an SMTP server on which Kim's mailbox
-/// stays busy (451), imports one invoice for Lee in `lee_role` and Kim in `kim_role`, and runs
-/// a batch, which sends the invoice to Lee and defers Kim.
+/// stays busy (451). Then imports one invoice for Lee as `lee_role` and Kim as `kim_role` and
+/// runs a batch, which sends the invoice to Lee and defers Kim.
 async fn batch_with_busy_mailbox(
     database: TestDatabase,
     lee_role: &str,
@@ -224,8 +229,8 @@ async fn batch_with_busy_mailbox(
     Ok((system, batch))
 }
 
-/// The To contact accepts the first attempt and the Cc contact's mailbox stays busy. Once
-/// the retries are over the delivery ends sent, naming the Cc contact and its reply, and the
+/// Ends a delivery sent when the To contact accepted the first attempt and the Cc contact's
+/// mailbox stayed busy. Once the retries are over the delivery ends sent, naming the Cc contact and its reply, and the
 /// To contact got the message once: a `failed` delivery would invite a resend to both.
 async fn partly_accepted_delivery_ends_sent_after_lifetime(database: TestDatabase) -> Result<()> {
     let (system, batch) = batch_with_busy_mailbox(database, "to", "cc").await?;
@@ -255,10 +260,7 @@ async fn partly_accepted_delivery_ends_sent_after_lifetime(database: TestDatabas
     let entries = system
         .log_entries(audit::ListEntriesRequest::default())
         .await?;
-    let last = entries
-        .iter()
-        .max_by_key(|e| e.sequence)
-        .context("no email log entry")?;
+    let last = last_entry(&entries)?;
     assert_eq!(
         last.outcome,
         i32::from(types::DeliveryOutcome::PartiallySent),
@@ -269,8 +271,8 @@ async fn partly_accepted_delivery_ends_sent_after_lifetime(database: TestDatabas
     system.stop().await
 }
 
-/// The Cc contact accepts the first attempt and the To contact's mailbox stays busy. Once the
-/// retries are over the delivery fails, because the billing contact never got the invoice,
+/// Fails a delivery when only the Cc contact accepted the first attempt and the To contact's
+/// mailbox stayed busy. Once the retries are over the delivery fails, because the billing contact never got the invoice,
 /// and the reason names who has it so that a resend can go to the others only.
 async fn delivery_only_cc_accepted_fails_after_lifetime(database: TestDatabase) -> Result<()> {
     let (system, batch) = batch_with_busy_mailbox(database, "cc", "to").await?;

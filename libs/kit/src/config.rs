@@ -241,8 +241,8 @@ pub struct BatchConfig {
     pub retry_first_delay: String,
     /// Upper bound of the delay between two retries, such as `4h`.
     pub retry_max_delay: String,
-    /// How long after its first deferral a delivery is retried before it ends as `max_attempts`
-    /// says, such as `5d`. `INVOICER_RETRY_LIFETIME`.
+    /// How long after its first deferral a delivery is retried, such as `5d`; it then ends as
+    /// for `max_attempts`. `INVOICER_RETRY_LIFETIME`.
     pub retry_lifetime: String,
     /// How long a replica's claim on a delivery lasts without renewal, such as `60s`; a
     /// replica that dies leaves its deliveries to the others after this long.

@@ -28,17 +28,8 @@ impl Mailer {
     /// in `config.outbox_dir()`, which is created if missing.
     pub fn from_config(config: &Config) -> Result<Mailer, MailDeliveryError> {
         let defaults = MessageDefaults::from_config(&config.mail)?;
-        let smtp_url = config
-            .mail
-            .smtp_url
-            .as_deref()
-            .filter(|url| !url.trim().is_empty());
-        let transport = match smtp_url {
-            Some(raw) => {
-                let url = SmtpUrl::parse(raw)?;
-                let settings = relay::settings(&config.mail, &url)?;
-                Transport::Smtp(Box::new(SmtpMailer::new(url, settings)?))
-            }
+        let transport = match smtp_mailer(config)? {
+            Some(smtp) => Transport::Smtp(Box::new(smtp)),
             None => Transport::Outbox(Outbox::open(config.outbox_dir())?),
         };
         Ok(Mailer {
@@ -51,16 +42,7 @@ impl Mailer {
     /// folder.
     pub fn check_config(config: &Config) -> Result<(), MailDeliveryError> {
         MessageDefaults::from_config(&config.mail)?;
-        if let Some(raw) = config
-            .mail
-            .smtp_url
-            .as_deref()
-            .filter(|url| !url.trim().is_empty())
-        {
-            let url = SmtpUrl::parse(raw)?;
-            let settings = relay::settings(&config.mail, &url)?;
-            SmtpMailer::new(url, settings)?;
-        }
+        smtp_mailer(config)?;
         Ok(())
     }
 
@@ -102,6 +84,22 @@ impl Mailer {
             smtp.close().await;
         }
     }
+}
+
+/// Builds the SMTP mailer that `mail.smtp_url` selects, or returns `None` when it is unset or
+/// blank, which selects the file outbox.
+fn smtp_mailer(config: &Config) -> Result<Option<SmtpMailer>, MailDeliveryError> {
+    let Some(raw) = config
+        .mail
+        .smtp_url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let url = SmtpUrl::parse(raw)?;
+    let settings = relay::settings(&config.mail, &url)?;
+    Ok(Some(SmtpMailer::new(url, settings)?))
 }
 
 fn log_smtp_start(smtp: &SmtpMailer) {

@@ -125,8 +125,8 @@ pub(crate) fn parse_lookback(
         .map_err(|_| OrchestratorError::invalid(field, format!("duration {value:?} is too long")))
 }
 
-/// The longest lookback: 3650 days, which covers any invoice still worth sending, while a
-/// typo such as `99999d` reaching back to the 18th century is refused.
+/// Maximum lookback: 3650 days. That covers any invoice still worth sending, and a typo such
+/// as `99999d`, which reaches back to the 18th century, is rejected.
 const MAX_LOOKBACK: Duration = Duration::from_secs(3650 * 86400);
 
 /// The batch running in this process, if any.

@@ -247,8 +247,8 @@ impl MessageTemplates {
 
     /// Renders the subject and bodies of `invoice`. For each of them the first template found
     /// wins: `templates` in the customer's language (`de-at`, then `de`), then in the
-    /// language of the built-in fallback, then the built-in template. `corrected` tells the
-    /// templates that an earlier revision of the invoice was sent.
+    /// language of the built-in fallback, then the built-in template. `corrected` is true
+    /// when an earlier revision of the invoice was sent.
     pub(crate) fn compose(
         &self,
         invoice: &Invoice,
