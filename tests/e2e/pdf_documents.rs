@@ -1,19 +1,23 @@
 //! The PDF through the whole chain. A non-ASCII invoice number reaches the mail client as an
 //! RFC 2231 file name. An invoice that no bundled font can print fails without being mailed.
-//! A new revision of an invoice gets a new PDF. The email states the total as its PDF does.
+//! A new revision of an invoice gets a new PDF. The email states the total as its PDF does,
+//! also in a resend of an earlier revision.
 
 use anyhow::{Context, Result};
 use invoicer_e2e::{System, parse_message, pdf_text, sha256_hex};
 use invoicer_test_db::TestDatabase;
 use invoicer_test_smtp::TestSmtpServer;
+use sea_orm::ConnectionTrait;
 
 use crate::data::{contact, customer, export, invoice};
+use crate::triggers::orchestrator_database;
 
 on_both_databases!(
     non_ascii_number_is_rfc_2231_file_name,
     uncovered_script_fails_without_mail,
     new_revision_gets_new_pdf,
-    email_total_reads_as_in_pdf
+    email_total_reads_as_in_pdf,
+    earlier_revision_resend_states_its_total
 );
 
 async fn system(database: TestDatabase) -> Result<System> {
@@ -196,5 +200,100 @@ async fn email_total_reads_as_in_pdf(database: TestDatabase) -> Result<()> {
     }
     checked.sort();
     assert_eq!(checked, ["INV-DE-1.pdf", "INV-NL-1.pdf"]);
+    system.stop().await
+}
+
+/// A resend of revision 1 after revision 2 changed the total, PO number and due date attaches
+/// revision 1's PDF, so its email states revision 1's values, not the ones invoice-query has
+/// now.
+async fn earlier_revision_resend_states_its_total(database: TestDatabase) -> Result<()> {
+    let system = system(database).await?;
+    let mut german = customer("C-DE", lee());
+    german["language"] = serde_json::json!("de");
+    let mut first = invoice("INV-REV-2", "C-DE", "1234.50");
+    first["po_number"] = serde_json::json!("PO-1");
+    first["due_date"] = serde_json::json!("2099-01-15");
+    system
+        .import_text("a.json", &export(vec![german.clone()], vec![first]))
+        .await?;
+    let batch = system.run_batch("30d").await?;
+    assert_eq!(batch.counts.unwrap_or_default().sent, 1, "{batch:?}");
+    let mut changed = invoice("INV-REV-2", "C-DE", "999.00");
+    changed["po_number"] = serde_json::json!("PO-2");
+    changed["due_date"] = serde_json::json!("2099-02-15");
+    system
+        .import_text("b.json", &export(vec![german], vec![changed]))
+        .await?;
+
+    system
+        .cli(&[
+            "resend",
+            "INV-REV-2",
+            "--revision",
+            "1",
+            "--reason",
+            "copy of the first total",
+        ])
+        .await?;
+    let messages = system.wait_for_messages(2).await?;
+    let sent = parse_message(&messages[0])?;
+    let resent = parse_message(&messages[1])?;
+    assert_eq!(
+        sha256_hex(&resent.attachment),
+        sha256_hex(&sent.attachment),
+        "the resend did not attach revision 1's PDF"
+    );
+    assert!(
+        resent.text_body.contains("1.234,50\u{a0}€"),
+        "the resend's email does not state revision 1's total: {}",
+        resent.text_body
+    );
+    assert!(
+        !resent.text_body.contains("999,00"),
+        "the resend's email states revision 2's total: {}",
+        resent.text_body
+    );
+    assert!(
+        resent.text_body.contains("Ihre Bestellung: PO-1."),
+        "the resend's email does not state revision 1's PO number: {}",
+        resent.text_body
+    );
+    // The first email was written from revision 1, so its due date sentence is revision 1's.
+    let due = |text: &str| {
+        text.split(". ")
+            .find(|sentence| sentence.contains("fällig am"))
+            .map(str::to_owned)
+    };
+    assert!(due(&sent.text_body).is_some(), "{}", sent.text_body);
+    assert_eq!(due(&resent.text_body), due(&sent.text_body));
+    // Revision 1 was the first one sent, so its resend is not a correction.
+    assert_eq!(resent.subject, sent.subject);
+
+    // A PDF frozen before facts were stored has none: the resend still attaches it, and its
+    // email falls back to the latest revision's values.
+    let db = orchestrator_database(&system).await?;
+    db.execute_unprepared("UPDATE or_documents SET facts_json = NULL")
+        .await?;
+    system
+        .cli(&[
+            "resend",
+            "INV-REV-2",
+            "--revision",
+            "1",
+            "--reason",
+            "copy without stored facts",
+        ])
+        .await?;
+    let messages = system.wait_for_messages(3).await?;
+    let fallback = parse_message(&messages[2])?;
+    assert_eq!(
+        sha256_hex(&fallback.attachment),
+        sha256_hex(&sent.attachment)
+    );
+    assert!(
+        fallback.text_body.contains("999,00\u{a0}€"),
+        "{}",
+        fallback.text_body
+    );
     system.stop().await
 }

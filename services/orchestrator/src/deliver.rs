@@ -1,6 +1,7 @@
 //! Delivering one claimed delivery: resolve recipients, freeze the PDF, persist the attempt,
 //! submit it to mail-delivery, record the outcome and write the email log.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,6 +191,28 @@ impl Engine {
         self.submit(delivery, &message, pdf).await
     }
 
+    /// Returns `invoice` with the facts that the frozen PDF of `revision` was rendered with,
+    /// when that is an earlier revision than invoice-query's. A resend or preview of such a
+    /// revision attaches that PDF, so its email must state the same total and dates.
+    pub(crate) async fn invoice_as_sent<'a>(
+        &self,
+        invoice: &'a Invoice,
+        revision: u32,
+    ) -> Result<Cow<'a, Invoice>, OrchestratorError> {
+        if revision == invoice.revision {
+            return Ok(Cow::Borrowed(invoice));
+        }
+        match self.store.document_facts(&invoice.number, revision).await? {
+            Some(Some(facts)) => Ok(Cow::Owned(invoice.with_facts(&facts))),
+            Some(None) => {
+                tracing::warn!(invoice = %invoice.number, revision, latest = invoice.revision, "revision was frozen before its facts were stored, so the email states the total and dates of the latest revision, which may differ from the PDF");
+                Ok(Cow::Borrowed(invoice))
+            }
+            // The caller rejects a revision without a frozen PDF before it sends anything.
+            None => Ok(Cow::Borrowed(invoice)),
+        }
+    }
+
     /// Composes the message to send and, for a batch delivery, sets its recipients from the
     /// notifier and the contacts. The inner error is the reason nothing is sent: a batch
     /// delivery is then skipped and a resend fails.
@@ -205,8 +228,11 @@ impl Engine {
             .await?;
         if delivery.purpose == Purpose::Resend {
             let notifier = self.effective_notifier(&invoice.customer.code).await?;
+            let stated = self
+                .invoice_as_sent(invoice, delivery.invoice_revision)
+                .await?;
             let composed = self.templates.compose(
-                invoice,
+                &stated,
                 &self.config.company.name,
                 &self.config.company.email,
                 &notifier.templates,

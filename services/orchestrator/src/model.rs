@@ -413,6 +413,25 @@ pub(crate) struct Document {
     pub file_name: String,
     pub page_count: u32,
     pub content: Vec<u8>,
+    /// What the revision's email states, as the invoice had it when the PDF was rendered.
+    /// `None` for a document frozen before these were kept.
+    /// Boxed, because a document moves through the store's write enums by value.
+    pub facts: Option<Box<DocumentFacts>>,
+}
+
+/// The invoice fields that an email states besides the customer's, kept with the frozen PDF
+/// of a revision. A resend of that revision after a newer one was imported writes its email
+/// from these, so the email's total and dates agree with the attached PDF. A field added
+/// later needs `#[serde(default)]`, because rows stored before it lack it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DocumentFacts {
+    /// `invoice` or `credit_note`.
+    pub kind: String,
+    pub issued_date: NaiveDate,
+    pub due_date: String,
+    pub currency: String,
+    pub total: String,
+    pub po_number: String,
 }
 
 #[cfg(test)]

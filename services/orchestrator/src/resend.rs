@@ -385,8 +385,9 @@ impl Engine {
             .store
             .sent_before_revision(&invoice.number, revision)
             .await?;
+        let stated = self.invoice_as_sent(&invoice, revision).await?;
         let message = self.templates.compose(
-            &invoice,
+            &stated,
             &self.config.company.name,
             &self.config.company.email,
             &notifier.templates,

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use invoicer_domain::email::Mailbox;
 use invoicer_kit::ServiceName;
 
-use crate::model::RecipientOutcome;
+use crate::model::{DocumentFacts, RecipientOutcome};
 
 /// A failed call to another service.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +100,36 @@ pub(crate) struct Invoice {
     pub customer: Customer,
     /// The full record, passed on unchanged to pdf-render.
     pub(crate) raw: crate::api::RawInvoice,
+}
+
+impl Invoice {
+    /// Returns what this revision's email states about the invoice, to keep with its PDF.
+    pub(crate) fn facts(&self) -> DocumentFacts {
+        DocumentFacts {
+            kind: self.kind.as_str().to_owned(),
+            issued_date: self.issued_date,
+            due_date: self.due_date.clone(),
+            currency: self.currency.clone(),
+            total: self.total.clone(),
+            po_number: self.po_number.clone(),
+        }
+    }
+
+    /// Returns this invoice with the facts that an earlier revision's PDF was rendered with,
+    /// to write that revision's email. The revision, the customer and the record that
+    /// pdf-render reads stay as they are now, so the result is not for rendering.
+    pub(crate) fn with_facts(&self, facts: &DocumentFacts) -> Invoice {
+        let mut invoice = self.clone();
+        // A kind this build does not know came from a newer build; the current one is the
+        // best guess.
+        invoice.kind = InvoiceKind::parse(&facts.kind).unwrap_or(self.kind);
+        invoice.issued_date = facts.issued_date;
+        invoice.due_date = facts.due_date.clone();
+        invoice.currency = facts.currency.clone();
+        invoice.total = facts.total.clone();
+        invoice.po_number = facts.po_number.clone();
+        invoice
+    }
 }
 
 pub(crate) struct OutgoingEmail<'a> {

@@ -161,6 +161,7 @@ impl Upstream {
             file_name: rendered.file_name,
             page_count: rendered.page_count,
             content: rendered.pdf,
+            facts: Some(Box::new(invoice.facts())),
         })
     }
 

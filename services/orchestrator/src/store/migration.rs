@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddDeliveryDurability),
             Box::new(AddBatchItemPages),
             Box::new(CompressDocumentsWithLz4),
+            Box::new(AddDocumentFacts),
         ]
     }
 
@@ -107,6 +108,7 @@ enum OrDocuments {
     PageCount,
     Content,
     CreatedAt,
+    FactsJson,
 }
 
 #[async_trait::async_trait]
@@ -562,4 +564,41 @@ async fn execute_on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(
     }
     manager.get_connection().execute_unprepared(sql).await?;
     Ok(())
+}
+
+/// Adds `or_documents.facts_json`: what the email of the revision states about the invoice
+/// (kind, dates, total, currency, PO number) when its PDF was frozen, so that a later send of
+/// that revision writes an email that agrees with its PDF. Documents frozen before this
+/// migration have none.
+struct AddDocumentFacts;
+
+impl MigrationName for AddDocumentFacts {
+    fn name(&self) -> &str {
+        "m20261206_000006_document_facts"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddDocumentFacts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(OrDocuments::Table)
+                    .add_column(text_null(OrDocuments::FactsJson))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(OrDocuments::Table)
+                    .drop_column(OrDocuments::FactsJson)
+                    .to_owned(),
+            )
+            .await
+    }
 }

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Document,
-    Purpose,
+    DocumentFacts, Purpose,
 };
 use entities::{batch, batch_item, delivery, document};
 
@@ -736,6 +736,32 @@ impl Store {
         find_document(&self.db, invoice_number, revision).await
     }
 
+    /// Returns the facts kept with the frozen PDF of `revision`, reading no PDF content:
+    /// `None` when the revision has no frozen PDF, `Some(None)` when it was frozen before
+    /// facts were kept.
+    pub(crate) async fn document_facts(
+        &self,
+        invoice_number: &str,
+        revision: u32,
+    ) -> Result<Option<Option<DocumentFacts>>, StoreError> {
+        let row: Option<Option<String>> = document::Entity::find()
+            .select_only()
+            .column(document::Column::FactsJson)
+            .filter(document::Column::InvoiceNumber.eq(invoice_number))
+            .filter(document::Column::InvoiceRevision.eq(revision as i32))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let Some(json) = row else {
+            return Ok(None);
+        };
+        Ok(Some(parse_facts(
+            invoice_number,
+            revision,
+            json.as_deref(),
+        )?))
+    }
+
     /// Returns which of `revisions` have a frozen PDF, reading no PDF content.
     pub(crate) async fn frozen_revisions(
         &self,
@@ -806,6 +832,10 @@ impl Store {
             page_count: Set(document.page_count as i32),
             content: Set(document.content.clone()),
             created_at: Set(Utc::now()),
+            facts_json: Set(document
+                .facts
+                .as_ref()
+                .map(|facts| serde_json::to_string(facts).expect("facts serialize to JSON"))),
             ..Default::default()
         };
         let inserted = document::Entity::insert(row)
@@ -923,13 +953,28 @@ async fn find_document<C: ConnectionTrait>(
         .filter(document::Column::InvoiceRevision.eq(revision as i32))
         .one(db)
         .await?;
-    Ok(row.map(|row| Document {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    // Only a resend of an earlier revision needs the facts, and `document_facts` reports them
+    // as corrupt there, so a bad value does not keep the PDF from being sent.
+    let facts = parse_facts(
+        &row.invoice_number,
+        row.invoice_revision as u32,
+        row.facts_json.as_deref(),
+    )
+    .unwrap_or_else(|error| {
+        tracing::warn!(invoice = %row.invoice_number, revision = row.invoice_revision, %error, "ignoring the stored facts of a frozen PDF");
+        None
+    });
+    Ok(Some(Document {
         invoice_number: row.invoice_number,
         invoice_revision: row.invoice_revision as u32,
         sha256: row.sha256,
         file_name: row.file_name,
         page_count: row.page_count as u32,
         content: row.content,
+        facts: facts.map(Box::new),
     }))
 }
 
@@ -975,6 +1020,23 @@ fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
     std::fs::create_dir_all(&folder).map_err(|source| StoreError::DataDir {
         path: folder.display().to_string(),
         source,
+    })
+}
+
+fn parse_facts(
+    invoice_number: &str,
+    revision: u32,
+    json: Option<&str>,
+) -> Result<Option<DocumentFacts>, StoreError> {
+    let Some(json) = json else {
+        return Ok(None);
+    };
+    serde_json::from_str(json).map(Some).map_err(|error| {
+        corrupt(
+            "or_documents",
+            format!("{invoice_number} revision {revision}"),
+            format!("facts_json is not valid: {error}"),
+        )
     })
 }
 

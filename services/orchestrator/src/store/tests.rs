@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use invoicer_test_db::TestDatabase;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use super::entities::document;
 use super::{ItemPageRequest, Store, StoreError};
 use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Document,
-    Purpose,
+    DocumentFacts, Purpose,
 };
 use crate::notifier::NotifierUpdate;
 
@@ -440,6 +443,14 @@ fn rendered_document(number: &str, content: &[u8]) -> Document {
         file_name: format!("{number}.pdf"),
         page_count: 1,
         content: content.to_vec(),
+        facts: Some(Box::new(DocumentFacts {
+            kind: "invoice".to_owned(),
+            issued_date: chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            due_date: "2026-03-31".to_owned(),
+            currency: "EUR".to_owned(),
+            total: format!("{}.00", content.len()),
+            po_number: "PO-7".to_owned(),
+        })),
     }
 }
 
@@ -458,6 +469,16 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(frozen.content, b"first");
+    let first_facts = rendered_document("INV-1", b"first").facts;
+    assert_eq!(
+        a.document("INV-1", 1).await.unwrap().unwrap().facts,
+        first_facts
+    );
+    assert_eq!(
+        a.document_facts("INV-1", 1).await.unwrap(),
+        Some(first_facts.clone().map(|facts| *facts))
+    );
+    assert_eq!(a.document_facts("INV-1", 2).await.unwrap(), None);
     let stored = a.get_delivery(&first.id).await.unwrap().unwrap();
     assert_eq!(stored.state, DeliveryState::Submitting);
     assert_eq!(stored.pdf_sha256, "sha-of-first");
@@ -472,6 +493,7 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(frozen.content, b"first");
+    assert_eq!(frozen.facts, first_facts);
     assert_eq!(second.pdf_sha256, "sha-of-first");
     let stored = b.get_delivery(&second.id).await.unwrap().unwrap();
     assert_eq!(stored.pdf_sha256, "sha-of-first");
@@ -506,6 +528,29 @@ async fn first_render_frozen_with_delivery(database: TestDatabase) {
     assert!(a.document("INV-2", 1).await.unwrap().is_none());
     let stored = a.get_delivery(&leased_to_a.id).await.unwrap().unwrap();
     assert_eq!(stored.state, DeliveryState::Pending);
+
+    // A document frozen before facts were kept has none, and one whose facts no longer
+    // parse is reported as corrupt, not read as having none.
+    let mut without_facts = new_delivery("INV-3/1", "INV-3");
+    assert!(a.insert_delivery(&without_facts).await.unwrap());
+    without_facts.state = DeliveryState::Submitting;
+    let document = Document {
+        facts: None,
+        ..rendered_document("INV-3", b"older")
+    };
+    a.freeze_rendered(document, &mut without_facts)
+        .await
+        .unwrap();
+    assert_eq!(a.document("INV-3", 1).await.unwrap().unwrap().facts, None);
+    assert_eq!(a.document_facts("INV-3", 1).await.unwrap(), Some(None));
+    document::Entity::update_many()
+        .col_expr(document::Column::FactsJson, Expr::value("{\"kind\": 1}"))
+        .filter(document::Column::InvoiceNumber.eq("INV-3"))
+        .exec(&a.db)
+        .await
+        .unwrap();
+    let error = a.document_facts("INV-3", 1).await.unwrap_err();
+    assert!(error.to_string().contains("INV-3 revision 1"), "{error}");
     database.remove().await.unwrap();
 }
 

@@ -15,6 +15,8 @@ pub(crate) struct Model {
     #[sea_orm(column_type = "Blob")]
     pub content: Vec<u8>,
     pub created_at: DateTimeUtc,
+    /// `DocumentFacts` as JSON; null for a document frozen before the column existed.
+    pub facts_json: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
