@@ -25,6 +25,7 @@ on_both_databases!(
     template_syntax_error_rejected,
     invalid_extra_address_rejected,
     history_shows_who_when_old_new,
+    history_unknown_customer_not_found,
     show_and_list_print_own_and_effective,
     own_notifier_after_send_sends_nothing,
     notifier_change_applies_to_later_chunks,
@@ -500,6 +501,24 @@ async fn invalid_extra_address_rejected(database: TestDatabase) -> Result<()> {
         error.message().contains("archive@@seller"),
         "{}",
         error.message()
+    );
+    system.stop().await
+}
+
+/// A known customer without changes has an empty history, and a mistyped code is an error
+/// rather than an empty history.
+async fn history_unknown_customer_not_found(database: TestDatabase) -> Result<()> {
+    let system = system_with_invoice(database).await?;
+    let empty = system.cli(&["notifier", "history", "C-1"]).await?.stdout;
+    assert_eq!(empty.trim(), "no notifier changes recorded");
+
+    let error = system
+        .cli(&["notifier", "history", "C-404"])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("customer \"C-404\" not found in invoice-query"),
+        "{error:#}"
     );
     system.stop().await
 }

@@ -103,7 +103,9 @@ impl Engine {
         Ok(self.store.notifiers().await?)
     }
 
-    /// Recorded changes newest first, of one customer or, with an empty code, of all.
+    /// Recorded changes newest first, of one customer or, with an empty code, of all. A
+    /// customer without changes must exist in invoice-query, so that a mistyped code returns
+    /// NotFound instead of an empty history.
     pub(crate) async fn notifier_changes(
         &self,
         customer_code: &str,
@@ -111,7 +113,14 @@ impl Engine {
         limit: u64,
     ) -> Result<Vec<NotifierChange>, OrchestratorError> {
         let code = Some(customer_code.trim()).filter(|code| !code.is_empty());
-        Ok(self.store.notifier_changes(code, offset, limit).await?)
+        let changes = self.store.notifier_changes(code, offset, limit).await?;
+        if let Some(code) = code
+            && changes.is_empty()
+            && offset == 0
+        {
+            self.check_customer(code).await?;
+        }
+        Ok(changes)
     }
 
     async fn check_customer(&self, code: &str) -> Result<(), OrchestratorError> {
