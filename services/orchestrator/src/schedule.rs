@@ -1,7 +1,7 @@
 //! The batch schedule: a cron expression read in an IANA timezone, and the business date of
 //! each fire instant.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -70,11 +70,20 @@ impl Schedule {
     }
 
     /// Rejects an expression that fires twice on one local date within `FIRES_CHECKED` fires
-    /// from the start of 2026, because only the first fire of a date opens its batch.
+    /// from the local start of 2026, because only the first fire of a date opens its batch.
     fn check_once_a_day(&self) -> Result<(), ScheduleError> {
+        // One second before local midnight, so that a fire at 00:00 counts and the error
+        // names the first two fires of the day. In a zone whose clocks skipped that midnight,
+        // UTC midnight serves as well.
         let start = NaiveDate::from_ymd_opt(2026, 1, 1)
             .and_then(|date| date.and_hms_opt(0, 0, 0))
-            .map(|start| start.and_utc())
+            .map(|midnight| {
+                let instant = match self.timezone.from_local_datetime(&midnight).earliest() {
+                    Some(local) => local.with_timezone(&Utc),
+                    None => midnight.and_utc(),
+                };
+                instant - chrono::Duration::seconds(1)
+            })
             .unwrap_or_default();
         let mut last: Option<FireInstant> = None;
         let mut cursor = start;
@@ -305,6 +314,14 @@ mod tests {
             assert!(message.contains("fires more than once on"), "{message}");
             assert!(message.contains(&format!("{expression:?}")), "{message}");
         }
+        // The first two fires of the day, midnight included.
+        let message = Schedule::new("*/5 * * * *", "Europe/Berlin")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("on 2026-01-01 (at 00:00 and 00:05)"),
+            "{message}"
+        );
         for expression in ["0 2 * * *", "@daily", "30 2 * * MON-FRI", "0 0 1 * *"] {
             assert!(
                 Schedule::new(expression, "Europe/Berlin").is_ok(),
