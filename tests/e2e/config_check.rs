@@ -68,8 +68,8 @@ from = \"Seller Billing <billing@seller.example>\"
 }
 
 /// Settings that TOML takes but the server or a service rejects at start: each is reported
-/// with the check, the key and the value, and one run reports the first problem of every
-/// check: a bad From address fails both services that read it.
+/// with the check, the key and the value, and one run reports every check's problems: a bad
+/// From address fails both services that read it.
 #[tokio::test]
 async fn service_settings_fail_the_check() -> Result<()> {
     let (code, output) = config_check("[mail]\nfrom = \"billing at company\"\n").await?;
@@ -102,6 +102,23 @@ async fn service_settings_fail_the_check() -> Result<()> {
         assert_eq!(code, std::process::ExitCode::from(1), "{output}");
         assert!(output.contains(expected), "{expected:?} not in {output}");
     }
+
+    // Two orchestrator problems in one file: both are named, each on its own line, and the
+    // orchestrator counts as one failed check.
+    let content = "[batch]\nlease_duration = \"soon\"\n\n[batch.schedule]\ncron = \"0 25 * * *\"\n";
+    let (code, output) = config_check(content).await?;
+    assert_eq!(code, std::process::ExitCode::from(1), "{output}");
+    let orchestrator: Vec<&str> = output
+        .lines()
+        .filter(|line| line.starts_with("orchestrator: "))
+        .collect();
+    assert_eq!(orchestrator.len(), 2, "{output}");
+    assert!(orchestrator[0].contains("batch.lease_duration"), "{output}");
+    assert!(
+        orchestrator[1].contains("invalid cron expression"),
+        "{output}"
+    );
+    assert!(output.contains("1 of 6 checks failed"), "{output}");
     Ok(())
 }
 

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use invoicer_kit::{BoxError, Config, ServiceContext, ServiceName, ServicePlugin};
 use tonic::service::RoutesBuilder;
 
+use crate::error::OrchestratorError;
+
 pub use schedule::{FireInstant, Schedule, ScheduleError};
 
 /// The orchestrator as a host plugin.
@@ -99,11 +101,30 @@ impl ServicePlugin for OrchestratorPlugin {
 
     /// Checks what `Engine::new` and `start` parse: the lease, the schedule, the batch and
     /// mail settings, and the default notifier with its templates.
+    /// Each of the four checks runs even after another fails, and the error has one line per
+    /// problem. The settings check stops at its own first problem.
     fn check_config(&self, config: &Config) -> Result<(), BoxError> {
-        engine::lease_duration(&config.batch.lease_duration)?;
-        Schedule::new(&config.batch.schedule.cron, config.schedule_timezone())?;
-        engine::Settings::from_config(config)?;
-        notifier::EffectiveNotifier::from_config(&config.notifier)?;
-        Ok(())
+        let results: [Result<(), OrchestratorError>; 4] = [
+            engine::lease_duration(&config.batch.lease_duration).map(drop),
+            Schedule::new(&config.batch.schedule.cron, config.schedule_timezone())
+                .map(drop)
+                .map_err(OrchestratorError::from),
+            engine::Settings::from_config(config).map(drop),
+            notifier::EffectiveNotifier::from_config(&config.notifier).map(drop),
+        ];
+        // The settings parse the lease and the timezone again, so a problem there comes
+        // twice and is named once.
+        let mut problems: Vec<String> = Vec::new();
+        for error in results.into_iter().filter_map(Result::err) {
+            let problem = error.to_string();
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n").into())
+        }
     }
 }

@@ -9,8 +9,8 @@ use crate::cli::ConfigCheckArgs;
 use crate::host;
 
 /// Runs the server's check of its access, TLS and endpoint settings, then each service's own
-/// check of the settings it reads at start, and prints one line per check. Every check runs,
-/// so one run lists the first problem of each.
+/// check of the settings it reads at start, and prints one line per check, or per problem of
+/// a check that reports several. Every check runs, so one run lists the problems of each.
 pub(crate) fn check(
     config: &Config,
     args: ConfigCheckArgs,
@@ -35,7 +35,10 @@ pub(crate) fn check(
             Ok(()) => writeln!(out, "{name}: ok")?,
             Err(error) => {
                 failed += 1;
-                writeln!(out, "{name}: {}", error_chain(error.as_ref()))?;
+                // A check that found several problems reports one per line.
+                for problem in error_chain(error.as_ref()).lines() {
+                    writeln!(out, "{name}: {problem}")?;
+                }
             }
         }
     }
