@@ -161,7 +161,7 @@ async fn resend_repeat_with_other_parameters_rejected(database: TestDatabase) ->
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::InvalidArgument);
     assert!(
-        error.message().contains("another to"),
+        error.message().contains("with a different to;"),
         "{}",
         error.message()
     );
@@ -174,7 +174,25 @@ async fn resend_repeat_with_other_parameters_rejected(database: TestDatabase) ->
         .await
         .unwrap_err();
     assert!(
-        error.message().contains("another reason"),
+        error.message().contains("with a different reason;"),
+        "{}",
+        error.message()
+    );
+
+    // Every differing part is named, the revision included.
+    let mut several = first.clone();
+    several.revision = 2;
+    several.reason = "something else".to_owned();
+    several.cc = vec!["cc@elsewhere.example".to_owned()];
+    let error = system
+        .orchestrator()?
+        .resend_invoice(several)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("with a different revision, reason and cc;"),
         "{}",
         error.message()
     );

@@ -149,15 +149,20 @@ fn check_outside_override(
     Ok(())
 }
 
-/// Names the part of a repeated request that differs from the first one with its request id.
-/// Recipients are compared only when the repeat names some, because the first request may
-/// have used the contacts' addresses of that time.
+/// Names the parts of a repeated request that differ from the first one with its request
+/// id. Recipients are compared only when the repeat names some, because the first request may
+/// have used the contacts' addresses of that time. A repeat that names no revision (0) matches
+/// the first request's revision, whichever it was.
 fn differs_from(
     request: &ResendRequest,
     previous: &Delivery,
-) -> Result<Option<&'static str>, OrchestratorError> {
+) -> Result<Vec<&'static str>, OrchestratorError> {
+    let mut differences = Vec::new();
+    if request.revision != 0 && request.revision != previous.invoice_revision {
+        differences.push("revision");
+    }
     if request.reason.trim() != previous.resend_reason.trim() {
-        return Ok(Some("reason"));
+        differences.push("reason");
     }
     let overrides = [
         ("to", &request.to, &previous.to),
@@ -168,7 +173,7 @@ fn differs_from(
         .iter()
         .all(|(_, requested, _)| requested.is_empty())
     {
-        return Ok(None);
+        return Ok(differences);
     }
     for (field, requested, sent) in overrides {
         let mut requested: Vec<String> = parse_overrides(field, requested)?
@@ -179,10 +184,19 @@ fn differs_from(
         requested.sort();
         sent.sort();
         if requested != sent {
-            return Ok(Some(field));
+            differences.push(field);
         }
     }
-    Ok(None)
+    Ok(differences)
+}
+
+/// Joins names as a list in a sentence: `reason`, `reason and cc`, `revision, reason and cc`.
+fn join_names(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [only] => (*only).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 impl Engine {
@@ -341,12 +355,14 @@ impl Engine {
                 ),
             ));
         }
-        if let Some(difference) = differs_from(request, &previous)? {
+        let differences = differs_from(request, &previous)?;
+        if !differences.is_empty() {
             return Err(OrchestratorError::invalid(
                 "request_id",
                 format!(
-                    "request id {:?} was already used with another {difference}; repeat the first request exactly, or choose a new request id",
-                    request.request_id
+                    "request id {:?} was already used with a different {}; repeat the first request exactly, or choose a new request id",
+                    request.request_id,
+                    join_names(&differences)
                 ),
             ));
         }
@@ -406,6 +422,16 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_names_reads_as_a_list() {
+        assert_eq!(join_names(&["reason"]), "reason");
+        assert_eq!(join_names(&["reason", "cc"]), "reason and cc");
+        assert_eq!(
+            join_names(&["revision", "reason", "cc"]),
+            "revision, reason and cc"
+        );
+    }
 
     #[test]
     fn attachment_name_replaces_unsafe_characters() {
