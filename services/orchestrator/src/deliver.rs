@@ -430,7 +430,7 @@ impl Engine {
                 .recipients
                 .iter()
                 .filter(|r| !r.accepted)
-                .map(|r| format!("{} ({} {})", r.address, r.reply_code, r.reply_text))
+                .map(recipient_reply)
                 .collect();
             delivery.reason = format!("rejected recipients: {}", rejected.join(", "));
         }
