@@ -36,8 +36,10 @@ pub(crate) enum LogWrite {
     /// audit-log was unavailable or timed out, so an append right after this one would most
     /// likely fail too.
     Unreachable,
-    /// audit-log rejected the append, or marking the delivery failed.
-    Failed,
+    /// audit-log rejected the append.
+    Rejected,
+    /// audit-log took the append, but marking the delivery as logged failed.
+    NotMarked,
 }
 
 /// The PDF a delivery attaches.
@@ -583,7 +585,7 @@ impl Engine {
                 Ok(()) => LogWrite::Done,
                 Err(error) => {
                     tracing::error!(delivery_id = %delivery.id, %error, "cannot mark delivery as logged");
-                    LogWrite::Failed
+                    LogWrite::NotMarked
                 }
             },
             Err(error) => {
@@ -592,7 +594,7 @@ impl Engine {
                     tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
                         LogWrite::Unreachable
                     }
-                    _ => LogWrite::Failed,
+                    _ => LogWrite::Rejected,
                 }
             }
         }

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::api::Upstream;
 use crate::error::OrchestratorError;
+use crate::log_backoff::LogBackoff;
 use crate::message::MessageTemplates;
 use crate::model::{BatchCounts, BatchStatus, Delivery};
 use crate::notifier::EffectiveNotifier;
@@ -160,6 +161,8 @@ pub(crate) struct Engine {
     /// The id after which the next round of `append_unlogged` starts, where the last round
     /// stopped after a page that audit-log rejected in full. `None` starts at the first id.
     pub log_catch_up_after: Mutex<Option<String>>,
+    /// The outcomes whose catch-up append audit-log rejected, each waiting for its next try.
+    pub log_backoff: LogBackoff,
     /// Wakes the retry loop when a delivery is deferred, so its retry is not late by the
     /// loop's sleep.
     pub retry_wakeup: tokio::sync::Notify,
@@ -213,6 +216,7 @@ impl Engine {
             in_flight: Mutex::new(BTreeMap::new()),
             failed_attempts: Mutex::new(HashMap::new()),
             log_catch_up_after: Mutex::new(None),
+            log_backoff: LogBackoff::default(),
             retry_wakeup: tokio::sync::Notify::new(),
         })
     }

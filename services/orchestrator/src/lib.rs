@@ -7,6 +7,7 @@ mod engine;
 mod error;
 mod gauges;
 mod log;
+mod log_backoff;
 mod message;
 mod model;
 mod notifier;

@@ -2,7 +2,7 @@
 //! deferred deliveries, and the recovery of deliveries a stopped process left in flight.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
@@ -308,10 +308,10 @@ impl Engine {
     /// flight are skipped: each appends its own outcome.
     ///
     /// A round reads the outcomes a page at a time in the order of their ids. It stops when
-    /// audit-log is unreachable, and after a page of which audit-log took nothing: an append
-    /// it rejects fails again in the next round, so going on would only repeat the rejections
-    /// until the last page. The next round then starts after that page, so outcomes that
-    /// audit-log rejects every time never keep the later ones out of the log.
+    /// audit-log is unreachable, and after a page of which audit-log took nothing. The next
+    /// round then starts after that page, so outcomes that audit-log rejects every time never
+    /// keep the later ones out of the log. A rejected outcome waits before its next try, longer
+    /// after each rejection (`LogBackoff`), so it does not add a warning to every round.
     ///
     /// On PostgreSQL another replica may be between storing an outcome and appending it. This
     /// round then sends that outcome a second time, and audit-log keeps one entry of the two
@@ -339,7 +339,7 @@ impl Engine {
                         self.resume_log_catch_up_after(after);
                         return Ok(());
                     }
-                    Some(LogWrite::Failed) => failed += 1,
+                    Some(LogWrite::Rejected | LogWrite::NotMarked) => failed += 1,
                     None => {}
                 }
             }
@@ -369,9 +369,10 @@ impl Engine {
     }
 
     /// Appends the stored outcome of delivery `id`, and returns `None` for a delivery that is
-    /// in flight in this process, gone or logged by now.
+    /// in flight in this process, gone or logged by now, or whose outcome audit-log rejected
+    /// and that waits for its next try (`LogBackoff`).
     async fn append_missed(&self, id: &str) -> Result<Option<LogWrite>, OrchestratorError> {
-        if self.is_in_flight(id) {
+        if self.is_in_flight(id) || self.log_backoff.is_waiting(id, Instant::now()) {
             return Ok(None);
         }
         // Read again after the check: a resend that ended since the list was read has
@@ -397,10 +398,20 @@ impl Engine {
             .await?
             .map_or(0, |d| d.content.len() as u64);
         // `updated_at` is when the outcome was stored, right after the attempt.
-        Ok(Some(
-            self.write_log(&delivery, result, size, delivery.updated_at)
-                .await,
-        ))
+        let written = self
+            .write_log(&delivery, result, size, delivery.updated_at)
+            .await;
+        match written {
+            LogWrite::Done => self.log_backoff.appended(id),
+            LogWrite::Rejected => {
+                let wait = self.log_backoff.rejected(id, Instant::now());
+                tracing::info!(invoice = %delivery.invoice_number, delivery_id = %id, wait = %humantime::format_duration(wait), "audit-log rejected the outcome; the catch-up tries it again after the wait");
+            }
+            // A failed mark is a problem of the orchestrator's own database, and an unreachable
+            // audit-log rejected nothing, so the next round tries again.
+            LogWrite::NotMarked | LogWrite::Unreachable => {}
+        }
+        Ok(Some(written))
     }
 
     /// Attempts one claimed deferred delivery again, or gives it back when the process is
