@@ -14,10 +14,12 @@ pub enum ScheduleError {
     Cron { expression: String, message: String },
     #[error("unknown timezone {0:?}: expected an IANA name such as `Europe/Berlin`")]
     Timezone(String),
-    #[error("cron expression {0:?} never fires")]
+    #[error(
+        "cron expression {0:?} never fires; check its day of month and month, or use one such as `0 2 * * *`"
+    )]
     NeverFires(String),
     #[error(
-        "cron expression {expression:?} fires more than once on {date} (at {first} and {second}), but a batch runs once per business date and the later fires would do nothing; use one fire a day, such as `0 2 * * *`"
+        "cron expression {expression:?} fires more than once a day (on {date} at {first} and {second}), but a batch runs once per business date and the later fires would do nothing; use one fire a day, such as `0 2 * * *`"
     )]
     SeveralADay {
         expression: String,
@@ -88,10 +90,13 @@ impl Schedule {
         let mut last: Option<FireInstant> = None;
         let mut cursor = start;
         for _ in 0..FIRES_CHECKED {
-            // An expression that stops firing, such as one for a past year, has nothing more
-            // to check.
+            // An expression that never fires, such as one for 30 February, would stop the
+            // scheduler at start. One that stops firing later has nothing more to check.
             let Ok(fire) = self.next_after(cursor) else {
-                return Ok(());
+                return match last {
+                    None => Err(ScheduleError::NeverFires(self.expression.clone())),
+                    Some(_) => Ok(()),
+                };
             };
             if let Some(previous) = last
                 && previous.business_date == fire.business_date
@@ -307,11 +312,22 @@ mod tests {
     }
 
     #[test]
+    fn never_firing_expression_rejected() {
+        let error = Schedule::new("0 2 30 2 *", "Europe/Berlin").unwrap_err();
+        assert!(
+            matches!(error, ScheduleError::NeverFires(ref expression) if expression == "0 2 30 2 *"),
+            "{error}"
+        );
+        // 29 February comes back every four years.
+        assert!(Schedule::new("0 2 29 2 *", "Europe/Berlin").is_ok());
+    }
+
+    #[test]
     fn several_fires_a_day_rejected() {
         for expression in ["* * * * *", "@hourly", "*/30 2 * * *", "0 2,14 * * *"] {
             let error = Schedule::new(expression, "Europe/Berlin").unwrap_err();
             let message = error.to_string();
-            assert!(message.contains("fires more than once on"), "{message}");
+            assert!(message.contains("fires more than once a day"), "{message}");
             assert!(message.contains(&format!("{expression:?}")), "{message}");
         }
         // The first two fires of the day, midnight included.
@@ -319,7 +335,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            message.contains("on 2026-01-01 (at 00:00 and 00:05)"),
+            message.contains("(on 2026-01-01 at 00:00 and 00:05)"),
             "{message}"
         );
         for expression in ["0 2 * * *", "@daily", "30 2 * * MON-FRI", "0 0 1 * *"] {
