@@ -510,7 +510,10 @@ async fn invalid_extra_address_rejected(database: TestDatabase) -> Result<()> {
 async fn history_unknown_customer_not_found(database: TestDatabase) -> Result<()> {
     let system = system_with_invoice(database).await?;
     let empty = system.cli(&["notifier", "history", "C-1"]).await?.stdout;
-    assert_eq!(empty.trim(), "no notifier changes recorded");
+    assert_eq!(
+        empty.trim(),
+        "no notifier changes recorded for customer C-1"
+    );
 
     let error = system
         .cli(&["notifier", "history", "C-404"])

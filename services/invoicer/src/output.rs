@@ -384,8 +384,9 @@ pub(crate) fn resend(
     }
     writeln!(
         out,
-        "{} {} to {}",
+        "{} revision {} {} to {}",
         delivery.invoice_number,
+        delivery.invoice_revision,
         delivery_state(delivery.state),
         joined(&delivery.to)
     )?;
@@ -490,8 +491,8 @@ pub(crate) fn log_entries(out: Out<'_>, entries: &[audit::Entry], as_json: bool)
     }
     writeln!(
         out,
-        "{:<24}  {:<16}  {:<14}  {:<34}  {:<12}  {:<32}  trigger",
-        "at", "invoice", "outcome", "to", "pdf sha256", "trace id"
+        "{:<24}  {:<16}  {:>3}  {:<14}  {:<34}  {:<12}  {:<32}  trigger",
+        "at", "invoice", "rev", "outcome", "to", "pdf sha256", "trace id"
     )?;
     for entry in entries {
         let trigger = entry.trigger.clone().unwrap_or_default();
@@ -503,9 +504,10 @@ pub(crate) fn log_entries(out: Out<'_>, entries: &[audit::Entry], as_json: bool)
         };
         writeln!(
             out,
-            "{:<24}  {:<16}  {:<14}  {:<34}  {:<12}  {:<32}  {}",
+            "{:<24}  {:<16}  {:>3}  {:<14}  {:<34}  {:<12}  {:<32}  {}",
             entry.at,
             entry.invoice_number,
+            entry.invoice_revision,
             outcome(entry.outcome),
             addresses(&entry.to).join(","),
             sha_prefix,
@@ -790,6 +792,7 @@ pub(crate) fn notifier_updated(
 
 pub(crate) fn notifier_history(
     out: Out<'_>,
+    customer: Option<&str>,
     changes: &[pb::NotifierChange],
     as_json: bool,
 ) -> io::Result<()> {
@@ -811,7 +814,10 @@ pub(crate) fn notifier_history(
         return Ok(());
     }
     if changes.is_empty() {
-        return writeln!(out, "no notifier changes recorded");
+        return match customer {
+            Some(code) => writeln!(out, "no notifier changes recorded for customer {code}"),
+            None => writeln!(out, "no notifier changes recorded"),
+        };
     }
     for change in changes {
         writeln!(
@@ -826,6 +832,30 @@ pub(crate) fn notifier_history(
         writeln!(out, "    old: {old}")?;
         let new = change.new.clone().unwrap_or_default();
         writeln!(out, "    new: {}", notifier_summary(&new))?;
+        template_changes(out, change.old.as_ref(), &new)?;
+    }
+    Ok(())
+}
+
+/// Writes a line for each template that a change added, rewrote or removed, because the
+/// summaries name the templates but not their text.
+fn template_changes(
+    out: Out<'_>,
+    old: Option<&pb::Notifier>,
+    new: &pb::Notifier,
+) -> io::Result<()> {
+    let old = old.map(notifier_templates).unwrap_or_default();
+    let new = notifier_templates(new);
+    for (name, source) in &new {
+        let before = old.iter().find(|(old_name, _)| old_name == name);
+        if before.is_none_or(|(_, old_source)| old_source != source) {
+            writeln!(out, "    template {name}: {source:?}")?;
+        }
+    }
+    for (name, _) in &old {
+        if !new.iter().any(|(new_name, _)| new_name == name) {
+            writeln!(out, "    template {name}: removed")?;
+        }
     }
     Ok(())
 }
@@ -931,11 +961,57 @@ mod tests {
         );
     }
 
-    /// A sent entry without Cc, Bcc or refusals keeps to its row and the server's reply.
+    fn subject_only(subject: &str) -> pb::Notifier {
+        let template = pb::MessageTemplate {
+            subject: subject.to_owned(),
+            ..pb::MessageTemplate::default()
+        };
+        pb::Notifier {
+            templates: [("en".to_owned(), template)].into(),
+            ..pb::Notifier::default()
+        }
+    }
+
+    /// A change of a template's text alone shows the new text, since both summaries read
+    /// `templates=en.subject`, and a removed template is named.
+    #[test]
+    fn history_shows_changed_template_text() {
+        let change = pb::NotifierChange {
+            customer_code: "C-1".to_owned(),
+            old: Some(subject_only("Invoice {{ number }}")),
+            new: Some(subject_only("Invoice {{ number }} (new text)")),
+            ..pb::NotifierChange::default()
+        };
+        let removed = pb::NotifierChange {
+            customer_code: "C-1".to_owned(),
+            old: Some(subject_only("Invoice {{ number }}")),
+            new: Some(pb::Notifier::default()),
+            ..pb::NotifierChange::default()
+        };
+        let mut out = Vec::new();
+        notifier_history(&mut out, Some("C-1"), &[change, removed], false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let templates: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("    template "))
+            .collect();
+        assert_eq!(
+            templates,
+            [
+                "    template en.subject: \"Invoice {{ number }} (new text)\"",
+                "    template en.subject: removed",
+            ],
+            "{text}"
+        );
+    }
+
+    /// A sent entry without Cc, Bcc or refusals keeps to its row, which names the revision, and
+    /// the server's reply.
     #[test]
     fn sent_log_entry_adds_only_the_reply() {
         let entry = audit::Entry {
             invoice_number: "INV-2".to_owned(),
+            invoice_revision: 2,
             outcome: types::DeliveryOutcome::Sent.into(),
             to: vec![mailbox("lee@buyer.example")],
             recipients: vec![recipient("lee@buyer.example", true, 250, "OK")],
@@ -944,6 +1020,8 @@ mod tests {
         };
         let text = printed(&[entry]);
         assert_eq!(text.lines().count(), 3, "{text}");
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row[..3], ["INV-2", "2", "sent"], "{text}");
         assert!(
             text.ends_with("    server reply: 250 2.0.0 queued as Q2\n"),
             "{text}"

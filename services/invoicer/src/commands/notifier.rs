@@ -225,7 +225,7 @@ async fn history(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     let mut request = pb::ListNotifierChangesRequest {
-        customer_code: args.customer.unwrap_or_default(),
+        customer_code: args.customer.clone().unwrap_or_default(),
         page_size: CHANGES_PAGE_SIZE,
         page_token: String::new(),
     };
@@ -243,7 +243,11 @@ async fn history(
         }
         request.page_token = page.next_page_token;
     }
-    output::notifier_history(out, &changes, args.json)?;
+    let customer = args
+        .customer
+        .as_deref()
+        .filter(|code| !code.trim().is_empty());
+    output::notifier_history(out, customer, &changes, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
