@@ -672,14 +672,14 @@ pub fn is_sqlite_url(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
 
-/// Idle time after which invoice-query's and audit-log's pools ping a PostgreSQL connection
-/// before they hand it out. The ping replaces a connection that a server restart or a network
+/// Idle time after which the stores' pools ping a PostgreSQL connection before they hand it
+/// out. The ping replaces a connection that a server restart or a network
 /// device cut before a statement fails on it. A connection used within the last second is
 /// handed out without it, which saves a round trip per statement in a busy batch. A cut
 /// connection of that second fails its next statement instead, and the pool then drops it.
 /// Their callers recover from such a failure: the orchestrator reads the invoice again with
-/// a later attempt, and appends an unlogged outcome again. The orchestrator's own pool pings
-/// at every checkout.
+/// a later attempt, and appends an unlogged outcome again. The orchestrator itself writes the
+/// outcome of a sent attempt again (`OUTCOME_WRITE_RETRIES`).
 pub const DATABASE_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Returns the folder of a `sqlite://` file URL, such as `/srv/data` for

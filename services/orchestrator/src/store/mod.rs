@@ -108,13 +108,15 @@ impl Store {
     ) -> Result<Store, StoreError> {
         create_sqlite_folder(url)?;
         let mut options = ConnectOptions::new(url.to_owned());
-        // On PostgreSQL the orchestrator pings at every checkout, unlike the other stores
-        // (`DATABASE_PING_AFTER_IDLE`): its write after a send must not fail on a connection
-        // cut moments before, because that delivery would stay `submitting` and become
-        // `unknown`.
-        options
-            .sqlx_logging(false)
-            .test_before_acquire(!invoicer_kit::config::is_sqlite_url(url));
+        // On PostgreSQL a connection idle for a second is pinged before use, as in the other
+        // stores (`DATABASE_PING_AFTER_IDLE`). A connection cut within that second fails its
+        // next statement. Before a send that ends the attempt and its batch, and the retry loop
+        // settles the delivery. The write of an outcome after a send is tried again
+        // (`OUTCOME_WRITE_RETRIES`), on a new connection.
+        options.sqlx_logging(false).test_before_acquire(false);
+        if !invoicer_kit::config::is_sqlite_url(url) {
+            options.test_before_acquire_if_idle_for(invoicer_kit::config::DATABASE_PING_AFTER_IDLE);
+        }
         if invoicer_kit::config::is_sqlite_url(url) {
             // One writer at a time; busy writers wait instead of failing with SQLITE_BUSY.
             options.max_connections(1);

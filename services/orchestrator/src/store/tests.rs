@@ -227,9 +227,9 @@ async fn saved_outcome_updates_batch_item(database: TestDatabase) {
     database.remove().await.unwrap();
 }
 
-/// Ends every session on the server moments after the store used its connections, as a
-/// restart does, then stores outcomes and their email log marks. The pool's ping at checkout
-/// finds each cut connection, so every write goes through on a new one.
+/// Ends every session on the server, as a restart does, then stores outcomes and their email
+/// log marks after the connections sat idle for `DATABASE_PING_AFTER_IDLE`. The pool's ping
+/// at checkout finds each cut connection, so every write goes through on a new one.
 async fn outcomes_stored_after_sessions_end(database: TestDatabase) {
     let (store, _) = two_replicas(&database, Duration::from_secs(60)).await;
     let mut deliveries = Vec::new();
@@ -252,6 +252,8 @@ async fn outcomes_stored_after_sessions_end(database: TestDatabase) {
     }
 
     database.end_sessions().await.unwrap();
+    tokio::time::sleep(invoicer_kit::config::DATABASE_PING_AFTER_IDLE + Duration::from_millis(200))
+        .await;
     for delivery in &mut deliveries {
         delivery.state = DeliveryState::Sent;
         delivery.attempts = 1;
@@ -1346,9 +1348,9 @@ async fn queued_writes_committed_as_one_group_on_postgres() {
     }
 }
 
-/// A write moments after a server restart cut the pool's connections goes through, because
-/// the orchestrator's pool pings each connection it hands out and replaces a cut one. Without
-/// that, the outcome of a sent message could fail to be stored.
+/// A connection cut while idle in the pool is pinged and replaced before a write uses it. One
+/// cut moments after its last use fails its next write, and the pool drops it, so a write
+/// tried again, as `OUTCOME_WRITE_RETRIES` does after a send, goes through.
 #[tokio::test]
 async fn write_after_cut_connections_on_postgres() {
     let Some(database) = postgres("orchestrator_store_write_after_cut").await else {
@@ -1359,9 +1361,24 @@ async fn write_after_cut_connections_on_postgres() {
     assert!(a.insert_delivery(&delivery).await.unwrap());
 
     database.end_sessions().await.unwrap();
-    delivery.state = DeliveryState::Sent;
+    tokio::time::sleep(invoicer_kit::config::DATABASE_PING_AFTER_IDLE + Duration::from_millis(200))
+        .await;
+    delivery.state = DeliveryState::Rendered;
     a.save_delivery(&delivery).await.unwrap();
 
+    // Each cut connection fails one write at most and is then dropped, and the pool keeps at
+    // most 10 connections (sqlx's default).
+    database.end_sessions().await.unwrap();
+    delivery.state = DeliveryState::Sent;
+    let mut failed = 0;
+    for _ in 0..20 {
+        if a.save_delivery(&delivery).await.is_err() {
+            failed += 1;
+        } else {
+            break;
+        }
+    }
+    assert!(failed <= 10, "{failed} writes failed");
     let stored = a.get_delivery(&delivery.id).await.unwrap().unwrap();
     assert_eq!(stored.state, DeliveryState::Sent);
     database.remove().await.unwrap();
