@@ -9,7 +9,7 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 
-use crate::deliver::{FrozenPdf, Planned};
+use crate::deliver::{FrozenPdf, Planned, with_write_retries};
 use crate::engine::{Engine, Progress, RunningBatch};
 use crate::error::{OrchestratorError, catch_panic};
 use crate::model::{
@@ -175,9 +175,12 @@ impl Engine {
             Ok(()) => (BatchStatus::Completed, None),
             Err(error) => (BatchStatus::Failed, Some(error.to_string())),
         };
-        self.store
-            .finish_batch(&batch.id, status, error.clone())
-            .await?;
+        // Tried again like an outcome, because a batch left `running` keeps its lease renewed
+        // for as long as this process runs.
+        with_write_retries("storing the end of the batch", &batch.id, || {
+            self.store.finish_batch(&batch.id, status, error.clone())
+        })
+        .await?;
         let batch = self.store.get_batch(&batch.id).await?.unwrap_or(batch);
         let report = self.stored_report(batch, false).await?;
         let counts = report.counts;

@@ -22,11 +22,45 @@ use crate::upstream::{Invoice, OutgoingEmail, SendResult, UpstreamError};
 /// Waits before each new try of a failed outcome write after a send, about 4 s in all: enough
 /// for the pool to replace a dropped connection. A longer outage still ends the attempt with
 /// the delivery `submitting`.
-const OUTCOME_WRITE_RETRIES: [Duration; 3] = [
+pub(crate) const OUTCOME_WRITE_RETRIES: [Duration; 3] = [
     Duration::from_millis(200),
     Duration::from_secs(1),
     Duration::from_secs(3),
 ];
+
+// The pool hands out a connection used within `DATABASE_PING_AFTER_IDLE` without a ping, so a
+// connection cut by a restart fails once. By the last try every cut connection has been idle
+// longer than that and is pinged and replaced.
+const _: () = assert!(
+    OUTCOME_WRITE_RETRIES[0].as_millis() + OUTCOME_WRITE_RETRIES[1].as_millis()
+        > invoicer_kit::config::DATABASE_PING_AFTER_IDLE.as_millis()
+);
+
+/// Runs the store write `write` and, when it fails with anything but a lost lease, runs it
+/// again after each of `OUTCOME_WRITE_RETRIES`. Each retry is logged with `what` and `id`.
+pub(crate) async fn with_write_retries<F, Fut>(
+    what: &str,
+    id: &str,
+    mut write: F,
+) -> Result<(), StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let mut waits = OUTCOME_WRITE_RETRIES.iter();
+    loop {
+        let error = match write().await {
+            Ok(()) => return Ok(()),
+            Err(error @ StoreError::LeaseLost { .. }) => return Err(error),
+            Err(error) => error,
+        };
+        let Some(wait) = waits.next() else {
+            return Err(error);
+        };
+        tracing::warn!(id, %error, retry_in = ?wait, "{what} failed; trying again");
+        tokio::time::sleep(*wait).await;
+    }
+}
 
 /// The result of `Engine::write_log` for one outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +70,11 @@ pub(crate) enum LogWrite {
     /// audit-log was unavailable or timed out, so an append right after this one would most
     /// likely fail too.
     Unreachable,
-    /// audit-log rejected the append.
+    /// audit-log rejected the append as invalid, so the same append fails again.
     Rejected,
-    /// audit-log took the append, but marking the delivery as logged failed.
-    NotMarked,
+    /// The append failed otherwise, or audit-log took it but marking the delivery as logged
+    /// failed.
+    Failed,
 }
 
 /// The PDF a delivery attaches.
@@ -530,26 +565,13 @@ impl Engine {
     /// again after each of `OUTCOME_WRITE_RETRIES`, because once the attempt gives up, the
     /// delivery stays `submitting` and is settled as `unknown` although its outcome was known.
     async fn save_outcome(&self, delivery: &Delivery) -> Result<(), OrchestratorError> {
-        let mut waits = OUTCOME_WRITE_RETRIES.iter();
-        loop {
-            let error = match self.store.save_delivery(delivery).await {
-                Ok(()) => return Ok(()),
-                Err(error @ StoreError::LeaseLost { .. }) => return Err(error.into()),
-                Err(error) => error,
-            };
-            let Some(wait) = waits.next() else {
-                return Err(error.into());
-            };
-            tracing::warn!(
-                invoice = %delivery.invoice_number,
-                delivery_id = %delivery.id,
-                state = delivery.state.as_str(),
-                %error,
-                retry_in = ?wait,
-                "storing the outcome of an attempt failed; trying again"
-            );
-            tokio::time::sleep(*wait).await;
-        }
+        let what = format!(
+            "storing the {} outcome of invoice {}",
+            delivery.state.as_str(),
+            delivery.invoice_number
+        );
+        with_write_retries(&what, &delivery.id, || self.store.save_delivery(delivery)).await?;
+        Ok(())
     }
 
     /// Wakes the retry loop after a deferral was stored, so it sleeps until the new retry
@@ -582,10 +604,13 @@ impl Engine {
                 .mark_logged(&delivery.id, delivery.attempts)
                 .await
             {
-                Ok(()) => LogWrite::Done,
+                Ok(()) => {
+                    self.log_backoff.appended(&delivery.id);
+                    LogWrite::Done
+                }
                 Err(error) => {
                     tracing::error!(delivery_id = %delivery.id, %error, "cannot mark delivery as logged");
-                    LogWrite::NotMarked
+                    LogWrite::Failed
                 }
             },
             Err(error) => {
@@ -594,7 +619,11 @@ impl Engine {
                     tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
                         LogWrite::Unreachable
                     }
-                    _ => LogWrite::Rejected,
+                    tonic::Code::InvalidArgument
+                    | tonic::Code::FailedPrecondition
+                    | tonic::Code::AlreadyExists
+                    | tonic::Code::OutOfRange => LogWrite::Rejected,
+                    _ => LogWrite::Failed,
                 }
             }
         }

@@ -91,7 +91,7 @@ impl Schedule {
         let mut cursor = start;
         for _ in 0..FIRES_CHECKED {
             // An expression that never fires, such as one for 30 February, would stop the
-            // scheduler at start. One that stops firing later has nothing more to check.
+            // scheduler at start. Later, croner stops searching in the year 5000.
             let Ok(fire) = self.next_after(cursor) else {
                 return match last {
                     None => Err(ScheduleError::NeverFires(self.expression.clone())),

@@ -331,7 +331,7 @@ impl Engine {
             let last = unlogged.last().map(|delivery| delivery.id.clone());
             let (mut appended, mut failed) = (0, 0);
             for delivery in unlogged {
-                match self.append_missed(&delivery.id).await? {
+                match self.append_missed(&delivery).await? {
                     Some(LogWrite::Done) => appended += 1,
                     // Each further append would wait for its own timeout, so the next retry
                     // round starts again with this page.
@@ -339,7 +339,7 @@ impl Engine {
                         self.resume_log_catch_up_after(after);
                         return Ok(());
                     }
-                    Some(LogWrite::Rejected | LogWrite::NotMarked) => failed += 1,
+                    Some(LogWrite::Rejected | LogWrite::Failed) => failed += 1,
                     None => {}
                 }
             }
@@ -368,19 +368,29 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner()) = after;
     }
 
-    /// Appends the stored outcome of delivery `id`, and returns `None` for a delivery that is
-    /// in flight in this process, gone or logged by now, or whose outcome audit-log rejected
-    /// and that waits for its next try (`LogBackoff`).
-    async fn append_missed(&self, id: &str) -> Result<Option<LogWrite>, OrchestratorError> {
-        if self.is_in_flight(id) || self.log_backoff.is_waiting(id, Instant::now()) {
+    /// Appends the stored outcome of the `listed` delivery, and returns `None` for a delivery
+    /// that is in flight in this process, gone or logged by now, or whose outcome audit-log
+    /// rejected and that waits for its next try (`LogBackoff`).
+    async fn append_missed(
+        &self,
+        listed: &Delivery,
+    ) -> Result<Option<LogWrite>, OrchestratorError> {
+        let id = listed.id.as_str();
+        if self.is_in_flight(id)
+            || self
+                .log_backoff
+                .is_waiting(id, listed.attempts, Instant::now())
+        {
             return Ok(None);
         }
         // Read again after the check: a resend that ended since the list was read has
         // appended its outcome itself.
         let Some(delivery) = self.store.get_delivery(id).await? else {
+            self.log_backoff.appended(id);
             return Ok(None);
         };
         if delivery.logged {
+            self.log_backoff.appended(id);
             return Ok(None);
         }
         let result = match delivery.state {
@@ -402,14 +412,15 @@ impl Engine {
             .write_log(&delivery, result, size, delivery.updated_at)
             .await;
         match written {
-            LogWrite::Done => self.log_backoff.appended(id),
             LogWrite::Rejected => {
-                let wait = self.log_backoff.rejected(id, Instant::now());
+                let wait = self
+                    .log_backoff
+                    .rejected(id, delivery.attempts, Instant::now());
                 tracing::info!(invoice = %delivery.invoice_number, delivery_id = %id, wait = %humantime::format_duration(wait), "audit-log rejected the outcome; the catch-up tries it again after the wait");
             }
-            // A failed mark is a problem of the orchestrator's own database, and an unreachable
-            // audit-log rejected nothing, so the next round tries again.
-            LogWrite::NotMarked | LogWrite::Unreachable => {}
+            // `write_log` forgot the rejections of an appended outcome, and another failure may
+            // pass, so the next round tries again.
+            LogWrite::Done | LogWrite::Failed | LogWrite::Unreachable => {}
         }
         Ok(Some(written))
     }

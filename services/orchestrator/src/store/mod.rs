@@ -110,8 +110,8 @@ impl Store {
         let mut options = ConnectOptions::new(url.to_owned());
         // On PostgreSQL a connection idle for a second is pinged before use, as in the other
         // stores (`DATABASE_PING_AFTER_IDLE`). A connection cut within that second fails its
-        // next statement. Before a send that ends the attempt and its batch, and the retry loop
-        // settles the delivery. The write of an outcome after a send is tried again
+        // next statement. A failure before a send ends the attempt and its batch, and the
+        // retry loop settles the delivery. The write of an outcome after a send is tried again
         // (`OUTCOME_WRITE_RETRIES`), on a new connection.
         options.sqlx_logging(false).test_before_acquire(false);
         if !invoicer_kit::config::is_sqlite_url(url) {
