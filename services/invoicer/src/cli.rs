@@ -250,8 +250,8 @@ fn non_blank_lookback(value: &str) -> Result<String, String> {
 pub enum ConfigCommand {
     /// Checks every setting the chosen services read at start, as `serve` would, without
     /// opening a database or connecting anywhere. Exits 1 when a service would not start, and 2
-    /// when the file cannot be read or parsed (a syntax error, an unknown key or a value of the
-    /// wrong type).
+    /// when the configuration cannot be loaded (a file that cannot be read or parsed, or an
+    /// invalid `INVOICER_*` variable) or `--services` names an unknown service.
     Check(ConfigCheckArgs),
 }
 

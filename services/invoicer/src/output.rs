@@ -837,6 +837,18 @@ pub(crate) fn notifier_history(
     Ok(())
 }
 
+/// Returns a template's text quoted, or its first 100 characters and its length when it is
+/// longer, so that an HTML body stays on one readable line. `--json` has the whole text.
+fn template_excerpt(source: &str) -> String {
+    const SHOWN: usize = 100;
+    let length = source.chars().count();
+    if length <= SHOWN {
+        return format!("{source:?}");
+    }
+    let start: String = source.chars().take(SHOWN).collect();
+    format!("{start:?}... ({length} characters)")
+}
+
 /// Writes a line for each template that a change added, rewrote or removed, because the
 /// summaries name the templates but not their text.
 fn template_changes(
@@ -849,7 +861,7 @@ fn template_changes(
     for (name, source) in &new {
         let before = old.iter().find(|(old_name, _)| old_name == name);
         if before.is_none_or(|(_, old_source)| old_source != source) {
-            writeln!(out, "    template {name}: {source:?}")?;
+            writeln!(out, "    template {name}: {}", template_excerpt(source))?;
         }
     }
     for (name, _) in &old {
@@ -1002,6 +1014,16 @@ mod tests {
                 "    template en.subject: removed",
             ],
             "{text}"
+        );
+    }
+
+    #[test]
+    fn long_template_text_is_shortened() {
+        let html = format!("<p>{}</p>", "x".repeat(200));
+        let excerpt = template_excerpt(&html);
+        assert_eq!(
+            excerpt,
+            format!("\"<p>{}\"... (207 characters)", "x".repeat(97))
         );
     }
 
