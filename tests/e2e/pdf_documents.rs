@@ -225,16 +225,12 @@ async fn earlier_revision_resend_states_its_total(database: TestDatabase) -> Res
         .import_text("b.json", &export(vec![german], vec![changed]))
         .await?;
 
-    system
-        .cli(&[
-            "resend",
-            "INV-REV-2",
-            "--revision",
-            "1",
-            "--reason",
-            "copy of the first total",
-        ])
-        .await?;
+    let running = &system;
+    let resend_first = move |reason: &'static str| async move {
+        let args = ["resend", "INV-REV-2", "--revision", "1", "--reason", reason];
+        running.cli(&args).await
+    };
+    resend_first("copy of the first total").await?;
     let messages = system.wait_for_messages(2).await?;
     let sent = parse_message(&messages[0])?;
     let resent = parse_message(&messages[1])?;
@@ -274,16 +270,7 @@ async fn earlier_revision_resend_states_its_total(database: TestDatabase) -> Res
     let db = orchestrator_database(&system).await?;
     db.execute_unprepared("UPDATE or_documents SET facts_json = NULL")
         .await?;
-    system
-        .cli(&[
-            "resend",
-            "INV-REV-2",
-            "--revision",
-            "1",
-            "--reason",
-            "copy without stored facts",
-        ])
-        .await?;
+    resend_first("copy without stored facts").await?;
     let messages = system.wait_for_messages(3).await?;
     let fallback = parse_message(&messages[2])?;
     assert_eq!(
