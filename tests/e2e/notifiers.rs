@@ -505,8 +505,8 @@ async fn invalid_extra_address_rejected(database: TestDatabase) -> Result<()> {
     system.stop().await
 }
 
-/// A known customer without changes has an empty history, and a mistyped code is an error
-/// rather than an empty history.
+/// Checks that a known customer without changes has an empty history, and that a mistyped
+/// code is an error rather than an empty history.
 async fn history_unknown_customer_not_found(database: TestDatabase) -> Result<()> {
     let system = system_with_invoice(database).await?;
     let empty = system.cli(&["notifier", "history", "C-1"]).await?.stdout;

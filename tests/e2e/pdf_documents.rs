@@ -203,9 +203,9 @@ async fn email_total_reads_as_in_pdf(database: TestDatabase) -> Result<()> {
     system.stop().await
 }
 
-/// A resend of revision 1 after revision 2 changed the total, PO number and due date attaches
-/// revision 1's PDF, so its email states revision 1's values, not the ones invoice-query has
-/// now.
+/// Checks that a resend of revision 1, after revision 2 changed the total, PO number and due
+/// date, attaches revision 1's PDF and states revision 1's values in its email, not the ones
+/// invoice-query has now.
 async fn earlier_revision_resend_states_its_total(database: TestDatabase) -> Result<()> {
     let system = system(database).await?;
     let mut german = customer("C-DE", lee());

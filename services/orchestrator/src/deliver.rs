@@ -37,9 +37,9 @@ const _: () = assert!(
 );
 
 /// Runs the store write `write` and, when it fails with anything but a lost lease, runs it
-/// again after each of `OUTCOME_WRITE_RETRIES`. Each retry is logged with `what` and `id`.
+/// again after each of `OUTCOME_WRITE_RETRIES`. Each retry is logged with `operation` and `id`.
 pub(crate) async fn with_write_retries<F, Fut>(
-    what: &str,
+    operation: &str,
     id: &str,
     mut write: F,
 ) -> Result<(), StoreError>
@@ -57,7 +57,7 @@ where
         let Some(wait) = waits.next() else {
             return Err(error);
         };
-        tracing::warn!(id, %error, retry_in = ?wait, "{what} failed; trying again");
+        tracing::warn!(id, %error, retry_in = ?wait, "{operation} failed; trying again");
         tokio::time::sleep(*wait).await;
     }
 }
@@ -565,12 +565,15 @@ impl Engine {
     /// again after each of `OUTCOME_WRITE_RETRIES`, because once the attempt gives up, the
     /// delivery stays `submitting` and is settled as `unknown` although its outcome was known.
     async fn save_outcome(&self, delivery: &Delivery) -> Result<(), OrchestratorError> {
-        let what = format!(
+        let operation = format!(
             "storing the {} outcome of invoice {}",
             delivery.state.as_str(),
             delivery.invoice_number
         );
-        with_write_retries(&what, &delivery.id, || self.store.save_delivery(delivery)).await?;
+        with_write_retries(&operation, &delivery.id, || {
+            self.store.save_delivery(delivery)
+        })
+        .await?;
         Ok(())
     }
 

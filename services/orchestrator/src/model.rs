@@ -413,7 +413,7 @@ pub(crate) struct Document {
     pub file_name: String,
     pub page_count: u32,
     pub content: Vec<u8>,
-    /// What the revision's email states, as the invoice had it when the PDF was rendered.
+    /// The facts the revision's email states, as the invoice had them when the PDF was rendered.
     /// `None` for a document frozen before these were kept.
     /// Boxed, because a document moves through the store's write enums by value.
     pub facts: Option<Box<DocumentFacts>>,
