@@ -119,6 +119,24 @@ async fn service_settings_fail_the_check() -> Result<()> {
         "{output}"
     );
     assert!(output.contains("1 of 6 checks failed"), "{output}");
+
+    // An unknown timezone does not hide a bad cron expression: both are named, once each.
+    let content = "[batch.schedule]\ncron = \"0 25 * * *\"\ntimezone = \"Europe/Berlln\"\n";
+    let (code, output) = config_check(content).await?;
+    assert_eq!(code, std::process::ExitCode::from(1), "{output}");
+    let orchestrator: Vec<&str> = output
+        .lines()
+        .filter(|line| line.starts_with("orchestrator: "))
+        .collect();
+    assert_eq!(orchestrator.len(), 2, "{output}");
+    assert!(
+        orchestrator[0].contains("unknown timezone \"Europe/Berlln\""),
+        "{output}"
+    );
+    assert!(
+        orchestrator[1].contains("invalid cron expression \"0 25 * * *\""),
+        "{output}"
+    );
     Ok(())
 }
 

@@ -102,17 +102,29 @@ impl ServicePlugin for OrchestratorPlugin {
 
     /// Checks what `Engine::new` and `start` parse: the lease, the schedule, the batch and
     /// mail settings, and the default notifier with its templates.
-    /// Each of the four checks runs even after another fails, and the error has one line per
-    /// problem. The settings check stops at its own first problem.
+    /// Each check runs even after another fails, and the error has one line per problem. The
+    /// settings check stops at its own first problem.
     fn check_config(&self, config: &Config) -> Result<(), BoxError> {
-        let results: [Result<(), OrchestratorError>; 4] = [
+        let cron = &config.batch.schedule.cron;
+        let mut results: Vec<Result<(), OrchestratorError>> = vec![
             engine::lease_duration(&config.batch.lease_duration).map(drop),
-            Schedule::new(&config.batch.schedule.cron, config.schedule_timezone())
+            Schedule::new(cron, config.schedule_timezone())
                 .map(drop)
                 .map_err(OrchestratorError::from),
-            engine::Settings::from_config(config).map(drop),
-            notifier::EffectiveNotifier::from_config(&config.notifier).map(drop),
         ];
+        // An unknown timezone stops the schedule's check before the expression is read, so
+        // the expression is checked again in UTC for problems of its own.
+        if let Err(ScheduleError::Timezone(_)) =
+            schedule::parse_timezone(config.schedule_timezone())
+        {
+            results.push(
+                Schedule::new(cron, "UTC")
+                    .map(drop)
+                    .map_err(OrchestratorError::from),
+            );
+        }
+        results.push(engine::Settings::from_config(config).map(drop));
+        results.push(notifier::EffectiveNotifier::from_config(&config.notifier).map(drop));
         // The settings parse the lease and the timezone again, so a problem there comes
         // twice and is named once.
         let mut problems: Vec<String> = Vec::new();
