@@ -179,6 +179,35 @@ async fn resend_repeat_with_other_parameters_rejected(database: TestDatabase) ->
         error.message()
     );
 
+    // The first request named an address, so one without any goes to the contacts.
+    let mut to_contacts = first.clone();
+    to_contacts.to.clear();
+    let error = system
+        .orchestrator()?
+        .resend_invoice(to_contacts)
+        .await
+        .unwrap_err();
+    assert!(
+        error.message().contains("with a different to;"),
+        "{}",
+        error.message()
+    );
+
+    // The first request named no revision, so it meant the latest, which was 1. A repeat that
+    // names revision 1 is still a different request.
+    let mut named_revision = first.clone();
+    named_revision.revision = 1;
+    let error = system
+        .orchestrator()?
+        .resend_invoice(named_revision)
+        .await
+        .unwrap_err();
+    assert!(
+        error.message().contains("with a different revision;"),
+        "{}",
+        error.message()
+    );
+
     // Every differing part is named, the revision included.
     let mut several = first.clone();
     several.revision = 2;

@@ -140,6 +140,39 @@ pub(crate) struct Delivery {
     /// Lowercased addresses that accepted an earlier attempt of this delivery; a retry sends
     /// only to the others.
     pub accepted: Vec<String>,
+    /// What the resend request asked for, compared with a repeat of its request id. Resends
+    /// stored before it was kept, and batch deliveries, have none.
+    pub requested: Option<RequestedResend>,
+}
+
+/// The revision and recipients a resend request named, as it named them: revision 0 for the
+/// latest, and no addresses for the customer's contacts. The addresses are lowercased and
+/// sorted, so that a repeat that lists them in another order or case is the same request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RequestedResend {
+    pub revision: u32,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+}
+
+impl RequestedResend {
+    pub(crate) fn new(revision: u32, to: &[Mailbox], cc: &[Mailbox], bcc: &[Mailbox]) -> Self {
+        let normalized = |mailboxes: &[Mailbox]| {
+            let mut addresses: Vec<String> = mailboxes
+                .iter()
+                .map(|mailbox| mailbox.address.to_lowercase())
+                .collect();
+            addresses.sort();
+            addresses
+        };
+        RequestedResend {
+            revision,
+            to: normalized(to),
+            cc: normalized(cc),
+            bcc: normalized(bcc),
+        }
+    }
 }
 
 /// mail-delivery rejects a delivery key (sent as the `X-Invoicer-Delivery` header) longer than
@@ -222,6 +255,7 @@ impl Delivery {
             updated_at: now,
             retry_since: None,
             accepted: Vec::new(),
+            requested: None,
         }
     }
 }

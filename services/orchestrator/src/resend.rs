@@ -8,7 +8,7 @@ use invoicer_kit::Role;
 
 use crate::engine::Engine;
 use crate::error::OrchestratorError;
-use crate::model::{Delivery, Document, Purpose};
+use crate::model::{Delivery, Document, Purpose, RequestedResend};
 use crate::recipients::{self, Recipients};
 use crate::upstream::Invoice;
 
@@ -150,40 +150,55 @@ fn check_outside_override(
 }
 
 /// Names the parts of a repeated request that differ from the first one with its request
-/// id. Recipients are compared only when the repeat names some, because the first request may
-/// have used the contacts' addresses of that time. A repeat that names no revision (0) matches
-/// the first request's revision, whichever it was.
+/// id: the revision and recipients as requested, and the reason.
+///
+/// A resend stored before the request itself was kept has only what was sent. Then the
+/// recipients are compared only when the repeat names some, because the first request may
+/// have used the contacts' addresses of that time, and a repeat that names no revision (0)
+/// matches the revision that was sent, whichever it was.
 fn differs_from(
     request: &ResendRequest,
     previous: &Delivery,
 ) -> Result<Vec<&'static str>, OrchestratorError> {
+    let repeat = RequestedResend::new(
+        request.revision,
+        &parse_overrides("to", &request.to)?,
+        &parse_overrides("cc", &request.cc)?,
+        &parse_overrides("bcc", &request.bcc)?,
+    );
+    let first = match &previous.requested {
+        Some(first) => first.clone(),
+        None => {
+            let mut sent = RequestedResend::new(
+                previous.invoice_revision,
+                &previous.to,
+                &previous.cc,
+                &previous.bcc,
+            );
+            if repeat.revision == 0 {
+                sent.revision = 0;
+            }
+            if repeat.to.is_empty() && repeat.cc.is_empty() && repeat.bcc.is_empty() {
+                sent.to.clear();
+                sent.cc.clear();
+                sent.bcc.clear();
+            }
+            sent
+        }
+    };
     let mut differences = Vec::new();
-    if request.revision != 0 && request.revision != previous.invoice_revision {
+    if repeat.revision != first.revision {
         differences.push("revision");
     }
     if request.reason.trim() != previous.resend_reason.trim() {
         differences.push("reason");
     }
-    let overrides = [
-        ("to", &request.to, &previous.to),
-        ("cc", &request.cc, &previous.cc),
-        ("bcc", &request.bcc, &previous.bcc),
-    ];
-    if overrides
-        .iter()
-        .all(|(_, requested, _)| requested.is_empty())
-    {
-        return Ok(differences);
-    }
-    for (field, requested, sent) in overrides {
-        let mut requested: Vec<String> = parse_overrides(field, requested)?
-            .into_iter()
-            .map(|m| m.address.to_lowercase())
-            .collect();
-        let mut sent: Vec<String> = sent.iter().map(|m| m.address.to_lowercase()).collect();
-        requested.sort();
-        sent.sort();
-        if requested != sent {
+    for (field, repeated, first) in [
+        ("to", &repeat.to, &first.to),
+        ("cc", &repeat.cc, &first.cc),
+        ("bcc", &repeat.bcc, &first.bcc),
+    ] {
+        if repeated != first {
             differences.push(field);
         }
     }
@@ -237,6 +252,7 @@ impl Engine {
         let to = parse_overrides("to", &request.to)?;
         let cc = parse_overrides("cc", &request.cc)?;
         let bcc = parse_overrides("bcc", &request.bcc)?;
+        let requested = RequestedResend::new(request.revision, &to, &cc, &bcc);
 
         let invoice = match self.upstream.get_invoice(&request.invoice_number).await {
             Err(error) if error.is_not_found() => {
@@ -298,6 +314,7 @@ impl Engine {
             Purpose::Resend,
         );
         delivery.request_id = Some(request_id);
+        delivery.requested = Some(requested);
         delivery.to = recipients.to;
         delivery.cc = recipients.cc;
         delivery.bcc = recipients.bcc;
@@ -485,15 +502,15 @@ mod tests {
     fn outside_override_needs_operator_and_reason() {
         let outside = ["y@other.example".to_owned()];
         assert!(
-            check_outside_override(&request(Role::Operator, "asked"), "INV-1", &outside).is_ok()
+            check_outside_override(&request(Role::Operator, "copy"), "INV-1", &outside).is_ok()
         );
-        assert!(check_outside_override(&request(Role::Admin, "asked"), "INV-1", &outside).is_ok());
-        let viewer = check_outside_override(&request(Role::Viewer, "asked"), "INV-1", &outside);
+        assert!(check_outside_override(&request(Role::Admin, "copy"), "INV-1", &outside).is_ok());
+        let viewer = check_outside_override(&request(Role::Viewer, "copy"), "INV-1", &outside);
         assert!(matches!(
             viewer,
             Err(OrchestratorError::PermissionDenied(_))
         ));
-        let service = check_outside_override(&request(Role::Service, "asked"), "INV-1", &outside);
+        let service = check_outside_override(&request(Role::Service, "copy"), "INV-1", &outside);
         assert!(matches!(
             service,
             Err(OrchestratorError::PermissionDenied(_))
@@ -511,5 +528,93 @@ mod tests {
     #[test]
     fn inside_domains_need_no_check() {
         assert!(check_outside_override(&request(Role::Viewer, ""), "INV-1", &[]).is_ok());
+    }
+
+    /// Returns the stored resend of INV-1 revision 1 that `first` requested, sent to `sent_to`.
+    fn stored_resend(first: Option<&ResendRequest>, sent_to: &[&str]) -> Delivery {
+        let mut delivery = Delivery::new(
+            Delivery::resend_key("INV-1", 1, "ticket-1"),
+            "INV-1",
+            1,
+            "C-1",
+            Purpose::Resend,
+        );
+        delivery.to = mailboxes(sent_to);
+        delivery.resend_reason = "copy".to_owned();
+        delivery.requested = first.map(|first| {
+            RequestedResend::new(
+                first.revision,
+                &parse_overrides("to", &first.to).unwrap(),
+                &parse_overrides("cc", &first.cc).unwrap(),
+                &parse_overrides("bcc", &first.bcc).unwrap(),
+            )
+        });
+        delivery
+    }
+
+    #[test]
+    fn repeat_compares_with_what_the_first_request_named() {
+        let mut first = request(Role::Operator, "copy");
+        first.to = vec!["Copy@Elsewhere.example, ap@customer.example".to_owned()];
+        let previous = stored_resend(
+            Some(&first),
+            &["copy@elsewhere.example", "ap@customer.example"],
+        );
+
+        let mut same = request(Role::Operator, "copy");
+        same.to = vec![
+            "ap@customer.example".to_owned(),
+            "copy@elsewhere.example".to_owned(),
+        ];
+        assert!(differs_from(&same, &previous).unwrap().is_empty());
+
+        // Without --to it would go to the contacts: another request.
+        let to_contacts = request(Role::Operator, "copy");
+        assert_eq!(differs_from(&to_contacts, &previous).unwrap(), ["to"]);
+
+        // The first request named no revision, so it meant the latest, which was 1. A repeat
+        // that names revision 1 is still a different request.
+        let mut named_revision = same;
+        named_revision.revision = 1;
+        assert_eq!(
+            differs_from(&named_revision, &previous).unwrap(),
+            ["revision"]
+        );
+    }
+
+    #[test]
+    fn repeat_without_revision_differs_from_a_named_one() {
+        let mut first = request(Role::Operator, "copy");
+        first.revision = 1;
+        let previous = stored_resend(Some(&first), &["ap@customer.example"]);
+        assert_eq!(
+            differs_from(&request(Role::Operator, "copy"), &previous).unwrap(),
+            ["revision"]
+        );
+        let mut extra_cc = first;
+        extra_cc.cc = vec!["boss@customer.example".to_owned()];
+        assert_eq!(differs_from(&extra_cc, &previous).unwrap(), ["cc"]);
+    }
+
+    #[test]
+    fn repeat_of_an_older_resend_compares_with_what_was_sent() {
+        // Stored before the request was kept, so only the revision and recipients sent are known.
+        let previous = stored_resend(None, &["copy@elsewhere.example"]);
+        assert!(
+            differs_from(&request(Role::Operator, "copy"), &previous)
+                .unwrap()
+                .is_empty()
+        );
+        let mut same = request(Role::Operator, "copy");
+        same.revision = 1;
+        same.to = vec!["COPY@elsewhere.example".to_owned()];
+        assert!(differs_from(&same, &previous).unwrap().is_empty());
+        let mut other = request(Role::Operator, "other reason");
+        other.revision = 2;
+        other.bcc = vec!["audit@elsewhere.example".to_owned()];
+        assert_eq!(
+            differs_from(&other, &previous).unwrap(),
+            ["revision", "reason", "to", "bcc"]
+        );
     }
 }

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddBatchItemPages),
             Box::new(CompressDocumentsWithLz4),
             Box::new(AddDocumentFacts),
+            Box::new(AddRequestedResend),
         ]
     }
 
@@ -95,6 +96,7 @@ enum OrDeliveries {
     AcceptedJson,
     LeaseOwner,
     LeaseUntil,
+    RequestedJson,
 }
 
 #[derive(DeriveIden)]
@@ -597,6 +599,43 @@ impl MigrationTrait for AddDocumentFacts {
                 Table::alter()
                     .table(OrDocuments::Table)
                     .drop_column(OrDocuments::FactsJson)
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Adds `or_deliveries.requested_json`: the revision and override addresses a resend request
+/// named, so that a repeat of its request id that names another revision, or none where the
+/// first named one, is told apart from an exact repeat. Resends stored before this migration
+/// have none.
+struct AddRequestedResend;
+
+impl MigrationName for AddRequestedResend {
+    fn name(&self) -> &str {
+        "m20261206_000007_requested_resend"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddRequestedResend {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(OrDeliveries::Table)
+                    .add_column(text_null(OrDeliveries::RequestedJson))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(OrDeliveries::Table)
+                    .drop_column(OrDeliveries::RequestedJson)
                     .to_owned(),
             )
             .await

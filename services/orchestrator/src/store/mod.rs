@@ -1105,6 +1105,12 @@ fn delivery_to_row(d: &Delivery) -> Result<delivery::ActiveModel, StoreError> {
         .map_err(|e| corrupt("or_deliveries", d.id.clone(), e.to_string()))?;
     let accepted = serde_json::to_string(&d.accepted)
         .map_err(|e| corrupt("or_deliveries", d.id.clone(), e.to_string()))?;
+    let requested = d
+        .requested
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| corrupt("or_deliveries", d.id.clone(), e.to_string()))?;
     Ok(delivery::ActiveModel {
         id: Set(d.id.clone()),
         delivery_key: Set(d.key.clone()),
@@ -1136,6 +1142,7 @@ fn delivery_to_row(d: &Delivery) -> Result<delivery::ActiveModel, StoreError> {
         updated_at: Set(d.updated_at),
         retry_since: Set(d.retry_since),
         accepted_json: Set(accepted),
+        requested_json: Set(requested),
         // The lease columns belong to `claim` and `release`; writing a delivery keeps them.
         ..Default::default()
     })
@@ -1153,6 +1160,12 @@ fn delivery_from_row(row: delivery::Model) -> Result<Delivery, StoreError> {
     let recipients = serde_json::from_str(&row.recipients_json)
         .map_err(|e| corrupt("or_deliveries", row.id.clone(), e.to_string()))?;
     let accepted = serde_json::from_str(&row.accepted_json)
+        .map_err(|e| corrupt("or_deliveries", row.id.clone(), e.to_string()))?;
+    let requested = row
+        .requested_json
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
         .map_err(|e| corrupt("or_deliveries", row.id.clone(), e.to_string()))?;
     Ok(Delivery {
         to: mailboxes_from_json(&row.id, &row.to_json)?,
@@ -1185,5 +1198,6 @@ fn delivery_from_row(row: delivery::Model) -> Result<Delivery, StoreError> {
         updated_at: row.updated_at,
         retry_since: row.retry_since,
         accepted,
+        requested,
     })
 }

@@ -39,6 +39,7 @@ pub(crate) struct Model {
     pub accepted_json: String,
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
+    pub requested_json: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
