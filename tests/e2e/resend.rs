@@ -187,8 +187,11 @@ async fn resend_repeat_with_other_parameters_rejected(database: TestDatabase) ->
         .resend_invoice(to_contacts)
         .await
         .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
     assert!(
-        error.message().contains("with a different to;"),
+        error.message().contains(
+            "with a different to; this request names no addresses, so it would go to the customer's contacts;"
+        ),
         "{}",
         error.message()
     );
@@ -202,6 +205,7 @@ async fn resend_repeat_with_other_parameters_rejected(database: TestDatabase) ->
         .resend_invoice(named_revision)
         .await
         .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
     assert!(
         error.message().contains("with a different revision;"),
         "{}",

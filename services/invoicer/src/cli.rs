@@ -172,7 +172,8 @@ pub struct ResendArgs {
     /// Reason for sending the invoice again, kept in the email log.
     #[arg(long)]
     pub reason: String,
-    /// Your id for this request; repeating it returns the first result and sends nothing
+    /// Your id for this request; repeating it with the same options returns the first result
+    /// and sends nothing
     /// [default: a new id, printed by an error after which the resend may still go out].
     #[arg(long)]
     pub request_id: Option<String>,

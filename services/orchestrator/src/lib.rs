@@ -100,8 +100,9 @@ impl ServicePlugin for OrchestratorPlugin {
         Ok(())
     }
 
-    /// Checks what `Engine::new` and `start` parse: the lease, the schedule, the batch and
-    /// mail settings, and the default notifier with its templates.
+    /// Checks what `Engine::new` and `start` parse: the lease, the schedule (its expression in
+    /// UTC too when the timezone is unknown), the batch and mail settings, and the default
+    /// notifier with its templates.
     /// Each check runs even after another fails, and the error has one line per problem. The
     /// settings check stops at its own first problem.
     fn check_config(&self, config: &Config) -> Result<(), BoxError> {
@@ -113,7 +114,7 @@ impl ServicePlugin for OrchestratorPlugin {
                 .map_err(OrchestratorError::from),
         ];
         // An unknown timezone stops the schedule's check before the expression is read, so
-        // the expression is checked again in UTC for problems of its own.
+        // the expression is also checked in UTC for problems of its own.
         if let Err(ScheduleError::Timezone(_)) =
             schedule::parse_timezone(config.schedule_timezone())
         {

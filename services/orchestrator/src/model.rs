@@ -140,14 +140,16 @@ pub(crate) struct Delivery {
     /// Lowercased addresses that accepted an earlier attempt of this delivery; a retry sends
     /// only to the others.
     pub accepted: Vec<String>,
-    /// What the resend request asked for, compared with a repeat of its request id. Resends
-    /// stored before it was kept, and batch deliveries, have none.
+    /// The revision and addresses the resend request named, compared with a repeat of its
+    /// request id. Batch deliveries, and resends stored before `requested_json` existed, have
+    /// none.
     pub requested: Option<RequestedResend>,
 }
 
-/// The revision and recipients a resend request named, as it named them: revision 0 for the
-/// latest, and no addresses for the customer's contacts. The addresses are lowercased and
-/// sorted, so that a repeat that lists them in another order or case is the same request.
+/// The revision and override addresses a resend request named: revision 0 for the latest, and
+/// no addresses for the customer's contacts. The addresses are kept without display names,
+/// lowercased, sorted and without duplicates, so that a repeat that lists them in another
+/// order or case is the same request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RequestedResend {
     pub revision: u32,
@@ -164,6 +166,7 @@ impl RequestedResend {
                 .map(|mailbox| mailbox.address.to_lowercase())
                 .collect();
             addresses.sort();
+            addresses.dedup();
             addresses
         };
         RequestedResend {

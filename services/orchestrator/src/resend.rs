@@ -150,11 +150,11 @@ fn check_outside_override(
 }
 
 /// Names the parts of a repeated request that differ from the first one with its request
-/// id: the revision and recipients as requested, and the reason.
+/// id: the revision and the to, cc and bcc addresses as requested, and the reason.
 ///
 /// A resend stored before the request itself was kept has only what was sent. Then the
 /// recipients are compared only when the repeat names some, because the first request may
-/// have used the contacts' addresses of that time, and a repeat that names no revision (0)
+/// have used the contacts' addresses of that time. A repeat that names no revision (0) then
 /// matches the revision that was sent, whichever it was.
 fn differs_from(
     request: &ResendRequest,
@@ -323,14 +323,34 @@ impl Engine {
         // In flight from before the insert, which leases it to this replica: the retry loop
         // settles a leased delivery that is not in flight as one whose worker went away.
         let _in_flight = self.track(&delivery.id);
-        if !self.store.insert_delivery(&delivery).await? {
-            // The same request id arrived twice at once; the first one sends.
+        // The same request id can arrive twice at once. Then the first insert sends, and the
+        // other gets its result, or an error naming what differs. A repeat for another
+        // revision has another key and conflicts only on the unique request id.
+        let inserted = match self.store.insert_delivery(&delivery).await {
+            Ok(inserted) => inserted,
+            Err(error) => match self.replay(&request).await? {
+                Some(previous) => {
+                    return Ok(ResendResult {
+                        delivery: previous,
+                        replayed: true,
+                    });
+                }
+                None => return Err(error.into()),
+            },
+        };
+        if !inserted {
             if let Some(previous) = self.replay(&request).await? {
                 return Ok(ResendResult {
                     delivery: previous,
                     replayed: true,
                 });
             }
+            tracing::warn!(invoice = %invoice.number, delivery_id = %delivery.id, key = %delivery.key, "resend not stored: its key exists, but no delivery has its request id");
+            return Err(OrchestratorError::FailedPrecondition(format!(
+                "a delivery with key {} exists, but none with request id {:?}; nothing was sent, so repeat the request with a new request id",
+                delivery.key,
+                delivery.request_id.as_deref().unwrap_or_default()
+            )));
         }
         // The mail server may have accepted the `unknown` delivery, so the resend carries its
         // Message-ID: a recipient who got both receives one message twice, not two messages.
@@ -374,10 +394,21 @@ impl Engine {
         }
         let differences = differs_from(request, &previous)?;
         if !differences.is_empty() {
+            let no_addresses =
+                request.to.is_empty() && request.cc.is_empty() && request.bcc.is_empty();
+            let hint = if no_addresses
+                && differences
+                    .iter()
+                    .any(|field| ["to", "cc", "bcc"].contains(field))
+            {
+                "this request names no addresses, so it would go to the customer's contacts; "
+            } else {
+                ""
+            };
             return Err(OrchestratorError::invalid(
                 "request_id",
                 format!(
-                    "request id {:?} was already used with a different {}; repeat the first request exactly, or choose a new request id",
+                    "request id {:?} was already used with a different {}; {hint}repeat the first request exactly, or choose a new request id",
                     request.request_id,
                     join_names(&differences)
                 ),
@@ -553,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn repeat_compares_with_what_the_first_request_named() {
+    fn repeat_compared_with_request() {
         let mut first = request(Role::Operator, "copy");
         first.to = vec!["Copy@Elsewhere.example, ap@customer.example".to_owned()];
         let previous = stored_resend(
@@ -568,7 +599,7 @@ mod tests {
         ];
         assert!(differs_from(&same, &previous).unwrap().is_empty());
 
-        // Without --to it would go to the contacts: another request.
+        // Without --to it would go to the contacts, so it is another request.
         let to_contacts = request(Role::Operator, "copy");
         assert_eq!(differs_from(&to_contacts, &previous).unwrap(), ["to"]);
 
@@ -583,7 +614,7 @@ mod tests {
     }
 
     #[test]
-    fn repeat_without_revision_differs_from_a_named_one() {
+    fn repeat_without_named_revision_differs() {
         let mut first = request(Role::Operator, "copy");
         first.revision = 1;
         let previous = stored_resend(Some(&first), &["ap@customer.example"]);
@@ -597,7 +628,7 @@ mod tests {
     }
 
     #[test]
-    fn repeat_of_an_older_resend_compares_with_what_was_sent() {
+    fn older_resend_compared_with_sent() {
         // Stored before the request was kept, so only the revision and recipients sent are known.
         let previous = stored_resend(None, &["copy@elsewhere.example"]);
         assert!(

@@ -606,9 +606,9 @@ impl MigrationTrait for AddDocumentFacts {
 }
 
 /// Adds `or_deliveries.requested_json`: the revision and override addresses a resend request
-/// named, so that a repeat of its request id that names another revision, or none where the
-/// first named one, is told apart from an exact repeat. Resends stored before this migration
-/// have none.
+/// named. A repeat of its request id that names another revision or other addresses, or none
+/// where the first named some, is then told apart from an exact repeat. Resends stored before
+/// this migration have none.
 struct AddRequestedResend;
 
 impl MigrationName for AddRequestedResend {

@@ -13,7 +13,7 @@ use super::entities::document;
 use super::{ItemPageRequest, Store, StoreError};
 use crate::model::{
     Batch, BatchCounts, BatchItem, BatchStatus, BatchTrigger, Delivery, DeliveryState, Document,
-    DocumentFacts, Purpose,
+    DocumentFacts, Purpose, RequestedResend,
 };
 use crate::notifier::NotifierUpdate;
 
@@ -778,6 +778,57 @@ async fn logged_mark_names_attempt_on_sqlite() {
 async fn logged_mark_names_attempt_on_postgres() {
     if let Some(database) = postgres("logged_mark_names_attempt").await {
         logged_mark_names_attempt(database).await;
+    }
+}
+
+/// A resend's requested revision and addresses come back as stored and a batch delivery has
+/// none. A second delivery with the same request id is rejected even under another key.
+async fn resend_request_round_trip(database: TestDatabase) {
+    let (store, _other) = two_replicas(&database, Duration::from_secs(60)).await;
+    let resend = |revision: u32| {
+        let mut delivery = Delivery::new(
+            Delivery::resend_key("INV-1", revision, "ticket-1"),
+            "INV-1",
+            revision,
+            "C-1",
+            Purpose::Resend,
+        );
+        delivery.request_id = Some("ticket-1".to_owned());
+        delivery.requested = Some(RequestedResend {
+            revision: 0,
+            to: vec!["copy@elsewhere.example".to_owned()],
+            cc: Vec::new(),
+            bcc: Vec::new(),
+        });
+        delivery
+    };
+    let first = resend(1);
+    assert!(store.insert_delivery(&first).await.unwrap());
+    let stored = store
+        .delivery_by_request_id("ticket-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.requested, first.requested);
+
+    let batch = deferred_delivery("INV-2");
+    assert!(store.insert_delivery(&batch).await.unwrap());
+    let stored = store.get_delivery(&batch.id).await.unwrap().unwrap();
+    assert_eq!(stored.requested, None);
+
+    assert!(store.insert_delivery(&resend(2)).await.is_err());
+    database.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn resend_request_round_trip_on_sqlite() {
+    resend_request_round_trip(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test]
+async fn resend_request_round_trip_on_postgres() {
+    if let Some(database) = postgres("resend_request_round_trip").await {
+        resend_request_round_trip(database).await;
     }
 }
 
