@@ -228,6 +228,15 @@ async fn resend_and_preview(system: &System, entries: &[audit::Entry]) -> Result
     let delivery = &resent.json_lines()?[0];
     assert_eq!(delivery["outcome"], "sent", "{}", resent.stdout);
     assert_eq!(delivery["replayed"], false);
+    assert_eq!(delivery["request_id"], "req-1");
+    assert_eq!(delivery["resend_reason"], "customer asked for a copy");
+    assert!(
+        delivery["actor"]
+            .as_str()
+            .is_some_and(|actor| !actor.is_empty()),
+        "{}",
+        resent.stdout
+    );
 
     let messages = system.wait_for_messages(CHINOOK_INVOICES + 1).await?;
     let parsed = parse_message(messages.last().context("no resent message")?)?;

@@ -18,7 +18,9 @@ on_both_databases!(
     resend_request_id_reused_for_other_invoice_rejected,
     resend_does_not_mark_batch_delivery,
     resend_ends_after_caller_leaves,
-    resend_cli_timeout_names_request_id
+    resend_cli_timeout_names_request_id,
+    resend_blank_request_id_rejected,
+    resend_deferred_output_names_retry
 );
 
 use crate::data::{contact, customer, export, invoice};
@@ -330,15 +332,103 @@ async fn resend_cli_timeout_names_request_id(database: TestDatabase) -> Result<(
 
     let mut again = resend.to_vec();
     again.extend(["--request-id", &request_id]);
-    let mut sent = false;
+    let mut sent = None;
     for _ in 0..600 {
-        if system.cli(&again).await?.code == std::process::ExitCode::SUCCESS {
-            sent = true;
+        let output = system.cli(&again).await?;
+        if output.code == std::process::ExitCode::SUCCESS {
+            sent = Some(output.stdout);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(sent, "the resend with id {request_id} did not end sent");
+    let output =
+        sent.with_context(|| format!("the resend with id {request_id} did not end sent"))?;
+    assert!(
+        output.contains(&format!("with request id {request_id}: copy")),
+        "{output}"
+    );
     assert_eq!(system.smtp.messages().len(), 1);
+    system.stop().await
+}
+
+/// An empty `--request-id` would let the server make a new id on every run, so a script whose
+/// id variable is unset would send each time; the CLI rejects it. The server rejects an id
+/// padded with spaces, which a later call might send without them.
+async fn resend_blank_request_id_rejected(database: TestDatabase) -> Result<()> {
+    let system = system_with_invoice(database).await?;
+    for blank in ["", "  "] {
+        let args = ["resend", "INV-1", "--reason", "copy", "--request-id", blank];
+        let Err(error) = system.cli(&args).await else {
+            anyhow::bail!("a resend with request id {blank:?} was accepted");
+        };
+        let message = format!("{error:#}");
+        assert!(message.contains("--request-id is empty"), "{message}");
+    }
+
+    let args = [
+        "resend",
+        "INV-1",
+        "--reason",
+        "copy",
+        "--request-id",
+        " t-3 ",
+    ];
+    let Err(error) = system.cli(&args).await else {
+        anyhow::bail!("a resend with a padded request id was accepted");
+    };
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("\" t-3 \" starts or ends with white space"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(system.smtp.messages().is_empty());
+    system.stop().await
+}
+
+/// A resend the mail server defers ends with exit 1, and its output says when the
+/// orchestrator tries again and names the request id that shows the result later.
+async fn resend_deferred_output_names_retry(database: TestDatabase) -> Result<()> {
+    let smtp = TestSmtpServer::builder()
+        .on_rcpt(
+            "copy@elsewhere.example",
+            Action::reply(451, "4.3.0 try again later"),
+        )
+        .start()
+        .await?;
+    let system = system_with_invoice_and_smtp(database, smtp).await?;
+    let args = [
+        "resend",
+        "INV-1",
+        "--to",
+        "copy@elsewhere.example",
+        "--reason",
+        "copy",
+        "--request-id",
+        "ticket-9",
+    ];
+    let output = system.cli(&args).await?;
+    assert_eq!(
+        output.code,
+        std::process::ExitCode::from(1),
+        "{}",
+        output.stdout
+    );
+    assert!(output.stdout.contains(" deferred "), "{}", output.stdout);
+    assert!(
+        output.stdout.contains("the orchestrator tries again at 20"),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        output.stdout.contains("    requested by "),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        output.stdout.contains(" with request id ticket-9: copy"),
+        "{}",
+        output.stdout
+    );
     system.stop().await
 }

@@ -173,8 +173,9 @@ pub struct ResendArgs {
     #[arg(long)]
     pub reason: String,
     /// Your id for this request; repeating it with the same options returns the first result
-    /// and sends nothing
-    /// [default: a new id, printed by an error after which the resend may still go out].
+    /// and sends nothing [default: a new id, printed with the result].
+    /// A resend that ends deferred is tried again by the orchestrator; repeat the command with
+    /// the printed id to see how it ended.
     #[arg(long)]
     pub request_id: Option<String>,
     /// Revision whose frozen PDF to send; 0 means the latest.

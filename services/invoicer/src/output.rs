@@ -374,6 +374,9 @@ pub(crate) fn resend(
     if as_json {
         let mut value = delivery_json(delivery);
         value["replayed"] = json!(replayed);
+        value["request_id"] = json!(delivery.request_id);
+        value["actor"] = json!(delivery.actor);
+        value["resend_reason"] = json!(delivery.resend_reason);
         return json_line(out, &value);
     }
     if replayed {
@@ -401,6 +404,18 @@ pub(crate) fn resend(
     if !delivery.reason.is_empty() {
         writeln!(out, "    reason: {}", delivery.reason)?;
     }
+    if !delivery.next_attempt_at.is_empty() {
+        writeln!(
+            out,
+            "    the orchestrator tries again at {}; repeat this command with --request-id {} to see the result",
+            delivery.next_attempt_at, delivery.request_id
+        )?;
+    }
+    writeln!(
+        out,
+        "    requested by {} with request id {}: {}",
+        delivery.actor, delivery.request_id, delivery.resend_reason
+    )?;
     Ok(())
 }
 

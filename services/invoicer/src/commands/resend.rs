@@ -16,6 +16,17 @@ pub(crate) async fn run(
     args: ResendArgs,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
+    // The server reads an empty id as none and makes a new one, so a script whose id
+    // variable was unset would send again on every run.
+    if args
+        .request_id
+        .as_deref()
+        .is_some_and(|id| id.trim().is_empty())
+    {
+        anyhow::bail!(
+            "--request-id is empty; give the id of this request, or leave the option out to have one made"
+        );
+    }
     let mut clients = Clients::new(config, endpoint)?;
     let actor = super::actor(args.actor);
     // An id of the CLI's own when none is given: the server goes on with a resend whose

@@ -143,6 +143,9 @@ pub(super) fn delivery(delivery: &Delivery) -> pb::Delivery {
         batch_id: delivery.batch_id.clone().unwrap_or_default(),
         recipients: delivery.recipients.iter().map(recipient_to_proto).collect(),
         server_reply: delivery.server_reply.clone(),
+        request_id: delivery.request_id.clone().unwrap_or_default(),
+        actor: delivery.actor.clone(),
+        resend_reason: delivery.resend_reason.clone(),
     }
 }
 

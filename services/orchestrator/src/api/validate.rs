@@ -59,6 +59,16 @@ pub(super) fn resend_invoice(request: &pb::ResendInvoiceRequest) -> Result<(), S
     );
     violations.single_line("reason", &request.reason, MAX_REASON_BYTES);
     violations.single_line("request_id", &request.request_id, MAX_ID_BYTES);
+    // A client that pads its id with spaces in one call and not in the next would send twice.
+    if request.request_id.trim() != request.request_id {
+        violations.add(
+            "request_id",
+            format!(
+                "{:?} starts or ends with white space; send the id without it",
+                request.request_id
+            ),
+        );
+    }
     violations.single_line("actor", &request.actor, MAX_ACTOR_BYTES);
     violations.into_result()
 }
@@ -194,6 +204,19 @@ mod tests {
             bad_fields(resend_invoice(&request)),
             ["invoice_number", "cc[0]", "request_id", "actor"]
         );
+    }
+
+    #[test]
+    fn padded_request_id_rejected() {
+        for padded in [" t-3", "t-3 ", "   "] {
+            let mut request = resend();
+            request.request_id = padded.to_owned();
+            assert_eq!(
+                bad_fields(resend_invoice(&request)),
+                ["request_id"],
+                "{padded:?}"
+            );
+        }
     }
 
     #[test]
