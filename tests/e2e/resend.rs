@@ -351,9 +351,9 @@ async fn resend_cli_timeout_names_request_id(database: TestDatabase) -> Result<(
     system.stop().await
 }
 
-/// An empty `--request-id` would let the server make a new id on every run, so a script whose
-/// id variable is unset would send each time; the CLI rejects it. The server rejects an id
-/// padded with spaces, which a later call might send without them.
+/// Checks that the CLI rejects an empty `--request-id`, because the server would make a new id
+/// on every run. The server rejects an id padded with spaces, which a later call might send
+/// without them.
 async fn resend_blank_request_id_rejected(database: TestDatabase) -> Result<()> {
     let system = system_with_invoice(database).await?;
     for blank in ["", "  "] {
@@ -386,8 +386,8 @@ async fn resend_blank_request_id_rejected(database: TestDatabase) -> Result<()> 
     system.stop().await
 }
 
-/// A resend the mail server defers ends with exit 1, and its output says when the
-/// orchestrator tries again and names the request id that shows the result later.
+/// Checks that a resend the mail server defers ends with exit 1, and that its output names
+/// when the orchestrator tries again and the request id that shows the result later.
 async fn resend_deferred_output_names_retry(database: TestDatabase) -> Result<()> {
     let smtp = TestSmtpServer::builder()
         .on_rcpt(

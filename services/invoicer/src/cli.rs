@@ -172,10 +172,9 @@ pub struct ResendArgs {
     /// Reason for sending the invoice again, kept in the email log.
     #[arg(long)]
     pub reason: String,
-    /// Your id for this request; repeating it with the same options returns the first result
-    /// and sends nothing [default: a new id, printed with the result].
-    /// A resend that ends deferred is tried again by the orchestrator; repeat the command with
-    /// the printed id to see how it ended.
+    /// Your id for this request. Repeating it with the same options returns the first result
+    /// and sends nothing [default: a new id, printed with the result]. The orchestrator tries
+    /// a deferred resend again, and a repeat with the printed id shows how it ended.
     #[arg(long)]
     pub request_id: Option<String>,
     /// Revision whose frozen PDF to send; 0 means the latest.
