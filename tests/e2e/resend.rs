@@ -209,7 +209,9 @@ async fn resend_repeat_with_other_parameters_rejected(database: TestDatabase) ->
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::InvalidArgument);
     assert!(
-        error.message().contains("with a different revision;"),
+        error.message().contains(
+            "with a different revision; revision 0 (or none) means the latest, which differs from naming its number;"
+        ),
         "{}",
         error.message()
     );

@@ -396,15 +396,21 @@ impl Engine {
         if !differences.is_empty() {
             let no_addresses =
                 request.to.is_empty() && request.cc.is_empty() && request.bcc.is_empty();
-            let hint = if no_addresses
+            let mut hint = String::new();
+            if differences.contains(&"revision") {
+                hint.push_str(
+                    "revision 0 (or none) means the latest, which differs from naming its number; ",
+                );
+            }
+            if no_addresses
                 && differences
                     .iter()
                     .any(|field| ["to", "cc", "bcc"].contains(field))
             {
-                "this request names no addresses, so it would go to the customer's contacts; "
-            } else {
-                ""
-            };
+                hint.push_str(
+                    "this request names no addresses, so it would go to the customer's contacts; ",
+                );
+            }
             return Err(OrchestratorError::invalid(
                 "request_id",
                 format!(

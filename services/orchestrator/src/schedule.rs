@@ -8,9 +8,7 @@ use croner::parser::{CronParser, Seconds, Year};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
-    #[error(
-        "invalid cron expression {expression:?}: {message} Use five fields (minute hour day-of-month month day-of-week), such as `0 2 * * *`"
-    )]
+    #[error("invalid cron expression {expression:?}: {message}")]
     Cron { expression: String, message: String },
     #[error("unknown timezone {0:?}: expected an IANA name such as `Europe/Berlin`")]
     Timezone(String),
@@ -60,7 +58,7 @@ impl Schedule {
             .build();
         let cron = parser.parse(expression).map_err(|e| ScheduleError::Cron {
             expression: expression.to_owned(),
-            message: e.to_string(),
+            message: cron_problem(expression, &e.to_string()),
         })?;
         let schedule = Schedule {
             cron,
@@ -183,6 +181,21 @@ impl Schedule {
     }
 }
 
+/// Describes why croner rejected `expression`: the number of fields when it is not five, or
+/// else croner's `message` with the range of each field.
+fn cron_problem(expression: &str, message: &str) -> String {
+    let fields = expression.split_whitespace().count();
+    if fields != 5 && !expression.trim_start().starts_with('@') {
+        return format!(
+            "it has {fields} fields. Use five fields (minute hour day-of-month month day-of-week), such as `0 2 * * *`"
+        );
+    }
+    format!(
+        "{}. The fields are minute (0-59), hour (0-23), day of month (1-31), month (1-12 or JAN-DEC) and day of week (0-7 or SUN-SAT), such as `0 2 * * *`",
+        message.trim_end_matches('.')
+    )
+}
+
 pub(crate) fn parse_timezone(name: &str) -> Result<Tz, ScheduleError> {
     name.parse::<Tz>()
         .map_err(|_| ScheduleError::Timezone(name.to_owned()))
@@ -293,6 +306,21 @@ mod tests {
     fn invalid_expression_names_it() {
         let error = Schedule::new("61 2 * * *", "UTC").unwrap_err();
         assert!(error.to_string().contains("\"61 2 * * *\""), "{error}");
+    }
+
+    /// An expression with five fields and a value out of range gets the range of each field,
+    /// not the advice to use five fields.
+    #[test]
+    fn out_of_range_value_names_ranges() {
+        let message = Schedule::new("0 25 * * *", "UTC").unwrap_err().to_string();
+        assert!(message.contains("hour (0-23)"), "{message}");
+        assert!(!message.contains(".."), "{message}");
+        assert!(!message.contains("Use five fields"), "{message}");
+        let message = Schedule::new("0 2 * *", "UTC").unwrap_err().to_string();
+        assert!(
+            message.contains("it has 4 fields. Use five fields"),
+            "{message}"
+        );
     }
 
     /// A sixth field would be read as seconds first or a year last, which moves the batch to
