@@ -288,6 +288,19 @@ async fn resend_and_preview(system: &System, entries: &[audit::Entry]) -> Result
         assert!(lines[0].get(key).is_some(), "log JSON lacks {key}");
     }
 
+    // The recipient filter takes an address with a display name, as the log prints it.
+    let by_recipient = system
+        .cli(&[
+            "log",
+            "--recipient",
+            "Override Desk <Override@elsewhere.example>",
+            "--json",
+        ])
+        .await?;
+    let lines = by_recipient.json_lines()?;
+    assert_eq!(lines.len(), 1, "{}", by_recipient.stdout);
+    assert_eq!(lines[0]["invoice"], "CH-2021-0001");
+
     let output = system.file("preview.pdf");
     let preview = system
         .cli(&[

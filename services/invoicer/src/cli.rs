@@ -209,7 +209,7 @@ pub struct LogArgs {
     /// Customer code.
     #[arg(long)]
     pub customer: Option<String>,
-    /// An address in To, Cc or Bcc.
+    /// An address in To, Cc or Bcc, with or without a display name.
     #[arg(long)]
     pub recipient: Option<String>,
     /// Entries at or after this RFC 3339 instant.
@@ -222,11 +222,20 @@ pub struct LogArgs {
     #[arg(long)]
     pub batch: Option<String>,
     /// Maximum number of entries [default: all].
-    #[arg(long)]
+    #[arg(long, value_parser = positive_limit)]
     pub limit: Option<usize>,
     /// Prints one JSON object per entry.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Rejects `--limit 0`, which would print nothing and read as "no entries match".
+fn positive_limit(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err("is 0; give at least 1, or leave out --limit for all entries".to_owned()),
+        Ok(limit) => Ok(limit),
+        Err(error) => Err(format!("{error}; give a whole number such as 50")),
+    }
 }
 
 /// Refuses an empty `--lookback`, which the server would read as "not given" and replace by
@@ -534,6 +543,16 @@ mod tests {
             "{error}"
         );
         assert!(Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", "7d"]).is_ok());
+    }
+
+    /// `--limit 0` would print nothing, which reads as "no entries match".
+    #[test]
+    fn zero_limit_is_refused() {
+        let error = Cli::try_parse_from(["invoicer", "log", "--limit", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is 0; give at least 1"), "{error}");
+        assert!(Cli::try_parse_from(["invoicer", "log", "--limit", "5"]).is_ok());
     }
 
     #[test]

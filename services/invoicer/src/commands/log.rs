@@ -22,7 +22,15 @@ pub(crate) async fn run(
     let filter = audit::ListEntriesRequest {
         invoice_number: args.invoice.unwrap_or_default(),
         customer_code: args.customer.unwrap_or_default(),
-        recipient: args.recipient.unwrap_or_default(),
+        // The address of `Jane <jane@x.example>`, the form resend and the log's output use.
+        recipient: args
+            .recipient
+            .map(|value| {
+                invoicer_domain::email::Mailbox::parse(&value)
+                    .map(|mailbox| mailbox.address)
+                    .unwrap_or(value)
+            })
+            .unwrap_or_default(),
         since: args.since.unwrap_or_default(),
         until: args.until.unwrap_or_default(),
         batch_id: args.batch.unwrap_or_default(),
