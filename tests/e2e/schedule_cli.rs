@@ -63,6 +63,20 @@ async fn schedule_next_rejects_unknown_timezone() -> Result<()> {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("Mars/Olympus"), "{error}");
+
+    // A bad expression beside it is named too, not only after the timezone is fixed.
+    let error = schedule_next(&["--timezone", "Mars/Olympus", "--cron", "0 25 * * *"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("unknown timezone \"Mars/Olympus\""),
+        "{error}"
+    );
+    assert!(
+        error.contains("invalid cron expression \"0 25 * * *\""),
+        "{error}"
+    );
     Ok(())
 }
 

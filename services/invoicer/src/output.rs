@@ -396,6 +396,9 @@ pub(crate) fn resend(
     if !delivery.cc.is_empty() {
         writeln!(out, "    cc  {}", joined(&delivery.cc))?;
     }
+    if !delivery.bcc.is_empty() {
+        writeln!(out, "    bcc {}", joined(&delivery.bcc))?;
+    }
     writeln!(
         out,
         "    message-id {}  pdf sha256 {}",
@@ -1061,6 +1064,35 @@ mod tests {
         assert_eq!(row[..3], ["INV-2", "2", "sent"], "{text}");
         assert!(
             text.ends_with("    server reply: 250 2.0.0 queued as Q2\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn resend_lists_every_recipient_role() {
+        let delivery = pb::Delivery {
+            invoice_number: "INV-1".to_owned(),
+            invoice_revision: 1,
+            state: pb::DeliveryState::Sent.into(),
+            to: vec![mailbox("ap@customer.example")],
+            cc: vec![mailbox("boss@customer.example")],
+            bcc: vec![mailbox("audit@seller.example")],
+            request_id: "ticket-1".to_owned(),
+            actor: "jane".to_owned(),
+            resend_reason: "copy".to_owned(),
+            ..pb::Delivery::default()
+        };
+        let mut out = Vec::new();
+        resend(&mut out, &delivery, false, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("INV-1 revision 1 sent to ap@customer.example\n"),
+            "{text}"
+        );
+        assert!(text.contains("    cc  boss@customer.example\n"), "{text}");
+        assert!(text.contains("    bcc audit@seller.example\n"), "{text}");
+        assert!(
+            text.contains("    requested by jane with request id ticket-1: copy\n"),
             "{text}"
         );
     }
