@@ -397,7 +397,11 @@ impl Engine {
             let no_addresses =
                 request.to.is_empty() && request.cc.is_empty() && request.bcc.is_empty();
             let mut hint = String::new();
-            if differences.contains(&"revision") {
+            // Only where one of the two named no revision: two numbers differ plainly.
+            let first_revision = previous.requested.as_ref().map(|first| first.revision);
+            if differences.contains(&"revision")
+                && (request.revision == 0 || first_revision == Some(0))
+            {
                 hint.push_str(
                     "revision 0 (or none) means the latest, which differs from naming its number; ",
                 );
