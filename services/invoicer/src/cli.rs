@@ -545,9 +545,9 @@ mod tests {
         assert!(Cli::try_parse_from(["invoicer", "batch", "run", "--lookback", "7d"]).is_ok());
     }
 
-    /// `--limit 0` would print nothing, which reads as "no entries match".
+    /// `--limit 0` would print nothing, which reads as "no entries match", so it is rejected.
     #[test]
-    fn zero_limit_is_refused() {
+    fn zero_limit_rejected() {
         let error = Cli::try_parse_from(["invoicer", "log", "--limit", "0"])
             .unwrap_err()
             .to_string();

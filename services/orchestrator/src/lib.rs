@@ -102,27 +102,15 @@ impl ServicePlugin for OrchestratorPlugin {
 
     /// Checks what `Engine::new` and `start` parse: the lease, the schedule (its expression in
     /// UTC too when the timezone is unknown), the batch and mail settings, and the default
-    /// notifier with its templates.
-    /// Each check runs even after another fails, and the error has one line per problem. The
-    /// settings check stops at its own first problem.
+    /// notifier with its templates. Each check runs even after another fails, and the error has
+    /// one line per problem. The settings check stops at its own first problem.
     fn check_config(&self, config: &Config) -> Result<(), BoxError> {
-        let cron = &config.batch.schedule.cron;
-        let mut results: Vec<Result<(), OrchestratorError>> = vec![
-            engine::lease_duration(&config.batch.lease_duration).map(drop),
-            Schedule::new(cron, config.schedule_timezone())
-                .map(drop)
-                .map_err(OrchestratorError::from),
-        ];
-        // An unknown timezone stops the schedule's check before the expression is read, so
-        // the expression is also checked in UTC for problems of its own.
-        if let Err(ScheduleError::Timezone(_)) =
-            schedule::parse_timezone(config.schedule_timezone())
+        let mut results: Vec<Result<(), OrchestratorError>> =
+            vec![engine::lease_duration(&config.batch.lease_duration).map(drop)];
+        if let Err(errors) =
+            Schedule::parse_reporting_all(&config.batch.schedule.cron, config.schedule_timezone())
         {
-            results.push(
-                Schedule::new(cron, "UTC")
-                    .map(drop)
-                    .map_err(OrchestratorError::from),
-            );
+            results.extend(errors.into_iter().map(|error| Err(error.into())));
         }
         results.push(engine::Settings::from_config(config).map(drop));
         results.push(notifier::EffectiveNotifier::from_config(&config.notifier).map(drop));

@@ -397,7 +397,8 @@ impl Engine {
             let no_addresses =
                 request.to.is_empty() && request.cc.is_empty() && request.bcc.is_empty();
             let mut hint = String::new();
-            // Only where one of the two named no revision: two numbers differ plainly.
+            // Two revision numbers differ plainly, so the hint is only for a request that named
+            // none.
             let first_revision = previous.requested.as_ref().map(|first| first.revision);
             if differences.contains(&"revision")
                 && (request.revision == 0 || first_revision == Some(0))

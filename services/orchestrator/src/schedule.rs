@@ -69,6 +69,25 @@ impl Schedule {
         Ok(schedule)
     }
 
+    /// Parses the schedule as [`Schedule::new`] does, but with an unknown timezone also checks
+    /// the expression, in UTC, so that one run names the problems of both.
+    pub fn parse_reporting_all(
+        expression: &str,
+        timezone: &str,
+    ) -> Result<Schedule, Vec<ScheduleError>> {
+        match Schedule::new(expression, timezone) {
+            Ok(schedule) => Ok(schedule),
+            Err(error @ ScheduleError::Timezone(_)) => {
+                let mut errors = vec![error];
+                if let Err(expression_error) = Schedule::new(expression, "UTC") {
+                    errors.push(expression_error);
+                }
+                Err(errors)
+            }
+            Err(error) => Err(vec![error]),
+        }
+    }
+
     /// Rejects an expression that fires twice on one local date within `FIRES_CHECKED` fires
     /// from the local start of 2026, because only the first fire of a date opens its batch.
     fn check_once_a_day(&self) -> Result<(), ScheduleError> {
@@ -306,6 +325,22 @@ mod tests {
     fn invalid_expression_names_it() {
         let error = Schedule::new("61 2 * * *", "UTC").unwrap_err();
         assert!(error.to_string().contains("\"61 2 * * *\""), "{error}");
+    }
+
+    #[test]
+    fn unknown_timezone_does_not_hide_expression() {
+        let errors = Schedule::parse_reporting_all("0 25 * * *", "Europe/Berlln").unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            matches!(errors[0], ScheduleError::Timezone(_)),
+            "{errors:?}"
+        );
+        assert!(
+            matches!(errors[1], ScheduleError::Cron { .. }),
+            "{errors:?}"
+        );
+        let errors = Schedule::parse_reporting_all("0 2 * * *", "Europe/Berlln").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     /// An expression with five fields and a value out of range gets the range of each field,

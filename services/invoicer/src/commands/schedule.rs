@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use invoicer_kit::Config;
-use invoicer_orchestrator::{Schedule, ScheduleError};
+use invoicer_orchestrator::Schedule;
 
 use crate::cli::ScheduleNextArgs;
 use crate::output;
@@ -21,16 +21,10 @@ pub(crate) fn next(
         .timezone
         .as_deref()
         .unwrap_or(config.schedule_timezone());
-    let schedule = match Schedule::new(cron, timezone) {
-        Ok(schedule) => schedule,
-        // The timezone is read first, so a problem of the expression would come only after
-        // the timezone is fixed; it is named with it.
-        Err(error @ ScheduleError::Timezone(_)) => match Schedule::new(cron, "UTC") {
-            Err(cron_error) => anyhow::bail!("{error}\n{cron_error}"),
-            Ok(_) => return Err(error.into()),
-        },
-        Err(error) => return Err(error.into()),
-    };
+    let schedule = Schedule::parse_reporting_all(cron, timezone).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(lines.join("\n"))
+    })?;
     let after = match &args.after {
         Some(text) => DateTime::parse_from_rfc3339(text)
             .with_context(|| {

@@ -607,7 +607,7 @@ impl MigrationTrait for AddDocumentFacts {
 
 /// Adds `or_deliveries.requested_json`: the revision and override addresses a resend request
 /// named. A repeat of its request id that names another revision or other addresses, or none
-/// where the first named some, is then told apart from an exact repeat. Resends stored before
+/// where the first named some, is then distinguished from an exact repeat. Resends stored before
 /// this migration have none.
 struct AddRequestedResend;
 

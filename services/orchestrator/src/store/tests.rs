@@ -781,8 +781,9 @@ async fn logged_mark_names_attempt_on_postgres() {
     }
 }
 
-/// A resend's requested revision and addresses come back as stored and a batch delivery has
-/// none. A second delivery with the same request id is rejected even under another key.
+/// Checks that a resend's requested revision and addresses come back as stored and that a
+/// batch delivery has none. A second delivery with the same request id is rejected even under
+/// another key.
 async fn resend_request_round_trip(database: TestDatabase) {
     let (store, _other) = two_replicas(&database, Duration::from_secs(60)).await;
     let resend = |revision: u32| {
